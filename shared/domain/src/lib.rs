@@ -1,0 +1,20 @@
+//! Clan wars domain: every rule of the product spec as plain Rust over small port traits.
+//! No AWS or Lambda dependency lives here (see `cargo tree -p clanwar-domain`).
+
+pub mod alliance;
+pub mod battle;
+pub mod clan;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod memory;
+pub mod ports;
+pub mod rewards;
+pub mod scoring;
+pub mod services;
+pub mod spatial;
+pub mod territory;
+pub mod war;
+
+pub use error::{DomainError, DomainResult};

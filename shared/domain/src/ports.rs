@@ -1,0 +1,478 @@
+//! Port traits: everything the domain needs from the outside world. Adapters live in
+//! `crate::memory` (in-process fakes) and in the AWS adapter crate (DynamoDB, EventBridge, SFN).
+
+use crate::alliance::{Alliance, Invitation};
+use crate::battle::Battle;
+use crate::clan::Clan;
+use crate::events::EventEnvelope;
+use crate::ids::{AllianceId, BattleId, ClanId, EventId, PlayerId, TerritoryId, WarId};
+use crate::rewards::RewardPlan;
+use crate::spatial::CellId;
+use crate::territory::Territory;
+use crate::war::{Side, War, WarStatus};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write's condition failed (stale version, record already exists, duplicate event).
+    /// `index` is the position of the failing write in the transaction, when known.
+    #[error("conditional write failed at write #{index:?}")]
+    Conflict { index: Option<usize> },
+    /// The backend could not be reached or refused the call; the operation may be retried.
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The request itself is invalid for the backend (e.g. two writes to one key).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    /// A stored item could not be decoded.
+    #[error("corrupt record {key}: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+impl StoreError {
+    pub fn unavailable(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Unavailable {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Identifies one stored record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RecordKey {
+    Clan(ClanId),
+    War(WarId),
+    Territory(TerritoryId),
+    Battle(WarId, BattleId),
+    Alliance(AllianceId),
+    Invitation(AllianceId, ClanId),
+    /// The unordered pair of clans (stored sorted) — guards rules 4 and 6.
+    Pair(ClanId, ClanId),
+    /// A declaration's `Idempotency-Key`, scoped to the attacker clan.
+    Idempotency(ClanId, String),
+    RewardPlan(WarId),
+}
+
+impl RecordKey {
+    /// The pair key with the clans in canonical order, so either direction finds it.
+    pub fn pair(a: &ClanId, b: &ClanId) -> Self {
+        if a <= b {
+            RecordKey::Pair(a.clone(), b.clone())
+        } else {
+            RecordKey::Pair(b.clone(), a.clone())
+        }
+    }
+}
+
+/// The war history of one pair of clans (rules 4 and 6 of SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLock {
+    pub first: ClanId,
+    pub second: ClanId,
+    /// The pair's war that is not yet ENDED/CANCELLED, if any.
+    pub active_war_id: Option<WarId>,
+    pub last_ended_at: Option<DateTime<Utc>>,
+    pub version: u64,
+}
+
+impl PairLock {
+    pub fn new(a: &ClanId, b: &ClanId) -> Self {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        Self {
+            first: first.clone(),
+            second: second.clone(),
+            active_war_id: None,
+            last_ended_at: None,
+            version: 0,
+        }
+    }
+}
+
+/// A remembered declaration for rule 12.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub clan_id: ClanId,
+    pub key: String,
+    /// Fingerprint of the request body: the same key with another body is refused.
+    pub request_hash: String,
+    pub war_id: WarId,
+    pub expires_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+/// Anything the store keeps under a [`RecordKey`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data")]
+pub enum Record {
+    Clan(Clan),
+    War(War),
+    Territory(Territory),
+    Battle(Battle),
+    Alliance(Alliance),
+    Invitation(Invitation),
+    Pair(PairLock),
+    Idempotency(IdempotencyRecord),
+    RewardPlan(RewardPlan),
+}
+
+/// Records carry a version that every write bumps (optimistic locking).
+pub trait Versioned: Clone + Into<Record> {
+    fn version(&self) -> u64;
+    fn set_version(&mut self, version: u64);
+}
+
+macro_rules! record_kind {
+    ($ty:ty, $variant:ident) => {
+        impl From<$ty> for Record {
+            fn from(r: $ty) -> Record {
+                Record::$variant(r)
+            }
+        }
+        impl Versioned for $ty {
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn set_version(&mut self, version: u64) {
+                self.version = version;
+            }
+        }
+        impl TryFrom<Record> for $ty {
+            type Error = StoreError;
+            fn try_from(r: Record) -> Result<Self, StoreError> {
+                match r {
+                    Record::$variant(inner) => Ok(inner),
+                    other => Err(StoreError::Corrupt {
+                        key: format!("{:?}", other.key()),
+                        message: concat!("expected ", stringify!($variant)).to_owned(),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+record_kind!(Clan, Clan);
+record_kind!(War, War);
+record_kind!(Territory, Territory);
+record_kind!(Battle, Battle);
+record_kind!(Alliance, Alliance);
+record_kind!(Invitation, Invitation);
+record_kind!(PairLock, Pair);
+record_kind!(IdempotencyRecord, Idempotency);
+record_kind!(RewardPlan, RewardPlan);
+
+impl Record {
+    pub fn key(&self) -> RecordKey {
+        match self {
+            Record::Clan(c) => RecordKey::Clan(c.clan_id.clone()),
+            Record::War(w) => RecordKey::War(w.war_id.clone()),
+            Record::Territory(t) => RecordKey::Territory(t.territory_id.clone()),
+            Record::Battle(b) => RecordKey::Battle(b.war_id.clone(), b.battle_id.clone()),
+            Record::Alliance(a) => RecordKey::Alliance(a.alliance_id.clone()),
+            Record::Invitation(i) => {
+                RecordKey::Invitation(i.alliance_id.clone(), i.clan_id.clone())
+            }
+            Record::Pair(p) => RecordKey::Pair(p.first.clone(), p.second.clone()),
+            Record::Idempotency(i) => RecordKey::Idempotency(i.clan_id.clone(), i.key.clone()),
+            Record::RewardPlan(p) => RecordKey::RewardPlan(p.war_id.clone()),
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        match self {
+            Record::Clan(r) => r.version,
+            Record::War(r) => r.version,
+            Record::Territory(r) => r.version,
+            Record::Battle(r) => r.version,
+            Record::Alliance(r) => r.version,
+            Record::Invitation(r) => r.version,
+            Record::Pair(r) => r.version,
+            Record::Idempotency(r) => r.version,
+            Record::RewardPlan(r) => r.version,
+        }
+    }
+}
+
+/// The condition a write needs to hold at commit time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No record under the key.
+    Absent,
+    /// The stored record has exactly this version.
+    Version(u64),
+}
+
+/// Points to add for one player.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerPoints {
+    pub player_id: PlayerId,
+    pub clan_id: ClanId,
+    pub points: i64,
+}
+
+/// "This killer may score on this victim only if they have not within the window."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FarmGuard {
+    pub killer_id: PlayerId,
+    pub victim_id: PlayerId,
+    pub occurred_at: DateTime<Utc>,
+    pub window_s: i64,
+}
+
+/// An exactly-once increment of a war's score counters, keyed by `dedupe_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreDelta {
+    pub war_id: WarId,
+    /// Applying the same id twice is a no-op (the event id, or an id derived from the action).
+    pub dedupe_id: String,
+    pub players: Vec<PlayerPoints>,
+    /// Clan totals to add (players' points are not added to clans implicitly).
+    pub clans: Vec<(ClanId, i64)>,
+    /// A kill recorded against a battle's per-side tally.
+    pub battle_kill: Option<(BattleId, Side)>,
+    pub farm_guard: Option<FarmGuard>,
+}
+
+/// What applying a [`ScoreDelta`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied,
+    /// The dedupe id was applied before: nothing changed.
+    Duplicate,
+    /// The farm guard refused it: nothing changed but the dedupe id is remembered.
+    Farmed,
+}
+
+/// One write of a [`Transaction`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Put {
+        record: Record,
+        expect: Expect,
+    },
+    Delete {
+        key: RecordKey,
+        expect: Expect,
+    },
+    /// An outbox entry: published after commit, never lost if publishing fails.
+    Emit(EventEnvelope),
+    /// Score counters (exactly once per dedupe id; the whole transaction fails on a duplicate).
+    Score(ScoreDelta),
+}
+
+/// All-or-nothing set of writes: the unit every state change is committed in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transaction {
+    pub writes: Vec<Write>,
+}
+
+impl Transaction {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts a new record (it must not exist); sets its version to 1. Returns the write index.
+    pub fn insert<R: Versioned>(&mut self, record: &mut R) -> usize {
+        record.set_version(1);
+        self.push(Write::Put {
+            record: record.clone().into(),
+            expect: Expect::Absent,
+        })
+    }
+
+    /// Replaces a record read at its current version, bumping the version in place.
+    pub fn update<R: Versioned>(&mut self, record: &mut R) -> usize {
+        let expected = record.version();
+        record.set_version(expected + 1);
+        self.push(Write::Put {
+            record: record.clone().into(),
+            expect: Expect::Version(expected),
+        })
+    }
+
+    /// Inserts when `record.version() == 0` (never stored), updates otherwise.
+    pub fn upsert<R: Versioned>(&mut self, record: &mut R) -> usize {
+        if record.version() == 0 {
+            self.insert(record)
+        } else {
+            self.update(record)
+        }
+    }
+
+    pub fn delete(&mut self, key: RecordKey, expected_version: u64) -> usize {
+        self.push(Write::Delete {
+            key,
+            expect: Expect::Version(expected_version),
+        })
+    }
+
+    pub fn emit(&mut self, event: EventEnvelope) -> usize {
+        self.push(Write::Emit(event))
+    }
+
+    pub fn score(&mut self, delta: ScoreDelta) -> usize {
+        self.push(Write::Score(delta))
+    }
+
+    /// The events this transaction writes to the outbox.
+    pub fn events(&self) -> Vec<EventEnvelope> {
+        self.writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Emit(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn push(&mut self, write: Write) -> usize {
+        self.writes.push(write);
+        self.writes.len() - 1
+    }
+}
+
+/// A page request: `cursor` is opaque, produced by the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Records, transactions and the queries the rules need.
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError>;
+    /// Applies every write or none; a failed condition is `StoreError::Conflict`.
+    async fn commit(&self, tx: Transaction) -> Result<(), StoreError>;
+    /// A clan's wars, newest declaration first, optionally only those in `status`.
+    async fn wars_of_clan(
+        &self,
+        clan: &ClanId,
+        status: Option<WarStatus>,
+        page: PageRequest,
+    ) -> Result<Page<War>, StoreError>;
+    /// Territories whose spatial cell is one of `cells`.
+    async fn territories_in_cells(&self, cells: &[CellId]) -> Result<Vec<Territory>, StoreError>;
+    async fn battles_of_war(&self, war: &WarId) -> Result<Vec<Battle>, StoreError>;
+    async fn invitations_of_alliance(
+        &self,
+        alliance: &AllianceId,
+    ) -> Result<Vec<Invitation>, StoreError>;
+}
+
+/// Typed reads on top of [`Store::get`].
+#[async_trait]
+pub trait StoreExt: Store {
+    async fn load<R>(&self, key: RecordKey) -> Result<Option<R>, StoreError>
+    where
+        R: TryFrom<Record, Error = StoreError> + Send,
+    {
+        match self.get(&key).await? {
+            Some(record) => Ok(Some(R::try_from(record)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+/// The outbox: events committed but not yet confirmed as published.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Oldest first.
+    async fn pending(&self, limit: usize) -> Result<Vec<EventEnvelope>, StoreError>;
+    async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError>;
+}
+
+/// A player's points in a war.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerScore {
+    pub player_id: PlayerId,
+    pub clan_id: ClanId,
+    pub points: i64,
+}
+
+/// Kills per side in a battle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideKills {
+    pub attacker: i64,
+    pub defender: i64,
+}
+
+/// Score counters (sharded on DynamoDB) and their reads.
+#[async_trait]
+pub trait ScoreBoard: Send + Sync {
+    async fn apply(&self, delta: ScoreDelta) -> Result<ApplyOutcome, StoreError>;
+    /// Points per clan in the war (shards summed).
+    async fn clan_totals(&self, war: &WarId) -> Result<BTreeMap<ClanId, i64>, StoreError>;
+    /// Highest first; ties by player id.
+    async fn top_players(&self, war: &WarId, limit: usize) -> Result<Vec<PlayerScore>, StoreError>;
+    async fn player_score(
+        &self,
+        war: &WarId,
+        player: &PlayerId,
+    ) -> Result<Option<PlayerScore>, StoreError>;
+    /// Every player with points in the war, by player id.
+    async fn all_players(&self, war: &WarId) -> Result<Vec<PlayerScore>, StoreError>;
+    async fn battle_kills(&self, war: &WarId, battle: &BattleId) -> Result<SideKills, StoreError>;
+}
+
+/// Publishing failed for these events (they stay in the outbox).
+#[derive(Debug, thiserror::Error)]
+#[error("{} event(s) not published: {message}", failed.len())]
+pub struct PublishError {
+    pub failed: Vec<EventId>,
+    pub message: String,
+}
+
+/// Publishes committed events (EventBridge in AWS).
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PublishError>;
+}
+
+/// A workflow could not be started or stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("workflow call failed: {message}")]
+pub struct WorkflowError {
+    pub message: String,
+}
+
+/// Starts and stops the Step Functions workflows.
+#[async_trait]
+pub trait WorkflowStarter: Send + Sync {
+    /// Starts the phase timers of a newly declared war. Starting twice is a no-op.
+    async fn start_lifecycle(&self, war: &War) -> Result<(), WorkflowError>;
+    /// Stops the timers of a war that ended early (surrender, cancellation).
+    async fn stop_lifecycle(&self, war: &WarId) -> Result<(), WorkflowError>;
+    /// Starts the reward saga of an ended war. Starting twice is a no-op.
+    async fn start_rewards(&self, war: &WarId) -> Result<(), WorkflowError>;
+}
+
+/// The time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// New unique ids.
+pub trait IdGenerator: Send + Sync {
+    fn new_id(&self) -> String;
+}

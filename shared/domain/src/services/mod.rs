@@ -1,0 +1,122 @@
+//! Domain services: each public operation reads aggregates through the ports, applies the pure
+//! rules, and commits one [`Transaction`] (state + outbox events) — then publishes best effort.
+
+use crate::clan::{Clan, Role};
+use crate::config::Rules;
+use crate::error::{DomainError, DomainResult};
+use crate::events::{DomainEvent, EventEnvelope};
+use crate::ids::{ClanId, EventId, PlayerId, WarId};
+use crate::memory::{FakeClock, MemoryPublisher, MemoryStore, MemoryWorkflows, SequentialIds};
+use crate::ports::{
+    Clock, EventPublisher, IdGenerator, Outbox, RecordKey, ScoreBoard, Store, StoreExt,
+    Transaction, WorkflowStarter,
+};
+use std::sync::Arc;
+
+pub mod outbox;
+
+/// Everything a service needs from outside, built once per cold start.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub outbox: Arc<dyn Outbox>,
+    pub scores: Arc<dyn ScoreBoard>,
+    pub events: Arc<dyn EventPublisher>,
+    pub workflows: Arc<dyn WorkflowStarter>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub rules: Arc<Rules>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The in-memory fakes behind a [`Deps`], kept by tests to steer and inspect them.
+#[derive(Debug, Clone)]
+pub struct MemoryHandles {
+    pub store: MemoryStore,
+    pub events: MemoryPublisher,
+    pub workflows: MemoryWorkflows,
+    pub clock: FakeClock,
+}
+
+impl Deps {
+    /// Services wired to in-memory fakes, at the fake clock's time.
+    pub fn in_memory(rules: Rules, clock: FakeClock) -> (Self, MemoryHandles) {
+        let store = MemoryStore::new();
+        let events = MemoryPublisher::default();
+        let workflows = MemoryWorkflows::default();
+        let deps = Self {
+            store: Arc::new(store.clone()),
+            outbox: Arc::new(store.clone()),
+            scores: Arc::new(store.clone()),
+            events: Arc::new(events.clone()),
+            workflows: Arc::new(workflows.clone()),
+            clock: Arc::new(clock.clone()),
+            ids: Arc::new(SequentialIds::default()),
+            rules: Arc::new(rules),
+        };
+        let handles = MemoryHandles {
+            store,
+            events,
+            workflows,
+            clock,
+        };
+        (deps, handles)
+    }
+
+    /// A new envelope stamped now.
+    pub fn event(
+        &self,
+        war_id: Option<&WarId>,
+        clan_ids: Vec<ClanId>,
+        event: DomainEvent,
+    ) -> EventEnvelope {
+        let id = EventId::new(self.ids.new_id()).expect("generated ids are valid");
+        EventEnvelope::new(id, self.clock.now(), war_id.cloned(), clan_ids, event)
+    }
+
+    /// Commits the transaction, then publishes its events. A publish failure is not an error:
+    /// the events stay in the outbox and the relay delivers them later.
+    pub async fn commit(&self, tx: Transaction) -> DomainResult<()> {
+        let events = tx.events();
+        self.store.commit(tx).await?;
+        outbox::publish_committed(self, &events).await;
+        Ok(())
+    }
+
+    pub async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {
+        self.store
+            .load(RecordKey::Clan(id.clone()))
+            .await?
+            .ok_or_else(|| DomainError::ClanNotFound(id.clone()))
+    }
+
+    pub async fn war(&self, id: &WarId) -> DomainResult<crate::war::War> {
+        self.store
+            .load(RecordKey::War(id.clone()))
+            .await?
+            .ok_or_else(|| DomainError::WarNotFound(id.clone()))
+    }
+}
+
+/// The actor must hold at least `min` in the clan (leader > officer > member).
+pub fn require_role(clan: &Clan, actor: &PlayerId, min: Role) -> DomainResult<()> {
+    match clan.role_of(actor) {
+        Some(role) if role >= min => Ok(()),
+        _ => Err(DomainError::Forbidden {
+            actor: actor.clone(),
+            clan_id: clan.clan_id.clone(),
+            required: match min {
+                Role::Leader => "leader",
+                Role::Officer => "leader or officer",
+                Role::Member => "a member",
+            },
+        }),
+    }
+}

@@ -1,0 +1,805 @@
+//! The war aggregate and its lifecycle state machine (SPEC §2): absolute phase deadlines,
+//! forward-only versioned transitions, surrender and mutual cancel.
+
+use crate::config::Rules;
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{BattleId, ClanId, TerritoryId, WarId};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle states. The declaration order is the only allowed direction of travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WarStatus {
+    Declared,
+    Preparation,
+    Active,
+    Ending,
+    Ended,
+    Cancelled,
+}
+
+impl WarStatus {
+    /// ENDED and CANCELLED never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, WarStatus::Ended | WarStatus::Cancelled)
+    }
+
+    /// The phase a timer moves this one to, if any.
+    pub fn next_timed(self) -> Option<WarStatus> {
+        match self {
+            WarStatus::Declared => Some(WarStatus::Preparation),
+            WarStatus::Preparation => Some(WarStatus::Active),
+            WarStatus::Active => Some(WarStatus::Ending),
+            WarStatus::Ending => Some(WarStatus::Ended),
+            WarStatus::Ended | WarStatus::Cancelled => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarStatus::Declared => "DECLARED",
+            WarStatus::Preparation => "PREPARATION",
+            WarStatus::Active => "ACTIVE",
+            WarStatus::Ending => "ENDING",
+            WarStatus::Ended => "ENDED",
+            WarStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(raw.to_owned())).ok()
+    }
+}
+
+/// One side of a war.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Attacker,
+    Defender,
+}
+
+impl Side {
+    pub fn opponent(self) -> Side {
+        match self {
+            Side::Attacker => Side::Defender,
+            Side::Defender => Side::Attacker,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Attacker => "attacker",
+            Side::Defender => "defender",
+        }
+    }
+}
+
+/// Who won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WinnerSide {
+    Attacker,
+    Defender,
+    Draw,
+}
+
+impl From<Side> for WinnerSide {
+    fn from(side: Side) -> Self {
+        match side {
+            Side::Attacker => WinnerSide::Attacker,
+            Side::Defender => WinnerSide::Defender,
+        }
+    }
+}
+
+/// How the war was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    /// Higher side score.
+    Score,
+    /// Equal scores, more territories held at the end.
+    Territories,
+    /// Equal scores and territories.
+    Draw,
+    Surrender,
+    MutualCancel,
+    /// The declare-war saga failed after the war was written and compensated it.
+    DeclarationFailed,
+}
+
+/// Per-war phase lengths in seconds (`phase_durations` of the declaration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseDurations {
+    pub declared_s: u64,
+    pub preparation_s: u64,
+    pub active_s: u64,
+    pub ending_s: u64,
+}
+
+impl PhaseDurations {
+    pub fn from_rules(rules: &Rules) -> Self {
+        Self {
+            declared_s: rules.declared_s,
+            preparation_s: rules.preparation_s,
+            active_s: rules.active_s,
+            ending_s: rules.ending_s,
+        }
+    }
+
+    /// Each phase must lie within the configured bounds.
+    pub fn validate(&self, rules: &Rules) -> DomainResult<()> {
+        let b = rules.phase_bounds;
+        for (phase, seconds) in [
+            ("declared_s", self.declared_s),
+            ("preparation_s", self.preparation_s),
+            ("active_s", self.active_s),
+            ("ending_s", self.ending_s),
+        ] {
+            if seconds < b.min_s || seconds > b.max_s {
+                return Err(DomainError::PhaseDurationOutOfRange {
+                    phase,
+                    seconds,
+                    min: b.min_s,
+                    max: b.max_s,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Absolute deadlines: the moment the war enters each phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseDeadlines {
+    pub preparation_at: DateTime<Utc>,
+    pub active_at: DateTime<Utc>,
+    pub ending_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+}
+
+impl PhaseDeadlines {
+    pub fn from_durations(declared_at: DateTime<Utc>, d: PhaseDurations) -> Self {
+        let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));
+        let preparation_at = declared_at + secs(d.declared_s);
+        let active_at = preparation_at + secs(d.preparation_s);
+        let ending_at = active_at + secs(d.active_s);
+        let ended_at = ending_at + secs(d.ending_s);
+        Self {
+            preparation_at,
+            active_at,
+            ending_at,
+            ended_at,
+        }
+    }
+
+    /// When the war may enter `status` by timer.
+    pub fn deadline_of(&self, status: WarStatus) -> Option<DateTime<Utc>> {
+        match status {
+            WarStatus::Preparation => Some(self.preparation_at),
+            WarStatus::Active => Some(self.active_at),
+            WarStatus::Ending => Some(self.ending_at),
+            WarStatus::Ended => Some(self.ended_at),
+            WarStatus::Declared | WarStatus::Cancelled => None,
+        }
+    }
+}
+
+/// Clans on one side (primary clan first) and the side's frozen score once the war ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideState {
+    pub clan_ids: Vec<ClanId>,
+    pub score: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sides {
+    pub attacker: SideState,
+    pub defender: SideState,
+}
+
+impl Sides {
+    pub fn get(&self, side: Side) -> &SideState {
+        match side {
+            Side::Attacker => &self.attacker,
+            Side::Defender => &self.defender,
+        }
+    }
+    pub fn get_mut(&mut self, side: Side) -> &mut SideState {
+        match side {
+            Side::Attacker => &mut self.attacker,
+            Side::Defender => &mut self.defender,
+        }
+    }
+}
+
+/// A territory that changed hands during ACTIVE (kept for hold points and reward pools).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capture {
+    pub territory_id: TerritoryId,
+    pub from_clan_id: Option<ClanId>,
+    pub to_clan_id: ClanId,
+    pub side: Side,
+    pub at: DateTime<Utc>,
+}
+
+/// A battle counted against `max_concurrent_battles` until resolved or expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenBattle {
+    pub battle_id: BattleId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One recorded lifecycle move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: WarStatus,
+    pub to: WarStatus,
+    pub at: DateTime<Utc>,
+    /// The war version the move produced.
+    pub version: u64,
+}
+
+/// Distribution state of the reward saga, mirrored on the war for reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RewardStatus {
+    Pending,
+    Distributing,
+    Distributed,
+    RewardsFailed,
+}
+
+/// The war aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct War {
+    pub war_id: WarId,
+    pub status: WarStatus,
+    pub attacker_clan_id: ClanId,
+    pub defender_clan_id: ClanId,
+    pub declared_at: DateTime<Utc>,
+    pub phase_deadlines: PhaseDeadlines,
+    pub sides: Sides,
+    pub territory_ids: Vec<TerritoryId>,
+    pub captures: Vec<Capture>,
+    pub open_battles: Vec<OpenBattle>,
+    pub cancel_requests: Vec<ClanId>,
+    pub winner_side: Option<WinnerSide>,
+    pub outcome: Option<Outcome>,
+    pub surrendered_by: Option<ClanId>,
+    /// When the war actually reached ENDED or CANCELLED.
+    pub closed_at: Option<DateTime<Utc>>,
+    pub rewards_status: Option<RewardStatus>,
+    pub transitions: Vec<Transition>,
+    pub version: u64,
+}
+
+/// Result of asking the war to move to a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// The war moved; persist it.
+    Moved { from: WarStatus, to: WarStatus },
+    /// The war is already at or past that phase (a duplicate or late timer): nothing to do.
+    AlreadyDone,
+}
+
+impl War {
+    /// A freshly declared war (version 0: the store assigns version 1 on insert).
+    pub fn declare(
+        war_id: WarId,
+        attacker: ClanId,
+        defender: ClanId,
+        territory_ids: Vec<TerritoryId>,
+        durations: PhaseDurations,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            war_id,
+            status: WarStatus::Declared,
+            sides: Sides {
+                attacker: SideState {
+                    clan_ids: vec![attacker.clone()],
+                    score: 0,
+                },
+                defender: SideState {
+                    clan_ids: vec![defender.clone()],
+                    score: 0,
+                },
+            },
+            attacker_clan_id: attacker,
+            defender_clan_id: defender,
+            declared_at: now,
+            phase_deadlines: PhaseDeadlines::from_durations(now, durations),
+            territory_ids,
+            captures: Vec::new(),
+            open_battles: Vec::new(),
+            cancel_requests: Vec::new(),
+            winner_side: None,
+            outcome: None,
+            surrendered_by: None,
+            closed_at: None,
+            rewards_status: None,
+            transitions: Vec::new(),
+            version: 0,
+        }
+    }
+
+    /// The side a clan fights on, if it takes part.
+    pub fn side_of(&self, clan: &ClanId) -> Option<Side> {
+        if self.sides.attacker.clan_ids.contains(clan) {
+            Some(Side::Attacker)
+        } else if self.sides.defender.clan_ids.contains(clan) {
+            Some(Side::Defender)
+        } else {
+            None
+        }
+    }
+
+    /// The primary clan (declarer or declared-upon) of a side.
+    pub fn primary_clan(&self, side: Side) -> &ClanId {
+        match side {
+            Side::Attacker => &self.attacker_clan_id,
+            Side::Defender => &self.defender_clan_id,
+        }
+    }
+
+    /// Every clan in the war, attackers first.
+    pub fn all_clans(&self) -> Vec<ClanId> {
+        self.sides
+            .attacker
+            .clan_ids
+            .iter()
+            .chain(&self.sides.defender.clan_ids)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether an event that happened at `at` falls in the scoring window (the ACTIVE phase).
+    pub fn in_active_window(&self, at: DateTime<Utc>) -> bool {
+        at >= self.phase_deadlines.active_at && at < self.phase_deadlines.ending_at
+    }
+
+    /// Whether score events are still taken at `now`: during ACTIVE, and during ENDING's grace.
+    pub fn accepts_score_events(&self, now: DateTime<Utc>) -> bool {
+        matches!(self.status, WarStatus::Active | WarStatus::Ending)
+            && now < self.phase_deadlines.ended_at
+    }
+
+    fn require(&self, allowed: &[WarStatus], expected: &'static str) -> DomainResult<()> {
+        if allowed.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(DomainError::InvalidWarState {
+                war_id: self.war_id.clone(),
+                actual: self.status,
+                expected,
+            })
+        }
+    }
+
+    /// Only DECLARED and PREPARATION take allies and cancellations.
+    pub fn require_open_for_allies(&self) -> DomainResult<()> {
+        self.require(
+            &[WarStatus::Declared, WarStatus::Preparation],
+            "DECLARED or PREPARATION",
+        )
+    }
+
+    pub fn require_active(&self) -> DomainResult<()> {
+        self.require(&[WarStatus::Active], "ACTIVE")
+    }
+
+    fn record(&mut self, to: WarStatus, at: DateTime<Utc>) {
+        let from = self.status;
+        self.status = to;
+        // The store bumps the version on write; the transition names the version it produces.
+        self.transitions.push(Transition {
+            from,
+            to,
+            at,
+            version: self.version + 1,
+        });
+        if to.is_terminal() {
+            self.closed_at = Some(at);
+        }
+    }
+
+    /// Timer-driven move to `target` (PREPARATION, ACTIVE or ENDING). Forward only, one step at
+    /// a time, never before the phase's deadline. ENDED is reached through [`War::conclude`].
+    pub fn advance(&mut self, target: WarStatus, now: DateTime<Utc>) -> DomainResult<Advance> {
+        if self.status >= target || self.status.is_terminal() {
+            return Ok(Advance::AlreadyDone);
+        }
+        if self.status.next_timed() != Some(target) || target == WarStatus::Ended {
+            return Err(DomainError::InvalidWarState {
+                war_id: self.war_id.clone(),
+                actual: self.status,
+                expected: "the phase just before the target",
+            });
+        }
+        let deadline = self
+            .phase_deadlines
+            .deadline_of(target)
+            .expect("timed phases have deadlines");
+        if now < deadline {
+            return Err(DomainError::PhaseDeadlineNotReached {
+                war_id: self.war_id.clone(),
+                target,
+                deadline,
+            });
+        }
+        let from = self.status;
+        self.record(target, now);
+        Ok(Advance::Moved { from, to: target })
+    }
+
+    /// Final tally at the close of ENDING: records the result and moves to ENDED.
+    pub fn conclude(&mut self, result: WarResult, now: DateTime<Utc>) -> DomainResult<Advance> {
+        if self.status.is_terminal() {
+            return Ok(Advance::AlreadyDone);
+        }
+        self.require(&[WarStatus::Ending], "ENDING")?;
+        if now < self.phase_deadlines.ended_at {
+            return Err(DomainError::PhaseDeadlineNotReached {
+                war_id: self.war_id.clone(),
+                target: WarStatus::Ended,
+                deadline: self.phase_deadlines.ended_at,
+            });
+        }
+        self.sides.attacker.score = result.attacker_score;
+        self.sides.defender.score = result.defender_score;
+        self.winner_side = Some(result.winner);
+        self.outcome = Some(result.outcome);
+        self.record(WarStatus::Ended, now);
+        Ok(Advance::Moved {
+            from: WarStatus::Ending,
+            to: WarStatus::Ended,
+        })
+    }
+
+    /// The surrendering clan's side loses at once; scores freeze at `frozen` (SPEC §6).
+    pub fn surrender(
+        &mut self,
+        clan: &ClanId,
+        frozen: (i64, i64),
+        now: DateTime<Utc>,
+    ) -> DomainResult<Side> {
+        self.require(
+            &[
+                WarStatus::Declared,
+                WarStatus::Preparation,
+                WarStatus::Active,
+                WarStatus::Ending,
+            ],
+            "not yet ENDED or CANCELLED",
+        )?;
+        let side = self.primary_side_of(clan)?;
+        self.sides.attacker.score = frozen.0;
+        self.sides.defender.score = frozen.1;
+        self.winner_side = Some(side.opponent().into());
+        self.outcome = Some(Outcome::Surrender);
+        self.surrendered_by = Some(clan.clone());
+        self.record(WarStatus::Ended, now);
+        Ok(side)
+    }
+
+    /// Records one primary clan's wish to cancel; returns true when both agreed and the war
+    /// is now CANCELLED.
+    pub fn request_cancel(&mut self, clan: &ClanId, now: DateTime<Utc>) -> DomainResult<bool> {
+        self.require_open_for_allies()?;
+        self.primary_side_of(clan)?;
+        if !self.cancel_requests.contains(clan) {
+            self.cancel_requests.push(clan.clone());
+        }
+        let both = self.cancel_requests.contains(&self.attacker_clan_id)
+            && self.cancel_requests.contains(&self.defender_clan_id);
+        if both {
+            self.outcome = Some(Outcome::MutualCancel);
+            self.record(WarStatus::Cancelled, now);
+        }
+        Ok(both)
+    }
+
+    /// Compensation of the declare-war saga: the war never really started.
+    pub fn cancel_failed_declaration(&mut self, now: DateTime<Utc>) -> Advance {
+        if self.status.is_terminal() {
+            return Advance::AlreadyDone;
+        }
+        let from = self.status;
+        self.outcome = Some(Outcome::DeclarationFailed);
+        self.record(WarStatus::Cancelled, now);
+        Advance::Moved {
+            from,
+            to: WarStatus::Cancelled,
+        }
+    }
+
+    fn primary_side_of(&self, clan: &ClanId) -> DomainResult<Side> {
+        if clan == &self.attacker_clan_id {
+            Ok(Side::Attacker)
+        } else if clan == &self.defender_clan_id {
+            Ok(Side::Defender)
+        } else {
+            Err(DomainError::NotAParticipant {
+                clan_id: clan.clone(),
+                war_id: self.war_id.clone(),
+            })
+        }
+    }
+
+    /// Open battles that have not expired at `now`.
+    pub fn live_battles(&self, now: DateTime<Utc>) -> usize {
+        self.open_battles
+            .iter()
+            .filter(|b| b.expires_at > now)
+            .count()
+    }
+
+    /// Number of territories each side took from the other during the war.
+    pub fn captured_by(&self, side: Side) -> usize {
+        self.captures.iter().filter(|c| c.side == side).count()
+    }
+}
+
+/// The outcome of the final tally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarResult {
+    pub attacker_score: i64,
+    pub defender_score: i64,
+    pub winner: WinnerSide,
+    pub outcome: Outcome,
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub fn seconds(n: u64) -> PhaseDurations {
+        PhaseDurations {
+            declared_s: n,
+            preparation_s: n,
+            active_s: n,
+            ending_s: n,
+        }
+    }
+
+    pub fn war(now: DateTime<Utc>) -> War {
+        War::declare(
+            WarId::new("war-1").unwrap(),
+            ClanId::new("att").unwrap(),
+            ClanId::new("def").unwrap(),
+            vec![TerritoryId::new("t1").unwrap()],
+            seconds(60),
+            now,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn result() -> WarResult {
+        WarResult {
+            attacker_score: 10,
+            defender_score: 5,
+            winner: WinnerSide::Attacker,
+            outcome: Outcome::Score,
+        }
+    }
+
+    #[test]
+    fn deadlines_are_absolute_and_cumulative() {
+        let w = war(t0());
+        let d = w.phase_deadlines;
+        assert_eq!(d.preparation_at, t0() + Duration::seconds(60));
+        assert_eq!(d.active_at, t0() + Duration::seconds(120));
+        assert_eq!(d.ending_at, t0() + Duration::seconds(180));
+        assert_eq!(d.ended_at, t0() + Duration::seconds(240));
+    }
+
+    #[test]
+    fn a_war_walks_every_phase_in_order_on_its_deadlines() {
+        let mut w = war(t0());
+        let d = w.phase_deadlines;
+        for (target, at) in [
+            (WarStatus::Preparation, d.preparation_at),
+            (WarStatus::Active, d.active_at),
+            (WarStatus::Ending, d.ending_at),
+        ] {
+            let from = w.status;
+            assert_eq!(
+                w.advance(target, at).unwrap(),
+                Advance::Moved { from, to: target }
+            );
+        }
+        w.conclude(result(), d.ended_at).unwrap();
+        assert_eq!(w.status, WarStatus::Ended);
+        assert_eq!(w.transitions.len(), 4);
+        assert_eq!(w.winner_side, Some(WinnerSide::Attacker));
+        assert_eq!(w.closed_at, Some(d.ended_at));
+    }
+
+    #[test]
+    fn a_timer_before_its_deadline_is_refused() {
+        let mut w = war(t0());
+        let err = w.advance(WarStatus::Preparation, t0()).unwrap_err();
+        assert_eq!(err.code(), "PHASE_DEADLINE_NOT_REACHED");
+        assert_eq!(w.status, WarStatus::Declared);
+    }
+
+    #[test]
+    fn a_duplicate_or_late_timer_is_a_no_op() {
+        let mut w = war(t0());
+        let at = w.phase_deadlines.active_at;
+        w.advance(WarStatus::Preparation, at).unwrap();
+        let before = w.clone();
+        assert_eq!(
+            w.advance(WarStatus::Preparation, at).unwrap(),
+            Advance::AlreadyDone
+        );
+        assert_eq!(w, before);
+    }
+
+    #[test]
+    fn phases_cannot_be_skipped() {
+        let mut w = war(t0());
+        let err = w
+            .advance(WarStatus::Active, w.phase_deadlines.ended_at)
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+    }
+
+    #[test]
+    fn conclude_needs_ending_and_its_deadline() {
+        let mut w = war(t0());
+        assert_eq!(
+            w.conclude(result(), w.phase_deadlines.ended_at)
+                .unwrap_err()
+                .code(),
+            "INVALID_WAR_STATE"
+        );
+        let d = w.phase_deadlines;
+        w.advance(WarStatus::Preparation, d.preparation_at).unwrap();
+        w.advance(WarStatus::Active, d.active_at).unwrap();
+        w.advance(WarStatus::Ending, d.ending_at).unwrap();
+        assert_eq!(
+            w.conclude(result(), d.ending_at).unwrap_err().code(),
+            "PHASE_DEADLINE_NOT_REACHED"
+        );
+    }
+
+    #[test]
+    fn surrender_ends_the_war_at_once_for_the_other_side() {
+        let mut w = war(t0());
+        let d = w.phase_deadlines;
+        w.advance(WarStatus::Preparation, d.preparation_at).unwrap();
+        w.advance(WarStatus::Active, d.active_at).unwrap();
+        let side = w
+            .surrender(&ClanId::new("def").unwrap(), (30, 40), d.active_at)
+            .unwrap();
+        assert_eq!(side, Side::Defender);
+        assert_eq!(w.status, WarStatus::Ended);
+        assert_eq!(w.winner_side, Some(WinnerSide::Attacker));
+        assert_eq!(w.outcome, Some(Outcome::Surrender));
+        assert_eq!((w.sides.attacker.score, w.sides.defender.score), (30, 40));
+        // A timer firing afterwards changes nothing.
+        assert_eq!(
+            w.advance(WarStatus::Ending, d.ended_at).unwrap(),
+            Advance::AlreadyDone
+        );
+    }
+
+    #[test]
+    fn only_primary_clans_may_surrender_or_cancel() {
+        let mut w = war(t0());
+        let stranger = ClanId::new("ally").unwrap();
+        assert_eq!(
+            w.surrender(&stranger, (0, 0), t0()).unwrap_err().code(),
+            "NOT_A_PARTICIPANT"
+        );
+        assert_eq!(
+            w.request_cancel(&stranger, t0()).unwrap_err().code(),
+            "NOT_A_PARTICIPANT"
+        );
+    }
+
+    #[test]
+    fn cancel_needs_both_leaders_and_an_early_phase() {
+        let mut w = war(t0());
+        assert!(!w
+            .request_cancel(&ClanId::new("att").unwrap(), t0())
+            .unwrap());
+        assert!(!w
+            .request_cancel(&ClanId::new("att").unwrap(), t0())
+            .unwrap());
+        assert_eq!(w.status, WarStatus::Declared);
+        assert!(w
+            .request_cancel(&ClanId::new("def").unwrap(), t0())
+            .unwrap());
+        assert_eq!(w.status, WarStatus::Cancelled);
+        assert_eq!(w.outcome, Some(Outcome::MutualCancel));
+
+        let mut active = war(t0());
+        let d = active.phase_deadlines;
+        active
+            .advance(WarStatus::Preparation, d.preparation_at)
+            .unwrap();
+        active.advance(WarStatus::Active, d.active_at).unwrap();
+        assert_eq!(
+            active
+                .request_cancel(&ClanId::new("att").unwrap(), d.active_at)
+                .unwrap_err()
+                .code(),
+            "INVALID_WAR_STATE"
+        );
+    }
+
+    #[test]
+    fn phase_durations_outside_bounds_are_rejected() {
+        let rules = Rules::default();
+        assert!(PhaseDurations::from_rules(&rules).validate(&rules).is_ok());
+        let err = seconds(1).validate(&rules).unwrap_err();
+        assert_eq!(err.code(), "PHASE_DURATION_OUT_OF_RANGE");
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn the_scoring_window_is_active_and_grace_is_ending() {
+        let w = war(t0());
+        let d = w.phase_deadlines;
+        assert!(!w.in_active_window(d.preparation_at));
+        assert!(w.in_active_window(d.active_at));
+        assert!(!w.in_active_window(d.ending_at));
+    }
+
+    fn status_strategy() -> impl Strategy<Value = WarStatus> {
+        prop_oneof![
+            Just(WarStatus::Declared),
+            Just(WarStatus::Preparation),
+            Just(WarStatus::Active),
+            Just(WarStatus::Ending),
+            Just(WarStatus::Ended),
+        ]
+    }
+
+    proptest! {
+        /// Whatever timers fire, in whatever order and at whatever time, the war only ever moves
+        /// forward and every recorded transition goes up.
+        #[test]
+        fn phases_only_move_forward(
+            steps in proptest::collection::vec((status_strategy(), 0i64..400, any::<bool>()), 0..40)
+        ) {
+            let mut w = war(t0());
+            let mut last = w.status;
+            for (target, offset, surrender) in steps {
+                let now = t0() + Duration::seconds(offset);
+                if surrender {
+                    let _ = w.surrender(&ClanId::new("att").unwrap(), (0, 0), now);
+                } else if target == WarStatus::Ended {
+                    let _ = w.conclude(result(), now);
+                } else {
+                    let _ = w.advance(target, now);
+                }
+                prop_assert!(w.status >= last, "{:?} went back to {:?}", last, w.status);
+                last = w.status;
+            }
+            for t in &w.transitions {
+                prop_assert!(t.to > t.from);
+            }
+            for pair in w.transitions.windows(2) {
+                prop_assert!(pair[1].from == pair[0].to);
+            }
+        }
+    }
+}
