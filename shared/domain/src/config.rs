@@ -42,6 +42,12 @@ pub struct Rules {
     pub max_events_per_batch: usize,
     // §6 scoring
     pub refarm_window_s: i64,
+    pub kill_base_points: i64,
+    pub assist_points: i64,
+    pub capture_base_points: i64,
+    pub hold_points_per_tier_hour: i64,
+    /// How far in the future an event's `occurred_at` may lie (clock skew of game servers).
+    pub max_clock_skew_s: i64,
     pub elo_k: f64,
     pub score_shards: u32,
     // §7 rewards
@@ -84,6 +90,11 @@ impl Default for Rules {
             battle_win_bonus: 50,
             max_events_per_batch: 500,
             refarm_window_s: 5 * 60,
+            kill_base_points: 10,
+            assist_points: 3,
+            capture_base_points: 100,
+            hold_points_per_tier_hour: 5,
+            max_clock_skew_s: 5,
             elo_k: 32.0,
             score_shards: 8,
             base_reward: 10_000,

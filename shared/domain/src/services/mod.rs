@@ -13,7 +13,13 @@ use crate::ports::{
 };
 use std::sync::Arc;
 
+pub mod alliances;
+pub mod battles;
 pub mod outbox;
+pub mod rewards;
+pub mod scores;
+pub mod territories;
+pub mod wars;
 
 /// Everything a service needs from outside, built once per cold start.
 #[derive(Clone)]

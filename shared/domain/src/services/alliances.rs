@@ -1,0 +1,1 @@
+//! Alliance operations (SPEC §8): create, invite, accept, decline, leave, dissolve.

@@ -1,0 +1,1 @@
+//! Battle operations (SPEC §5): create, read, resolve.

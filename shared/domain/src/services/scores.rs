@@ -1,0 +1,1 @@
+//! Battle event ingestion and score reads (SPEC §5, §6).

@@ -1,0 +1,1 @@
+//! Territory operations (SPEC §4): upsert, read, nearby, capture, fortify.
