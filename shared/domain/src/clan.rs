@@ -17,16 +17,64 @@ pub enum Role {
     Leader,
 }
 
+/// Longest clan name accepted.
+pub const MAX_CLAN_NAME_LEN: usize = 64;
+/// Most players a snapshot may list (officers and members together).
+pub const MAX_ROSTER: usize = 1_000;
+/// Highest clan level accepted.
+pub const MAX_CLAN_LEVEL: u32 = 1_000;
+/// Accepted war-rating range.
+pub const RATING_RANGE: std::ops::RangeInclusive<i32> = 0..=10_000;
+
 /// What the guild service upserts (`PUT /clans/{clan_id}`); it never touches war bookkeeping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClanSnapshot {
     pub name: String,
     pub leader_id: PlayerId,
+    #[serde(default)]
     pub officer_ids: Vec<PlayerId>,
+    #[serde(default)]
     pub member_ids: Vec<PlayerId>,
     pub level: u32,
+    #[serde(default)]
     pub rating: Option<i32>,
+    #[serde(default = "active_by_default")]
     pub active: bool,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+impl ClanSnapshot {
+    /// Field checks (400s) before anything is written.
+    pub fn validate(&self) -> crate::DomainResult<()> {
+        use crate::DomainError;
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_CLAN_NAME_LEN {
+            return Err(DomainError::invalid(
+                "name",
+                format!("must be 1..={MAX_CLAN_NAME_LEN} characters"),
+            ));
+        }
+        if self.officer_ids.len() + self.member_ids.len() > MAX_ROSTER {
+            return Err(DomainError::invalid(
+                "member_ids",
+                format!("at most {MAX_ROSTER} players"),
+            ));
+        }
+        if self.level > MAX_CLAN_LEVEL {
+            return Err(DomainError::invalid(
+                "level",
+                format!("must be 0..={MAX_CLAN_LEVEL}"),
+            ));
+        }
+        if self.rating.is_some_and(|r| !RATING_RANGE.contains(&r)) {
+            return Err(DomainError::invalid("rating", "must be 0..=10000"));
+        }
+        Ok(())
+    }
 }
 
 /// A clan: registry snapshot + war rating + alliance + war bookkeeping used by the rules.
@@ -124,6 +172,12 @@ impl Clan {
         }
     }
 
+    /// Forgets a war that never really started (failed declaration, mutual cancel): frees the
+    /// slot without a peace shield.
+    pub fn abandon_war(&mut self, war_id: &WarId) {
+        self.active_war_ids.retain(|w| w != war_id);
+    }
+
     /// Records the end of a war for this clan: frees the slot and starts the peace shield.
     pub fn leave_war(&mut self, war_id: &WarId, ended_at: DateTime<Utc>) {
         self.active_war_ids.retain(|w| w != war_id);
@@ -201,6 +255,21 @@ mod tests {
         snap.rating = Some(900);
         c.apply_snapshot(snap);
         assert_eq!(c.rating, 900);
+    }
+
+    #[test]
+    fn snapshots_reject_unknown_fields_and_out_of_range_values() {
+        let json = serde_json::json!({"name": "A", "leader_id": "p1", "level": 1, "colour": "red"});
+        assert!(serde_json::from_value::<ClanSnapshot>(json).is_err());
+        let json = serde_json::json!({"name": "A", "leader_id": "p1", "level": 1});
+        let mut snap: ClanSnapshot = serde_json::from_value(json).unwrap();
+        assert!(snap.active && snap.member_ids.is_empty());
+        snap.validate().unwrap();
+        snap.rating = Some(-1);
+        assert_eq!(snap.validate().unwrap_err().code(), "INVALID_REQUEST");
+        snap.rating = None;
+        snap.name = "  ".into();
+        assert_eq!(snap.validate().unwrap_err().code(), "INVALID_REQUEST");
     }
 
     #[test]

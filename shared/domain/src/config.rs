@@ -50,6 +50,8 @@ pub struct Rules {
     pub max_clock_skew_s: i64,
     pub elo_k: f64,
     pub score_shards: u32,
+    /// Minimum spacing of `ScoreSnapshot` events per war (SPEC §9: throttled).
+    pub score_snapshot_interval_s: i64,
     // §7 rewards
     pub base_reward: u64,
     pub min_participation_points: i64,
@@ -97,6 +99,7 @@ impl Default for Rules {
             max_clock_skew_s: 5,
             elo_k: 32.0,
             score_shards: 8,
+            score_snapshot_interval_s: 5,
             base_reward: 10_000,
             min_participation_points: 1,
             max_player_reward: 2_000,

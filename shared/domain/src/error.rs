@@ -96,6 +96,12 @@ pub enum DomainError {
         alliance_id: AllianceId,
         clan_id: ClanId,
     },
+    #[error("rewards of war {war_id} are {actual:?}; this needs {expected}")]
+    InvalidRewardState {
+        war_id: WarId,
+        actual: crate::war::RewardStatus,
+        expected: &'static str,
+    },
 
     // ---- 422: rule violated ------------------------------------------------------------------
     #[error("a clan cannot declare war on itself")]
@@ -175,6 +181,8 @@ pub enum DomainError {
     // ---- 503: retry -----------------------------------------------------------------------
     #[error("a dependency is unavailable; retry")]
     Unavailable(#[source] crate::ports::StoreError),
+    #[error("the workflow service is unavailable; retry")]
+    WorkflowUnavailable(#[source] crate::ports::WorkflowError),
 }
 
 impl DomainError {
@@ -206,6 +214,7 @@ impl DomainError {
             BattleNotOpen { .. } => "BATTLE_NOT_OPEN",
             AlreadyInAlliance(_) => "ALREADY_IN_ALLIANCE",
             AlreadyInvited { .. } => "ALREADY_INVITED",
+            InvalidRewardState { .. } => "INVALID_REWARD_STATE",
             SameClan => "SAME_CLAN",
             ClanInactive(_) => "CLAN_INACTIVE",
             ClanTooSmall { .. } => "CLAN_TOO_SMALL",
@@ -231,6 +240,7 @@ impl DomainError {
             DeclarationRateLimited { .. } => "DECLARATION_RATE_LIMITED",
             BattleLimitReached { .. } => "BATTLE_LIMIT_REACHED",
             Unavailable(_) => "SERVICE_UNAVAILABLE",
+            WorkflowUnavailable(_) => "WORKFLOW_UNAVAILABLE",
         }
     }
 
@@ -261,11 +271,12 @@ impl DomainError {
             | TerritoryUnderAttack(_)
             | BattleNotOpen { .. }
             | AlreadyInAlliance(_)
-            | AlreadyInvited { .. } => 409,
+            | AlreadyInvited { .. }
+            | InvalidRewardState { .. } => 409,
             ConcurrentWarLimit { .. }
             | DeclarationRateLimited { .. }
             | BattleLimitReached { .. } => 429,
-            Unavailable(_) => 503,
+            Unavailable(_) | WorkflowUnavailable(_) => 503,
             _ => 422,
         }
     }
@@ -311,6 +322,9 @@ impl From<crate::ports::StoreError> for DomainError {
     fn from(err: crate::ports::StoreError) -> Self {
         match err {
             crate::ports::StoreError::Conflict { .. } => DomainError::ConcurrentModification,
+            crate::ports::StoreError::BadCursor => {
+                DomainError::invalid("cursor", "not a cursor returned by this API")
+            }
             other => DomainError::Unavailable(other),
         }
     }

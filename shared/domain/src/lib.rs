@@ -5,6 +5,7 @@ pub mod alliance;
 pub mod battle;
 pub mod clan;
 pub mod config;
+pub mod declaration;
 pub mod error;
 pub mod events;
 pub mod ids;
@@ -15,6 +16,8 @@ pub mod scoring;
 pub mod services;
 pub mod spatial;
 pub mod territory;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod war;
 
 pub use error::{DomainError, DomainResult};

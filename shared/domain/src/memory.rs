@@ -210,8 +210,9 @@ impl Store for MemoryStore {
             .filter(|w| w.side_of(clan).is_some())
             .filter(|w| status.is_none_or(|s| w.status == s))
             .collect();
-        wars.sort_by(|a, b| war_cursor(b).cmp(&war_cursor(a)));
+        wars.sort_by_key(|w| std::cmp::Reverse(war_cursor(w)));
         let start = match &page.cursor {
+            Some(cursor) if !cursor.contains('|') => return Err(StoreError::BadCursor),
             Some(cursor) => wars
                 .iter()
                 .position(|w| war_cursor(w) < *cursor)
@@ -275,11 +276,14 @@ impl Store for MemoryStore {
 #[async_trait]
 impl Outbox for MemoryStore {
     async fn pending(&self, limit: usize) -> Result<Vec<EventEnvelope>, StoreError> {
-        Ok(self.lock()?.outbox.iter().take(limit).cloned().collect())
+        let mut pending = self.lock()?.outbox.clone();
+        pending.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+        pending.truncate(limit);
+        Ok(pending)
     }
 
-    async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError> {
-        let ids: HashSet<&EventId> = event_ids.iter().collect();
+    async fn acknowledge(&self, events: &[EventEnvelope]) -> Result<(), StoreError> {
+        let ids: HashSet<&EventId> = events.iter().map(|e| &e.event_id).collect();
         self.lock()?.outbox.retain(|e| !ids.contains(&e.event_id));
         Ok(())
     }
@@ -509,5 +513,13 @@ pub struct UuidIds;
 impl IdGenerator for UuidIds {
     fn new_id(&self) -> String {
         uuid::Uuid::new_v4().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_memory_store_passes_the_store_contract() {
+        crate::testkit::run_all(&super::MemoryStore::new(), "mem").await;
     }
 }

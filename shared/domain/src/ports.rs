@@ -29,6 +29,9 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// A page cursor that this store did not produce.
+    #[error("invalid page cursor")]
+    BadCursor,
     /// The request itself is invalid for the backend (e.g. two writes to one key).
     #[error("invalid store request: {0}")]
     Invalid(String),
@@ -399,7 +402,8 @@ impl<S: Store + ?Sized> StoreExt for S {}
 pub trait Outbox: Send + Sync {
     /// Oldest first.
     async fn pending(&self, limit: usize) -> Result<Vec<EventEnvelope>, StoreError>;
-    async fn acknowledge(&self, event_ids: &[EventId]) -> Result<(), StoreError>;
+    /// Removes published events from the outbox.
+    async fn acknowledge(&self, events: &[EventEnvelope]) -> Result<(), StoreError>;
 }
 
 /// A player's points in a war.

@@ -1,7 +1,409 @@
 //! Scoring (SPEC §6): kill weighting, assists, anti-farming, capture and hold points, the
 //! scoring window, side totals, winner and tie-breaks, Elo rating change.
+//!
+//! Everything here is pure: the battle-event wire format, the evaluation of one event against
+//! the war (what it is worth, or why it is refused) and the end-of-war arithmetic.
 
-use crate::war::{Outcome, WinnerSide};
+use crate::clan::DEFAULT_RATING;
+use crate::config::Rules;
+use crate::error::DomainError;
+use crate::ids::{BattleId, ClanId, EventId, PlayerId, TerritoryId};
+use crate::ports::{FarmGuard, PlayerPoints, ScoreDelta};
+use crate::territory::Territory;
+use crate::war::{Capture, Outcome, Side, War, WinnerSide};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Lowest character level the game reports.
+pub const MIN_LEVEL: u32 = 1;
+/// Highest character level the game reports.
+pub const MAX_LEVEL: u32 = 1_000;
+
+/// A character level, validated on the way in so that kill weighting never divides by zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Level(u32);
+
+/// A level outside `MIN_LEVEL..=MAX_LEVEL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("level {0} is outside {MIN_LEVEL}..={MAX_LEVEL}")]
+pub struct LevelError(pub u32);
+
+impl Level {
+    pub fn new(raw: u32) -> Result<Self, LevelError> {
+        if (MIN_LEVEL..=MAX_LEVEL).contains(&raw) {
+            Ok(Self(raw))
+        } else {
+            Err(LevelError(raw))
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for Level {
+    type Error = LevelError;
+    fn try_from(raw: u32) -> Result<Self, LevelError> {
+        Self::new(raw)
+    }
+}
+
+impl From<Level> for u32 {
+    fn from(level: Level) -> u32 {
+        level.0
+    }
+}
+
+/// `round(base × clamp(victim / killer, 0.5, 2.0))`.
+pub fn kill_points(killer_level: Level, victim_level: Level, rules: &Rules) -> i64 {
+    let ratio = (f64::from(victim_level.get()) / f64::from(killer_level.get())).clamp(0.5, 2.0);
+    (rules.kill_base_points as f64 * ratio).round() as i64
+}
+
+// ---- battle events: the wire format of `POST /wars/{id}/events` and of ingestion messages ----
+
+/// One reported battle event, tagged by `"type"`. Unknown types and unknown fields are refused
+/// by deserialisation, so a malformed batch fails as a whole (400) before anything is applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum BattleEvent {
+    Kill(KillEvent),
+    Assist(AssistEvent),
+    Capture(CaptureEvent),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillEvent {
+    pub event_id: EventId,
+    pub occurred_at: DateTime<Utc>,
+    pub killer_id: PlayerId,
+    pub killer_clan_id: ClanId,
+    pub killer_level: Level,
+    pub victim_id: PlayerId,
+    pub victim_clan_id: ClanId,
+    pub victim_level: Level,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battle_id: Option<BattleId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistEvent {
+    pub event_id: EventId,
+    pub occurred_at: DateTime<Utc>,
+    pub player_id: PlayerId,
+    pub clan_id: ClanId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battle_id: Option<BattleId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureEvent {
+    pub event_id: EventId,
+    pub occurred_at: DateTime<Utc>,
+    pub territory_id: TerritoryId,
+    pub clan_id: ClanId,
+}
+
+impl BattleEvent {
+    pub fn event_id(&self) -> &EventId {
+        match self {
+            BattleEvent::Kill(e) => &e.event_id,
+            BattleEvent::Assist(e) => &e.event_id,
+            BattleEvent::Capture(e) => &e.event_id,
+        }
+    }
+
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            BattleEvent::Kill(e) => e.occurred_at,
+            BattleEvent::Assist(e) => e.occurred_at,
+            BattleEvent::Capture(e) => e.occurred_at,
+        }
+    }
+
+    /// The battle the event names, if any.
+    pub fn battle_id(&self) -> Option<&BattleId> {
+        match self {
+            BattleEvent::Kill(e) => e.battle_id.as_ref(),
+            BattleEvent::Assist(e) => e.battle_id.as_ref(),
+            BattleEvent::Capture(_) => None,
+        }
+    }
+}
+
+/// Stable codes of refused events (the capture path adds the territory rules' error codes).
+pub mod codes {
+    /// The war is not ACTIVE/ENDING, or ENDING's grace is over.
+    pub const WAR_NOT_ACCEPTING_EVENTS: &str = "WAR_NOT_ACCEPTING_EVENTS";
+    /// `occurred_at` lies outside the ACTIVE phase.
+    pub const OUTSIDE_ACTIVE_WINDOW: &str = "OUTSIDE_ACTIVE_WINDOW";
+    /// `occurred_at` lies further in the future than the allowed clock skew.
+    pub const FUTURE_EVENT: &str = "FUTURE_EVENT";
+    /// A clan named by the event fights on no side of the war.
+    pub const NOT_A_PARTICIPANT: &str = "NOT_A_PARTICIPANT";
+    /// Killer and victim fight on the same side.
+    pub const SAME_SIDE: &str = "SAME_SIDE";
+    /// The event names a battle this war does not have.
+    pub const UNKNOWN_BATTLE: &str = "UNKNOWN_BATTLE";
+    /// The killer already scored on this victim within the refarm window.
+    pub const ANTI_FARMING: &str = "ANTI_FARMING";
+}
+
+/// Why an event does not count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(code: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<&DomainError> for Rejection {
+    fn from(err: &DomainError) -> Self {
+        Self::new(err.code(), err.to_string())
+    }
+}
+
+/// What an acceptable event does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evaluation {
+    /// Points to add exactly once (kills and assists).
+    Score(ScoreDelta),
+    /// A capture inside the window: the territory rules decide the rest.
+    Capture(CaptureEvent),
+}
+
+/// Checks one event against the war's scoring window and sides and prices it.
+pub fn evaluate(
+    war: &War,
+    event: &BattleEvent,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Result<Evaluation, Rejection> {
+    check_window(war, event.occurred_at(), now, rules)?;
+    match event {
+        BattleEvent::Kill(kill) => evaluate_kill(war, kill, rules).map(Evaluation::Score),
+        BattleEvent::Assist(assist) => evaluate_assist(war, assist, rules).map(Evaluation::Score),
+        BattleEvent::Capture(capture) => Ok(Evaluation::Capture(capture.clone())),
+    }
+}
+
+/// An event naming a battle counts only if the war has that battle.
+pub fn require_known_battle(
+    event: &BattleEvent,
+    battles: &BTreeSet<BattleId>,
+) -> Result<(), Rejection> {
+    match event.battle_id() {
+        Some(id) if !battles.contains(id) => Err(Rejection::new(
+            codes::UNKNOWN_BATTLE,
+            format!("battle {id} does not belong to this war"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// SPEC §6: counted only if it happened during ACTIVE and arrives before ENDING closes.
+fn check_window(
+    war: &War,
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Result<(), Rejection> {
+    if !war.accepts_score_events(now) {
+        return Err(Rejection::new(
+            codes::WAR_NOT_ACCEPTING_EVENTS,
+            format!(
+                "war {} is {} and takes no score events now",
+                war.war_id,
+                war.status.as_str()
+            ),
+        ));
+    }
+    if occurred_at > now + Duration::seconds(rules.max_clock_skew_s) {
+        return Err(Rejection::new(
+            codes::FUTURE_EVENT,
+            format!("occurred_at {occurred_at} is in the future"),
+        ));
+    }
+    if !war.in_active_window(occurred_at) {
+        let d = war.phase_deadlines;
+        return Err(Rejection::new(
+            codes::OUTSIDE_ACTIVE_WINDOW,
+            format!(
+                "occurred_at {occurred_at} is outside the ACTIVE phase [{}, {})",
+                d.active_at, d.ending_at
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn side_of(war: &War, clan: &ClanId) -> Result<Side, Rejection> {
+    war.side_of(clan).ok_or_else(|| {
+        Rejection::new(
+            codes::NOT_A_PARTICIPANT,
+            format!("clan {clan} is not on a side of war {}", war.war_id),
+        )
+    })
+}
+
+fn evaluate_kill(war: &War, kill: &KillEvent, rules: &Rules) -> Result<ScoreDelta, Rejection> {
+    let killer_side = side_of(war, &kill.killer_clan_id)?;
+    let victim_side = side_of(war, &kill.victim_clan_id)?;
+    if killer_side == victim_side {
+        return Err(Rejection::new(
+            codes::SAME_SIDE,
+            format!(
+                "clans {} and {} fight on the same side",
+                kill.killer_clan_id, kill.victim_clan_id
+            ),
+        ));
+    }
+    let points = kill_points(kill.killer_level, kill.victim_level, rules);
+    Ok(ScoreDelta {
+        war_id: war.war_id.clone(),
+        dedupe_id: kill.event_id.to_string(),
+        players: vec![PlayerPoints {
+            player_id: kill.killer_id.clone(),
+            clan_id: kill.killer_clan_id.clone(),
+            points,
+        }],
+        clans: vec![(kill.killer_clan_id.clone(), points)],
+        battle_kill: kill.battle_id.clone().map(|b| (b, killer_side)),
+        farm_guard: Some(FarmGuard {
+            killer_id: kill.killer_id.clone(),
+            victim_id: kill.victim_id.clone(),
+            occurred_at: kill.occurred_at,
+            window_s: rules.refarm_window_s,
+        }),
+    })
+}
+
+fn evaluate_assist(
+    war: &War,
+    assist: &AssistEvent,
+    rules: &Rules,
+) -> Result<ScoreDelta, Rejection> {
+    side_of(war, &assist.clan_id)?;
+    Ok(ScoreDelta {
+        war_id: war.war_id.clone(),
+        dedupe_id: assist.event_id.to_string(),
+        players: vec![PlayerPoints {
+            player_id: assist.player_id.clone(),
+            clan_id: assist.clan_id.clone(),
+            points: rules.assist_points,
+        }],
+        clans: vec![(assist.clan_id.clone(), rules.assist_points)],
+        battle_kill: None,
+        farm_guard: None,
+    })
+}
+
+// ---- end of war -------------------------------------------------------------------------------
+
+/// Hold points per clan: every full hour a clan of the war owned one of the war's territories
+/// between `active_at` and `end` (clamped into ACTIVE) scores `hold_points_per_tier_hour × tier`.
+/// Owners are rebuilt from `war.captures`; each owning stretch counts its own full hours.
+pub fn hold_points(
+    war: &War,
+    territories: &[Territory],
+    end: DateTime<Utc>,
+    rules: &Rules,
+) -> BTreeMap<ClanId, i64> {
+    let start = war.phase_deadlines.active_at;
+    let end = end.clamp(start, war.phase_deadlines.ending_at);
+    let mut points = BTreeMap::new();
+    for territory in war_territories(war, territories) {
+        for (owner, from, to) in ownership_segments(war, territory, start, end) {
+            let hours = (to - from).num_hours();
+            if hours > 0 && war.side_of(&owner).is_some() {
+                *points.entry(owner).or_insert(0) +=
+                    rules.hold_points_per_tier_hour * i64::from(territory.tier) * hours;
+            }
+        }
+    }
+    points
+}
+
+/// The war's territories found in `territories`, each once.
+fn war_territories<'a>(
+    war: &'a War,
+    territories: &'a [Territory],
+) -> impl Iterator<Item = &'a Territory> + 'a {
+    war.territory_ids
+        .iter()
+        .filter_map(|id| territories.iter().find(|t| &t.territory_id == id))
+}
+
+/// `(owner, from, to)` stretches of one territory within `[start, end)`.
+fn ownership_segments(
+    war: &War,
+    territory: &Territory,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<(ClanId, DateTime<Utc>, DateTime<Utc>)> {
+    let mut captures: Vec<&Capture> = war
+        .captures
+        .iter()
+        .filter(|c| c.territory_id == territory.territory_id)
+        .collect();
+    captures.sort_by_key(|c| c.at);
+    let mut owner = match captures.first() {
+        Some(first) => first.from_clan_id.clone(),
+        None => territory.owner_clan_id.clone(),
+    };
+    let mut since = start;
+    let mut segments = Vec::new();
+    for capture in captures {
+        let at = capture.at.clamp(start, end);
+        if let Some(previous) = owner.take() {
+            segments.push((previous, since, at));
+        }
+        owner = Some(capture.to_clan_id.clone());
+        since = at;
+    }
+    if let Some(last) = owner {
+        segments.push((last, since, end));
+    }
+    segments
+}
+
+/// `(attacker, defender)` totals: each clan's points count for the side it fights on.
+pub fn side_totals(war: &War, clan_totals: &BTreeMap<ClanId, i64>) -> (i64, i64) {
+    clan_totals
+        .iter()
+        .fold((0, 0), |(att, def), (clan, points)| {
+            match war.side_of(clan) {
+                Some(Side::Attacker) => (att + points, def),
+                Some(Side::Defender) => (att, def + points),
+                None => (att, def),
+            }
+        })
+}
+
+/// `(attacker, defender)` counts of the war's territories owned by a clan of each side.
+pub fn territories_held(war: &War, territories: &[Territory]) -> (usize, usize) {
+    war_territories(war, territories).fold((0, 0), |(att, def), t| {
+        match t.owner_clan_id.as_ref().and_then(|o| war.side_of(o)) {
+            Some(Side::Attacker) => (att + 1, def),
+            Some(Side::Defender) => (att, def + 1),
+            None => (att, def),
+        }
+    })
+}
 
 /// Winner: higher side score; tie → more territories held at the end; tie → draw.
 pub fn decide_winner(
@@ -19,5 +421,799 @@ pub fn decide_winner(
             Less => (WinnerSide::Defender, Outcome::Territories),
             Equal => (WinnerSide::Draw, Outcome::Draw),
         },
+    }
+}
+
+// ---- Elo ----------------------------------------------------------------------------------------
+
+/// Expected score of a player rated `ra` against one rated `rb`.
+pub fn expected(ra: f64, rb: f64) -> f64 {
+    1.0 / (1.0 + 10f64.powf((rb - ra) / 400.0))
+}
+
+/// Rounded Elo change for `a` scoring `score_a` (1 win, 0.5 draw, 0 loss) against `b`.
+/// Always computed from the lower-rated player's view and mirrored, so that in floating point
+/// too the two players of a 1v1 gain and lose exactly the same amount.
+pub fn rating_change(ra: f64, rb: f64, score_a: f64, k: f64) -> i32 {
+    if ra <= rb {
+        (k * (score_a - expected(ra, rb))).round() as i32
+    } else {
+        -rating_change(rb, ra, 1.0 - score_a, k)
+    }
+}
+
+/// `(clan, old, new)` for every clan of the war, each rated against the mean rating of the
+/// opposing side. A clan missing from `ratings` is taken at [`DEFAULT_RATING`].
+pub fn side_rating_changes(
+    war: &War,
+    ratings: &BTreeMap<ClanId, i32>,
+    winner: WinnerSide,
+    k: f64,
+) -> Vec<(ClanId, i32, i32)> {
+    let rating = |clan: &ClanId| ratings.get(clan).copied().unwrap_or(DEFAULT_RATING);
+    let mean = |side: Side| {
+        let clans = &war.sides.get(side).clan_ids;
+        let sum: f64 = clans.iter().map(|c| f64::from(rating(c))).sum();
+        sum / clans.len().max(1) as f64
+    };
+    let score = |side: Side| match winner {
+        WinnerSide::Draw => 0.5,
+        w if w == WinnerSide::from(side) => 1.0,
+        _ => 0.0,
+    };
+    let mut changes = Vec::new();
+    for side in [Side::Attacker, Side::Defender] {
+        let opponents = mean(side.opponent());
+        for clan in &war.sides.get(side).clan_ids {
+            let old = rating(clan);
+            let new = old + rating_change(f64::from(old), opponents, score(side), k);
+            changes.push((clan.clone(), old, new));
+        }
+    }
+    changes
+}
+
+/// Whether a throttled `ScoreSnapshot` may go out: none yet, or the last is old enough.
+pub fn snapshot_due(last: Option<DateTime<Utc>>, now: DateTime<Utc>, min_interval_s: i64) -> bool {
+    last.is_none_or(|last| now - last >= Duration::seconds(min_interval_s))
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+    use crate::spatial::CellId;
+    use crate::war::{PhaseDurations, WarStatus};
+
+    pub fn t0() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    pub fn clan(id: &str) -> ClanId {
+        ClanId::new(id).unwrap()
+    }
+
+    pub fn player(id: &str) -> PlayerId {
+        PlayerId::new(id).unwrap()
+    }
+
+    pub fn level(n: u32) -> Level {
+        Level::new(n).unwrap()
+    }
+
+    /// Phases of 60 s, except ACTIVE (`active_s`) and ENDING (10 min).
+    pub fn durations(active_s: u64) -> PhaseDurations {
+        PhaseDurations {
+            declared_s: 60,
+            preparation_s: 60,
+            active_s,
+            ending_s: 600,
+        }
+    }
+
+    /// War `att` vs `def` over `t1` and `t2`, with `att-ally` on the attacker side, moved to
+    /// ACTIVE (three hours long).
+    pub fn active_war() -> War {
+        let mut war = War::declare(
+            crate::ids::WarId::new("war-1").unwrap(),
+            clan("att"),
+            clan("def"),
+            vec![
+                TerritoryId::new("t1").unwrap(),
+                TerritoryId::new("t2").unwrap(),
+            ],
+            durations(3 * 3_600),
+            t0(),
+        );
+        war.sides.attacker.clan_ids.push(clan("att-ally"));
+        let d = war.phase_deadlines;
+        war.advance(WarStatus::Preparation, d.preparation_at)
+            .unwrap();
+        war.advance(WarStatus::Active, d.active_at).unwrap();
+        war
+    }
+
+    pub fn territory(id: &str, tier: u8, owner: Option<&str>) -> Territory {
+        Territory {
+            territory_id: TerritoryId::new(id).unwrap(),
+            name: id.to_owned(),
+            region: "north".to_owned(),
+            x: 0.0,
+            y: 0.0,
+            tier,
+            resource_yield: 10,
+            owner_clan_id: owner.map(clan),
+            defense_level: 1,
+            contested_by: None,
+            cell: CellId { cx: 0, cy: 0 },
+            version: 1,
+        }
+    }
+
+    pub fn kill(
+        id: &str,
+        at: DateTime<Utc>,
+        killer: (&str, &str),
+        victim: (&str, &str),
+    ) -> BattleEvent {
+        BattleEvent::Kill(KillEvent {
+            event_id: EventId::new(id).unwrap(),
+            occurred_at: at,
+            killer_id: player(killer.0),
+            killer_clan_id: clan(killer.1),
+            killer_level: level(10),
+            victim_id: player(victim.0),
+            victim_clan_id: clan(victim.1),
+            victim_level: level(10),
+            battle_id: None,
+        })
+    }
+
+    pub fn assist(id: &str, at: DateTime<Utc>, who: (&str, &str)) -> BattleEvent {
+        BattleEvent::Assist(AssistEvent {
+            event_id: EventId::new(id).unwrap(),
+            occurred_at: at,
+            player_id: player(who.0),
+            clan_id: clan(who.1),
+            battle_id: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use crate::war::WarStatus;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn rules() -> Rules {
+        Rules::default()
+    }
+
+    fn mid_active(war: &War) -> DateTime<Utc> {
+        war.phase_deadlines.active_at + Duration::minutes(30)
+    }
+
+    fn score(e: Result<Evaluation, Rejection>) -> ScoreDelta {
+        match e {
+            Ok(Evaluation::Score(d)) => d,
+            other => panic!("expected a score, got {other:?}"),
+        }
+    }
+
+    fn rejection(e: Result<Evaluation, Rejection>) -> &'static str {
+        match e {
+            Err(r) => r.code,
+            Ok(other) => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    // ---- kill points --------------------------------------------------------------------------
+
+    #[test]
+    fn a_kill_of_an_equal_level_is_worth_the_base() {
+        assert_eq!(kill_points(level(40), level(40), &rules()), 10);
+    }
+
+    #[test]
+    fn kill_weight_follows_the_level_ratio_and_is_clamped() {
+        let r = rules();
+        assert_eq!(kill_points(level(10), level(15), &r), 15);
+        assert_eq!(kill_points(level(10), level(100), &r), 20);
+        assert_eq!(kill_points(level(100), level(10), &r), 5);
+        assert_eq!(kill_points(level(3), level(2), &r), 7); // 6.67 rounds up
+        assert_eq!(kill_points(level(8), level(5), &r), 6); // 6.25 rounds down
+    }
+
+    #[test]
+    fn kill_weight_uses_the_configured_base() {
+        let r = Rules {
+            kill_base_points: 20,
+            ..Rules::default()
+        };
+        assert_eq!(kill_points(level(10), level(10), &r), 20);
+    }
+
+    #[test]
+    fn levels_outside_one_to_a_thousand_are_refused() {
+        assert_eq!(Level::new(0), Err(LevelError(0)));
+        assert_eq!(Level::new(1_001), Err(LevelError(1_001)));
+        assert!(Level::new(1).is_ok() && Level::new(1_000).is_ok());
+    }
+
+    // ---- wire format --------------------------------------------------------------------------
+
+    fn kill_json() -> serde_json::Value {
+        json!({
+            "type": "kill", "event_id": "e1", "occurred_at": "2026-01-01T00:30:00Z",
+            "killer_id": "p1", "killer_clan_id": "att", "killer_level": 10,
+            "victim_id": "p2", "victim_clan_id": "def", "victim_level": 20, "battle_id": "b1"
+        })
+    }
+
+    #[test]
+    fn a_kill_event_parses_from_its_wire_format() {
+        let event: BattleEvent = serde_json::from_value(kill_json()).unwrap();
+        let BattleEvent::Kill(kill) = &event else {
+            panic!("not a kill: {event:?}")
+        };
+        assert_eq!(kill.victim_level, level(20));
+        assert_eq!(kill.battle_id, Some(BattleId::new("b1").unwrap()));
+        assert_eq!(event.event_id().as_str(), "e1");
+        assert_eq!(serde_json::to_value(&event).unwrap(), kill_json());
+    }
+
+    #[test]
+    fn assist_and_capture_events_parse_without_optional_fields() {
+        let assist: BattleEvent = serde_json::from_value(json!({
+            "type": "assist", "event_id": "e2", "occurred_at": "2026-01-01T00:30:00+01:00",
+            "player_id": "p3", "clan_id": "att"
+        }))
+        .unwrap();
+        assert!(matches!(
+            assist,
+            BattleEvent::Assist(AssistEvent {
+                battle_id: None,
+                ..
+            })
+        ));
+        assert_eq!(
+            assist.occurred_at(),
+            "2025-12-31T23:30:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        let capture: BattleEvent = serde_json::from_value(json!({
+            "type": "capture", "event_id": "e3", "occurred_at": "2026-01-01T00:30:00Z",
+            "territory_id": "t1", "clan_id": "att"
+        }))
+        .unwrap();
+        assert!(matches!(capture, BattleEvent::Capture(_)));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut body = kill_json();
+        body["headshot"] = json!(true);
+        let err = serde_json::from_value::<BattleEvent>(body).unwrap_err();
+        assert!(err.to_string().contains("headshot"), "{err}");
+    }
+
+    #[test]
+    fn fields_of_another_event_type_are_refused() {
+        let mut body = kill_json();
+        body["territory_id"] = json!("t1");
+        assert!(serde_json::from_value::<BattleEvent>(body).is_err());
+    }
+
+    #[test]
+    fn unknown_or_missing_types_are_refused() {
+        let mut body = kill_json();
+        body["type"] = json!("heal");
+        assert!(serde_json::from_value::<BattleEvent>(body.clone()).is_err());
+        body.as_object_mut().unwrap().remove("type");
+        assert!(serde_json::from_value::<BattleEvent>(body).is_err());
+    }
+
+    #[test]
+    fn out_of_range_levels_bad_ids_and_bad_times_are_refused() {
+        for (field, value) in [
+            ("killer_level", json!(0)),
+            ("victim_level", json!(1_001)),
+            ("victim_level", json!(-3)),
+            ("killer_id", json!("bad id")),
+            ("occurred_at", json!("yesterday")),
+        ] {
+            let mut body = kill_json();
+            body[field] = value;
+            assert!(
+                serde_json::from_value::<BattleEvent>(body).is_err(),
+                "{field} accepted"
+            );
+        }
+    }
+
+    // ---- evaluation ---------------------------------------------------------------------------
+
+    #[test]
+    fn a_kill_inside_active_scores_the_killer_and_its_clan() {
+        let war = active_war();
+        let at = mid_active(&war);
+        let delta = score(evaluate(
+            &war,
+            &kill("k1", at, ("p1", "att"), ("p2", "def")),
+            at,
+            &rules(),
+        ));
+        assert_eq!(delta.dedupe_id, "k1");
+        assert_eq!(delta.players.len(), 1);
+        assert_eq!(
+            (delta.players[0].player_id.as_str(), delta.players[0].points),
+            ("p1", 10)
+        );
+        assert_eq!(delta.clans, vec![(clan("att"), 10)]);
+        assert_eq!(delta.battle_kill, None);
+        let guard = delta.farm_guard.unwrap();
+        assert_eq!(
+            (guard.victim_id, guard.occurred_at, guard.window_s),
+            (player("p2"), at, 300)
+        );
+    }
+
+    #[test]
+    fn a_kill_in_a_battle_is_tallied_for_the_killers_side() {
+        let war = active_war();
+        let at = mid_active(&war);
+        let mut event = kill("k1", at, ("p2", "def"), ("p1", "att-ally"));
+        if let BattleEvent::Kill(k) = &mut event {
+            k.battle_id = Some(BattleId::new("b1").unwrap());
+        }
+        let delta = score(evaluate(&war, &event, at, &rules()));
+        assert_eq!(
+            delta.battle_kill,
+            Some((BattleId::new("b1").unwrap(), Side::Defender))
+        );
+    }
+
+    #[test]
+    fn an_assist_scores_its_player_and_clan() {
+        let war = active_war();
+        let at = mid_active(&war);
+        let delta = score(evaluate(
+            &war,
+            &assist("a1", at, ("p9", "att-ally")),
+            at,
+            &rules(),
+        ));
+        assert_eq!(delta.players[0].points, 3);
+        assert_eq!(delta.clans, vec![(clan("att-ally"), 3)]);
+        assert_eq!(delta.farm_guard, None);
+    }
+
+    #[test]
+    fn kills_between_allies_of_one_side_are_refused() {
+        let war = active_war();
+        let at = mid_active(&war);
+        let event = kill("k1", at, ("p1", "att"), ("p2", "att-ally"));
+        assert_eq!(
+            rejection(evaluate(&war, &event, at, &rules())),
+            codes::SAME_SIDE
+        );
+    }
+
+    #[test]
+    fn clans_outside_the_war_are_refused() {
+        let war = active_war();
+        let at = mid_active(&war);
+        let r = rules();
+        let as_killer = kill("k1", at, ("p1", "other"), ("p2", "def"));
+        let as_victim = kill("k2", at, ("p1", "att"), ("p2", "other"));
+        let as_assister = assist("a1", at, ("p1", "other"));
+        for event in [as_killer, as_victim, as_assister] {
+            assert_eq!(
+                rejection(evaluate(&war, &event, at, &r)),
+                codes::NOT_A_PARTICIPANT
+            );
+        }
+    }
+
+    #[test]
+    fn events_before_active_are_refused() {
+        let mut war = active_war();
+        war.status = WarStatus::Preparation;
+        let at = mid_active(&war);
+        let event = kill("k1", at, ("p1", "att"), ("p2", "def"));
+        assert_eq!(
+            rejection(evaluate(&war, &event, at, &rules())),
+            codes::WAR_NOT_ACCEPTING_EVENTS
+        );
+    }
+
+    #[test]
+    fn an_event_that_happened_before_active_is_refused_during_active() {
+        let war = active_war();
+        let at = war.phase_deadlines.active_at - Duration::seconds(1);
+        let event = kill("k1", at, ("p1", "att"), ("p2", "def"));
+        assert_eq!(
+            rejection(evaluate(&war, &event, mid_active(&war), &rules())),
+            codes::OUTSIDE_ACTIVE_WINDOW
+        );
+    }
+
+    #[test]
+    fn a_late_event_from_active_counts_during_the_ending_grace() {
+        let mut war = active_war();
+        let d = war.phase_deadlines;
+        war.advance(WarStatus::Ending, d.ending_at).unwrap();
+        let happened = d.ending_at - Duration::seconds(1);
+        let now = d.ended_at - Duration::seconds(1);
+        let event = kill("k1", happened, ("p1", "att"), ("p2", "def"));
+        assert_eq!(score(evaluate(&war, &event, now, &rules())).clans[0].1, 10);
+    }
+
+    #[test]
+    fn an_event_that_happened_during_ending_is_refused() {
+        let mut war = active_war();
+        let d = war.phase_deadlines;
+        war.advance(WarStatus::Ending, d.ending_at).unwrap();
+        let event = kill("k1", d.ending_at, ("p1", "att"), ("p2", "def"));
+        assert_eq!(
+            rejection(evaluate(&war, &event, d.ending_at, &rules())),
+            codes::OUTSIDE_ACTIVE_WINDOW
+        );
+    }
+
+    #[test]
+    fn events_arriving_after_ending_closes_are_refused() {
+        let mut war = active_war();
+        let d = war.phase_deadlines;
+        war.advance(WarStatus::Ending, d.ending_at).unwrap();
+        let event = kill("k1", mid_active(&war), ("p1", "att"), ("p2", "def"));
+        assert_eq!(
+            rejection(evaluate(&war, &event, d.ended_at, &rules())),
+            codes::WAR_NOT_ACCEPTING_EVENTS
+        );
+        war.status = WarStatus::Ended;
+        assert_eq!(
+            rejection(evaluate(&war, &event, d.ending_at, &rules())),
+            codes::WAR_NOT_ACCEPTING_EVENTS
+        );
+    }
+
+    #[test]
+    fn events_from_the_future_beyond_the_clock_skew_are_refused() {
+        let war = active_war();
+        let now = mid_active(&war);
+        let r = rules();
+        let within = kill(
+            "k1",
+            now + Duration::seconds(5),
+            ("p1", "att"),
+            ("p2", "def"),
+        );
+        let beyond = kill(
+            "k2",
+            now + Duration::seconds(6),
+            ("p1", "att"),
+            ("p2", "def"),
+        );
+        assert!(evaluate(&war, &within, now, &r).is_ok());
+        assert_eq!(
+            rejection(evaluate(&war, &beyond, now, &r)),
+            codes::FUTURE_EVENT
+        );
+    }
+
+    #[test]
+    fn a_capture_inside_the_window_is_handed_to_the_territory_rules() {
+        let war = active_war();
+        let at = mid_active(&war);
+        let event = BattleEvent::Capture(CaptureEvent {
+            event_id: EventId::new("c1").unwrap(),
+            occurred_at: at,
+            territory_id: TerritoryId::new("t1").unwrap(),
+            clan_id: clan("att"),
+        });
+        assert!(matches!(
+            evaluate(&war, &event, at, &rules()),
+            Ok(Evaluation::Capture(_))
+        ));
+        let early = BattleEvent::Capture(CaptureEvent {
+            occurred_at: war.phase_deadlines.preparation_at,
+            ..match event {
+                BattleEvent::Capture(c) => c,
+                _ => unreachable!(),
+            }
+        });
+        assert_eq!(
+            rejection(evaluate(&war, &early, at, &rules())),
+            codes::OUTSIDE_ACTIVE_WINDOW
+        );
+    }
+
+    #[test]
+    fn events_naming_a_battle_of_another_war_are_refused() {
+        let at = t0();
+        let mut event = kill("k1", at, ("p1", "att"), ("p2", "def"));
+        let known: BTreeSet<BattleId> = [BattleId::new("b1").unwrap()].into();
+        assert!(require_known_battle(&event, &known).is_ok());
+        if let BattleEvent::Kill(k) = &mut event {
+            k.battle_id = Some(BattleId::new("b2").unwrap());
+        }
+        assert_eq!(
+            require_known_battle(&event, &known).unwrap_err().code,
+            codes::UNKNOWN_BATTLE
+        );
+        if let BattleEvent::Kill(k) = &mut event {
+            k.battle_id = Some(BattleId::new("b1").unwrap());
+        }
+        assert!(require_known_battle(&event, &known).is_ok());
+    }
+
+    #[test]
+    fn a_domain_error_becomes_a_rejection_with_its_code() {
+        let err = DomainError::AlreadyOwner(clan("att"));
+        let r = Rejection::from(&err);
+        assert_eq!(r.code, "ALREADY_OWNER");
+        assert!(r.reason.contains("att"));
+    }
+
+    // ---- hold points, totals, territories ------------------------------------------------------
+
+    fn capture(war: &War, t: &str, from: Option<&str>, to: &str, after_min: i64) -> Capture {
+        Capture {
+            territory_id: TerritoryId::new(t).unwrap(),
+            from_clan_id: from.map(clan),
+            to_clan_id: clan(to),
+            side: war.side_of(&clan(to)).unwrap(),
+            at: war.phase_deadlines.active_at + Duration::minutes(after_min),
+        }
+    }
+
+    #[test]
+    fn an_untouched_territory_scores_its_owner_every_full_hour() {
+        let war = active_war();
+        let territories = [
+            territory("t1", 2, Some("def")),
+            territory("t2", 1, Some("def")),
+        ];
+        let end = war.phase_deadlines.ending_at;
+        let points = hold_points(&war, &territories, end, &rules());
+        // 3 hours × 5 × (tier 2 + tier 1)
+        assert_eq!(points, BTreeMap::from([(clan("def"), 45)]));
+    }
+
+    #[test]
+    fn captured_territories_split_hold_points_by_full_hours_of_each_owner() {
+        let mut war = active_war();
+        // t1: def for 90 min (1 full hour), att for 90 min (1 full hour), tier 3.
+        war.captures
+            .push(capture(&war, "t1", Some("def"), "att", 90));
+        // t2: def 30 min (0 h), att-ally 100 min (1 h), def 50 min (0 h), tier 1.
+        war.captures
+            .push(capture(&war, "t2", Some("def"), "att-ally", 30));
+        war.captures
+            .push(capture(&war, "t2", Some("att-ally"), "def", 130));
+        // The stored territory shows the latest owner only; captures tell the history.
+        let territories = [
+            territory("t1", 3, Some("att")),
+            territory("t2", 1, Some("def")),
+        ];
+        let points = hold_points(&war, &territories, war.phase_deadlines.ending_at, &rules());
+        assert_eq!(
+            points,
+            BTreeMap::from([(clan("att"), 15), (clan("att-ally"), 5), (clan("def"), 15)])
+        );
+    }
+
+    #[test]
+    fn hold_points_stop_at_a_surrender_and_never_leave_active() {
+        let war = active_war();
+        let territories = [territory("t1", 1, Some("def"))];
+        let active_at = war.phase_deadlines.active_at;
+        let r = rules();
+        let surrender = active_at + Duration::minutes(150);
+        assert_eq!(
+            hold_points(&war, &territories, surrender, &r)[&clan("def")],
+            10
+        );
+        let long_after = war.phase_deadlines.ended_at + Duration::days(3);
+        assert_eq!(
+            hold_points(&war, &territories, long_after, &r)[&clan("def")],
+            15
+        );
+        assert!(hold_points(&war, &territories, active_at - Duration::hours(5), &r).is_empty());
+    }
+
+    #[test]
+    fn only_clans_of_the_war_and_only_its_territories_earn_hold_points() {
+        let war = active_war();
+        let territories = [
+            territory("t1", 1, Some("someone")),
+            territory("t2", 1, None),
+            territory("t9", 3, Some("def")),
+        ];
+        let points = hold_points(&war, &territories, war.phase_deadlines.ending_at, &rules());
+        assert!(points.is_empty(), "{points:?}");
+    }
+
+    #[test]
+    fn side_totals_count_allies_for_their_side_and_ignore_strangers() {
+        let war = active_war();
+        let totals = BTreeMap::from([
+            (clan("att"), 10),
+            (clan("att-ally"), 7),
+            (clan("def"), 12),
+            (clan("other"), 100),
+        ]);
+        assert_eq!(side_totals(&war, &totals), (17, 12));
+    }
+
+    #[test]
+    fn territories_held_counts_owners_by_side() {
+        let war = active_war();
+        let territories = [
+            territory("t1", 1, Some("att-ally")),
+            territory("t2", 1, Some("def")),
+            territory("t9", 1, Some("att")),
+        ];
+        assert_eq!(territories_held(&war, &territories), (1, 1));
+    }
+
+    // ---- winner -------------------------------------------------------------------------------
+
+    #[test]
+    fn the_higher_score_wins() {
+        assert_eq!(
+            decide_winner(10, 9, 0, 5),
+            (WinnerSide::Attacker, Outcome::Score)
+        );
+        assert_eq!(
+            decide_winner(9, 10, 5, 0),
+            (WinnerSide::Defender, Outcome::Score)
+        );
+    }
+
+    #[test]
+    fn equal_scores_are_decided_by_territories_held() {
+        assert_eq!(
+            decide_winner(10, 10, 2, 1),
+            (WinnerSide::Attacker, Outcome::Territories)
+        );
+        assert_eq!(
+            decide_winner(10, 10, 1, 2),
+            (WinnerSide::Defender, Outcome::Territories)
+        );
+    }
+
+    #[test]
+    fn equal_scores_and_territories_are_a_draw() {
+        assert_eq!(decide_winner(0, 0, 1, 1), (WinnerSide::Draw, Outcome::Draw));
+    }
+
+    // ---- Elo ----------------------------------------------------------------------------------
+
+    #[test]
+    fn equal_ratings_move_by_half_of_k() {
+        assert_eq!(rating_change(1_000.0, 1_000.0, 1.0, 32.0), 16);
+        assert_eq!(rating_change(1_000.0, 1_000.0, 0.0, 32.0), -16);
+        assert_eq!(rating_change(1_000.0, 1_000.0, 0.5, 32.0), 0);
+        assert!((expected(1_000.0, 1_000.0) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_upset_moves_ratings_more_than_an_expected_win() {
+        // 400 points apart: the favourite expects 10/11 of the score.
+        assert!((expected(1_400.0, 1_000.0) - 10.0 / 11.0).abs() < 1e-12);
+        assert_eq!(rating_change(1_400.0, 1_000.0, 1.0, 32.0), 3);
+        assert_eq!(rating_change(1_000.0, 1_400.0, 1.0, 32.0), 29);
+        assert_eq!(rating_change(1_000.0, 1_400.0, 0.5, 32.0), 13);
+    }
+
+    #[test]
+    fn every_clan_is_rated_against_the_mean_of_the_other_side() {
+        let war = active_war(); // att + att-ally vs def
+        let ratings = BTreeMap::from([
+            (clan("att"), 1_100),
+            (clan("att-ally"), 900),
+            (clan("def"), 1_000),
+        ]);
+        let changes = side_rating_changes(&war, &ratings, WinnerSide::Defender, 32.0);
+        let def_vs_mean_1000 = 1_000 + rating_change(1_000.0, 1_000.0, 1.0, 32.0);
+        assert_eq!(
+            changes,
+            vec![
+                (
+                    clan("att"),
+                    1_100,
+                    1_100 + rating_change(1_100.0, 1_000.0, 0.0, 32.0)
+                ),
+                (
+                    clan("att-ally"),
+                    900,
+                    900 + rating_change(900.0, 1_000.0, 0.0, 32.0)
+                ),
+                (clan("def"), 1_000, def_vs_mean_1000),
+            ]
+        );
+        assert_eq!(def_vs_mean_1000, 1_016);
+    }
+
+    #[test]
+    fn a_draw_scores_half_and_unknown_ratings_start_at_the_default() {
+        let war = active_war();
+        let ratings = BTreeMap::from([(clan("def"), 1_200)]);
+        let changes = side_rating_changes(&war, &ratings, WinnerSide::Draw, 32.0);
+        assert_eq!(
+            changes[0],
+            (clan("att"), DEFAULT_RATING, DEFAULT_RATING + 8)
+        );
+        assert_eq!(changes[2], (clan("def"), 1_200, 1_192));
+    }
+
+    // ---- snapshots ----------------------------------------------------------------------------
+
+    #[test]
+    fn snapshots_are_due_first_and_then_once_per_interval() {
+        let now = t0();
+        assert!(snapshot_due(None, now, 5));
+        assert!(!snapshot_due(Some(now), now + Duration::seconds(4), 5));
+        assert!(snapshot_due(Some(now), now + Duration::seconds(5), 5));
+    }
+
+    // ---- properties ---------------------------------------------------------------------------
+
+    proptest! {
+        #[test]
+        fn swapping_the_sides_swaps_the_winner(
+            a in -1_000i64..1_000, d in -1_000i64..1_000, ta in 0usize..6, td in 0usize..6
+        ) {
+            let (winner, outcome) = decide_winner(a, d, ta, td);
+            let (swapped, swapped_outcome) = decide_winner(d, a, td, ta);
+            let expected = match winner {
+                WinnerSide::Attacker => WinnerSide::Defender,
+                WinnerSide::Defender => WinnerSide::Attacker,
+                WinnerSide::Draw => WinnerSide::Draw,
+            };
+            prop_assert_eq!(swapped, expected);
+            prop_assert_eq!(swapped_outcome, outcome);
+        }
+
+        #[test]
+        fn elo_is_zero_sum_for_one_against_one(
+            ra in 0i32..4_000, rb in 0i32..4_000, result in 0u8..3, k in 1u8..64
+        ) {
+            let score = f64::from(result) / 2.0;
+            let k = f64::from(k);
+            let a = rating_change(f64::from(ra), f64::from(rb), score, k);
+            let b = rating_change(f64::from(rb), f64::from(ra), 1.0 - score, k);
+            prop_assert_eq!(a + b, 0);
+        }
+
+        #[test]
+        fn kill_points_stay_between_half_and_double_the_base(
+            killer in MIN_LEVEL..=MAX_LEVEL, victim in MIN_LEVEL..=MAX_LEVEL
+        ) {
+            let points = kill_points(level(killer), level(victim), &Rules::default());
+            prop_assert!((5..=20).contains(&points), "{}", points);
+        }
+
+        #[test]
+        fn hold_points_never_exceed_full_ownership(
+            minutes in proptest::collection::vec(0i64..180, 0..6), tier in 1u8..=3
+        ) {
+            let mut war = active_war();
+            let mut owner = "def";
+            let mut sorted = minutes;
+            sorted.sort_unstable();
+            for m in sorted {
+                let next = if owner == "def" { "att" } else { "def" };
+                war.captures.push(capture(&war, "t1", Some(owner), next, m));
+                owner = next;
+            }
+            let territories = [territory("t1", tier, Some(owner))];
+            let points = hold_points(&war, &territories, war.phase_deadlines.ending_at, &rules());
+            let total: i64 = points.values().sum();
+            prop_assert!(total <= 5 * i64::from(tier) * 3);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The war aggregate and its lifecycle state machine (SPEC §2): absolute phase deadlines,
 //! forward-only versioned transitions, surrender and mutual cancel.
 
+use crate::clan::Clan;
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{BattleId, ClanId, TerritoryId, WarId};
@@ -529,6 +530,46 @@ impl War {
         }
     }
 
+    /// An allied clan joins `side` (SPEC §8): only while DECLARED/PREPARATION, only an ally of
+    /// that side's primary clan, never on both sides, within the ally and concurrent-war limits.
+    pub fn add_ally(
+        &mut self,
+        clan: &Clan,
+        side: Side,
+        primary: &Clan,
+        rules: &Rules,
+    ) -> DomainResult<()> {
+        self.require_open_for_allies()?;
+        if self.side_of(&clan.clan_id).is_some() {
+            return Err(DomainError::AlreadyInWar {
+                clan_id: clan.clan_id.clone(),
+                war_id: self.war_id.clone(),
+            });
+        }
+        if clan.alliance_id.is_none() || clan.alliance_id != primary.alliance_id {
+            return Err(DomainError::NotAllied {
+                clan_id: clan.clan_id.clone(),
+                war_id: self.war_id.clone(),
+                side: side.as_str(),
+            });
+        }
+        let allies = self.sides.get(side).clan_ids.len() - 1;
+        if allies >= rules.max_allies_per_side {
+            return Err(DomainError::AllyLimitReached {
+                side: side.as_str(),
+                max: rules.max_allies_per_side,
+            });
+        }
+        if clan.active_war_ids.len() >= rules.max_concurrent_wars {
+            return Err(DomainError::ConcurrentWarLimit {
+                clan_id: clan.clan_id.clone(),
+                max: rules.max_concurrent_wars,
+            });
+        }
+        self.sides.get_mut(side).clan_ids.push(clan.clan_id.clone());
+        Ok(())
+    }
+
     /// Open battles that have not expired at `now`.
     pub fn live_battles(&self, now: DateTime<Utc>) -> usize {
         self.open_battles
@@ -761,6 +802,128 @@ mod tests {
         assert!(!w.in_active_window(d.preparation_at));
         assert!(w.in_active_window(d.active_at));
         assert!(!w.in_active_window(d.ending_at));
+    }
+
+    mod allies {
+        use super::*;
+        use crate::clan::fixtures::clan;
+        use crate::ids::AllianceId;
+
+        fn allied(id: &str, alliance: &str) -> Clan {
+            let mut c = clan(id, 12);
+            c.alliance_id = Some(AllianceId::new(alliance).unwrap());
+            c
+        }
+
+        #[test]
+        fn an_ally_of_the_defender_joins_its_side() {
+            let mut w = war(t0());
+            let def = allied("def", "al");
+            w.add_ally(
+                &allied("friend", "al"),
+                Side::Defender,
+                &def,
+                &Rules::default(),
+            )
+            .unwrap();
+            assert_eq!(
+                w.side_of(&ClanId::new("friend").unwrap()),
+                Some(Side::Defender)
+            );
+        }
+
+        #[test]
+        fn a_clan_outside_the_alliance_cannot_join() {
+            let mut w = war(t0());
+            let err = w
+                .add_ally(
+                    &allied("x", "other"),
+                    Side::Defender,
+                    &allied("def", "al"),
+                    &Rules::default(),
+                )
+                .unwrap_err();
+            assert_eq!(err.code(), "NOT_ALLIED");
+            let err = w
+                .add_ally(
+                    &clan("y", 12),
+                    Side::Defender,
+                    &clan("def", 12),
+                    &Rules::default(),
+                )
+                .unwrap_err();
+            assert_eq!(err.code(), "NOT_ALLIED");
+        }
+
+        #[test]
+        fn a_clan_never_fights_on_both_sides() {
+            let mut w = war(t0());
+            let rules = Rules::default();
+            let friend = allied("friend", "al");
+            w.add_ally(&friend, Side::Defender, &allied("def", "al"), &rules)
+                .unwrap();
+            let err = w
+                .add_ally(&friend, Side::Attacker, &allied("att", "al"), &rules)
+                .unwrap_err();
+            assert_eq!(err.code(), "ALREADY_IN_WAR");
+        }
+
+        #[test]
+        fn each_side_takes_at_most_two_allies() {
+            let mut w = war(t0());
+            let rules = Rules::default();
+            let def = allied("def", "al");
+            for id in ["a1", "a2"] {
+                w.add_ally(&allied(id, "al"), Side::Defender, &def, &rules)
+                    .unwrap();
+            }
+            let err = w
+                .add_ally(&allied("a3", "al"), Side::Defender, &def, &rules)
+                .unwrap_err();
+            assert_eq!(err.code(), "ALLY_LIMIT_REACHED");
+        }
+
+        #[test]
+        fn an_ally_at_its_war_limit_cannot_join() {
+            let mut w = war(t0());
+            let mut busy = allied("busy", "al");
+            for i in 0..3 {
+                busy.enter_war(&WarId::new(format!("w{i}")).unwrap());
+            }
+            let err = w
+                .add_ally(
+                    &busy,
+                    Side::Defender,
+                    &allied("def", "al"),
+                    &Rules::default(),
+                )
+                .unwrap_err();
+            assert_eq!(err.code(), "CONCURRENT_WAR_LIMIT");
+        }
+
+        #[test]
+        fn allies_cannot_join_once_the_war_is_active() {
+            let mut w = war(t0());
+            let d = w.phase_deadlines;
+            w.advance(WarStatus::Preparation, d.preparation_at).unwrap();
+            w.add_ally(
+                &allied("f1", "al"),
+                Side::Defender,
+                &allied("def", "al"),
+                &Rules::default(),
+            )
+            .unwrap();
+            w.advance(WarStatus::Active, d.active_at).unwrap();
+            let err = w
+                .add_ally(
+                    &allied("f2", "al"),
+                    Side::Defender,
+                    &allied("def", "al"),
+                    &Rules::default(),
+                )
+                .unwrap_err();
+            assert_eq!(err.code(), "INVALID_WAR_STATE");
+        }
     }
 
     fn status_strategy() -> impl Strategy<Value = WarStatus> {

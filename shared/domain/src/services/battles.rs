@@ -1,1 +1,507 @@
 //! Battle operations (SPEC §5): create, read, resolve.
+//!
+//! A battle is written together with its war: the war's `open_battles` list is what enforces
+//! `max_concurrent_battles`, and the versioned war write makes two concurrent creations unable
+//! to both take the last slot. A lost race is re-checked on fresh reads.
+
+use super::Deps;
+use crate::battle::{Battle, BattleStatus};
+use crate::error::{DomainError, DomainResult};
+use crate::events::DomainEvent;
+use crate::ids::{BattleId, WarId};
+use crate::ports::{RecordKey, ScoreDelta, SideKills, StoreExt, Transaction};
+use crate::war::{OpenBattle, Side, War};
+use serde::Serialize;
+
+pub use crate::battle::{BattleInput, ResolveInput};
+
+/// How often an operation reloads and re-checks after losing an optimistic-locking race.
+const ATTEMPTS: usize = 3;
+
+/// `GET /wars/{war_id}/battles/{battle_id}`: the battle, its state now and the kills per side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BattleView {
+    pub battle: Battle,
+    pub state: BattleStatus,
+    pub kills: SideKills,
+}
+
+/// The dedupe id of a battle's win bonus: a battle pays its bonus once, whatever the retries.
+pub fn bonus_dedupe_id(battle_id: &BattleId) -> String {
+    format!("battle-bonus#{battle_id}")
+}
+
+/// Battle operations over the ports.
+#[derive(Debug, Clone)]
+pub struct BattleService {
+    deps: Deps,
+}
+
+impl BattleService {
+    pub fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    /// Opens a battle: the battle, the war's open-battle slot and `BattleCreated` in one commit.
+    pub async fn create(&self, war_id: &WarId, input: BattleInput) -> DomainResult<Battle> {
+        input.validate(&self.deps.rules)?;
+        let battle_id = BattleId::new(self.deps.ids.new_id()).expect("generated ids are valid");
+        self.retrying(|| self.try_create(war_id, &battle_id, &input))
+            .await
+    }
+
+    async fn try_create(
+        &self,
+        war_id: &WarId,
+        battle_id: &BattleId,
+        input: &BattleInput,
+    ) -> DomainResult<(Battle, Transaction)> {
+        let mut war = self.deps.war(war_id).await?;
+        let now = self.deps.clock.now();
+        let rules = &self.deps.rules;
+        let mut battle = Battle::create(&war, battle_id.clone(), input.clone(), now, rules)?;
+        // Expired entries no longer count against the limit; dropping them keeps the war small.
+        war.open_battles.retain(|b| b.expires_at > now);
+        war.open_battles.push(OpenBattle {
+            battle_id: battle.battle_id.clone(),
+            expires_at: battle.expires_at,
+        });
+        let mut tx = Transaction::new();
+        tx.update(&mut war);
+        tx.insert(&mut battle);
+        tx.emit(self.deps.event(
+            Some(war_id),
+            war.all_clans(),
+            DomainEvent::BattleCreated {
+                battle_id: battle.battle_id.clone(),
+                territory_id: battle.territory_id.clone(),
+                position: battle.position,
+                max_players: battle.max_players,
+            },
+        ));
+        Ok((battle, tx))
+    }
+
+    /// The battle with its state at the clock's time and the kills recorded per side.
+    pub async fn get(&self, war_id: &WarId, battle_id: &BattleId) -> DomainResult<BattleView> {
+        let battle = self.load(war_id, battle_id).await?;
+        let kills = self.deps.scores.battle_kills(war_id, battle_id).await?;
+        Ok(BattleView {
+            state: battle.state_at(self.deps.clock.now(), kills),
+            battle,
+            kills,
+        })
+    }
+
+    /// Records the winner of an open battle during ACTIVE: the battle, the war (slot freed),
+    /// `battle_win_bonus` to the winning side's primary clan and `BattleResolved`, in one commit.
+    pub async fn resolve(
+        &self,
+        war_id: &WarId,
+        battle_id: &BattleId,
+        winner_side: Side,
+    ) -> DomainResult<Battle> {
+        self.retrying(|| self.try_resolve(war_id, battle_id, winner_side))
+            .await
+    }
+
+    async fn try_resolve(
+        &self,
+        war_id: &WarId,
+        battle_id: &BattleId,
+        winner_side: Side,
+    ) -> DomainResult<(Battle, Transaction)> {
+        let mut war = self.deps.war(war_id).await?;
+        let mut battle = self.load(war_id, battle_id).await?;
+        // The bonus is a score event: it counts only while the war is ACTIVE (SPEC §6).
+        war.require_active()?;
+        battle.resolve(winner_side, self.deps.clock.now())?;
+        war.open_battles.retain(|b| &b.battle_id != battle_id);
+        let bonus = self.deps.rules.battle_win_bonus;
+        let mut tx = Transaction::new();
+        tx.update(&mut battle);
+        tx.update(&mut war);
+        tx.score(bonus_delta(&war, battle_id, winner_side, bonus));
+        tx.emit(self.deps.event(
+            Some(war_id),
+            war.all_clans(),
+            DomainEvent::BattleResolved {
+                battle_id: battle_id.clone(),
+                winner_side,
+                bonus,
+            },
+        ));
+        Ok((battle, tx))
+    }
+
+    async fn load(&self, war_id: &WarId, battle_id: &BattleId) -> DomainResult<Battle> {
+        self.deps
+            .store
+            .load(RecordKey::Battle(war_id.clone(), battle_id.clone()))
+            .await?
+            .ok_or_else(|| DomainError::BattleNotFound(battle_id.clone()))
+    }
+
+    /// Runs `attempt` and commits its transaction; a version conflict starts over on fresh
+    /// reads, so the rules are always checked against what is actually committed.
+    async fn retrying<F, Fut>(&self, mut attempt: F) -> DomainResult<Battle>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = DomainResult<(Battle, Transaction)>>,
+    {
+        for _ in 0..ATTEMPTS {
+            let (battle, tx) = attempt().await?;
+            match self.deps.commit(tx).await {
+                Ok(()) => return Ok(battle),
+                Err(DomainError::ConcurrentModification) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(DomainError::ConcurrentModification)
+    }
+}
+
+fn bonus_delta(war: &War, battle_id: &BattleId, winner: Side, bonus: i64) -> ScoreDelta {
+    ScoreDelta {
+        war_id: war.war_id.clone(),
+        dedupe_id: bonus_dedupe_id(battle_id),
+        players: Vec::new(),
+        clans: vec![(war.primary_clan(winner).clone(), bonus)],
+        battle_kill: None,
+        farm_guard: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::battle::fixtures::{at_position, on_territory};
+    use crate::config::Rules;
+    use crate::memory::FakeClock;
+    use crate::ports::{ApplyOutcome, PlayerPoints, ScoreBoard, Store};
+    use crate::scoring::fixtures::{active_war, clan, player};
+    use crate::services::MemoryHandles;
+    use crate::war::WarStatus;
+    use chrono::{DateTime, Duration, Utc};
+    use std::collections::BTreeMap;
+
+    struct World {
+        svc: BattleService,
+        deps: Deps,
+        h: MemoryHandles,
+    }
+
+    fn war_id() -> WarId {
+        WarId::new("war-1").unwrap()
+    }
+
+    fn now_in(war: &War) -> DateTime<Utc> {
+        war.phase_deadlines.active_at + Duration::minutes(10)
+    }
+
+    async fn world_with(rules: Rules, status: WarStatus) -> World {
+        let mut war = active_war();
+        let now = now_in(&war);
+        war.status = status;
+        let (deps, h) = Deps::in_memory(rules, FakeClock::at(now));
+        let mut tx = Transaction::new();
+        tx.insert(&mut war);
+        deps.commit(tx).await.unwrap();
+        World {
+            svc: BattleService::new(deps.clone()),
+            deps,
+            h,
+        }
+    }
+
+    async fn world() -> World {
+        world_with(Rules::default(), WarStatus::Active).await
+    }
+
+    async fn stored_war(w: &World) -> War {
+        w.deps.war(&war_id()).await.unwrap()
+    }
+
+    async fn totals(w: &World) -> BTreeMap<crate::ids::ClanId, i64> {
+        w.h.store.clan_totals(&war_id()).await.unwrap()
+    }
+
+    /// Records one kill for `side` in the battle, as ingestion would.
+    async fn kill_in(w: &World, battle: &Battle, side: Side, dedupe: &str) {
+        let killer_clan = match side {
+            Side::Attacker => clan("att"),
+            Side::Defender => clan("def"),
+        };
+        let delta = ScoreDelta {
+            war_id: war_id(),
+            dedupe_id: dedupe.to_owned(),
+            players: vec![PlayerPoints {
+                player_id: player("p1"),
+                clan_id: killer_clan.clone(),
+                points: 10,
+            }],
+            clans: vec![(killer_clan, 10)],
+            battle_kill: Some((battle.battle_id.clone(), side)),
+            farm_guard: None,
+        };
+        assert_eq!(w.h.store.apply(delta).await.unwrap(), ApplyOutcome::Applied);
+    }
+
+    #[tokio::test]
+    async fn creating_a_battle_stores_it_takes_a_war_slot_and_announces_it() {
+        let w = world().await;
+        let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        assert_eq!(battle.version, 1);
+        let stored =
+            w.h.store
+                .get(&RecordKey::Battle(war_id(), battle.battle_id.clone()))
+                .await
+                .unwrap();
+        assert!(stored.is_some());
+        let war = stored_war(&w).await;
+        assert_eq!(war.version, 2);
+        assert_eq!(
+            war.open_battles,
+            vec![OpenBattle {
+                battle_id: battle.battle_id.clone(),
+                expires_at: battle.expires_at
+            }]
+        );
+        let published = w.h.events.published();
+        assert_eq!(w.h.events.types(), vec!["BattleCreated"]);
+        assert_eq!(published[0].war_id, Some(war_id()));
+        assert_eq!(
+            published[0].clan_ids,
+            vec![clan("att"), clan("att-ally"), clan("def")]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_battle_writes_nothing() {
+        let w = world_with(Rules::default(), WarStatus::Ending).await;
+        let err = w
+            .svc
+            .create(&war_id(), at_position(1.0, 2.0))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+        assert_eq!(stored_war(&w).await.version, 1);
+        assert!(w
+            .h
+            .store
+            .battles_of_war(&war_id())
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(w.h.events.published().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_before_the_war_is_even_read() {
+        let w = world().await;
+        let mut input = on_territory("t1");
+        input.max_players = 0;
+        let err = w
+            .svc
+            .create(&WarId::new("no-such-war").unwrap(), input)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_war_is_not_found() {
+        let w = world().await;
+        let err = w
+            .svc
+            .create(&WarId::new("no-such-war").unwrap(), on_territory("t1"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "WAR_NOT_FOUND");
+    }
+
+    #[tokio::test]
+    async fn the_concurrent_battle_limit_counts_only_live_battles() {
+        let rules = Rules {
+            max_concurrent_battles: 2,
+            ..Rules::default()
+        };
+        let w = world_with(rules, WarStatus::Active).await;
+        let first = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        w.svc.create(&war_id(), on_territory("t2")).await.unwrap();
+        let err = w
+            .svc
+            .create(&war_id(), on_territory("t1"))
+            .await
+            .unwrap_err();
+        assert_eq!((err.code(), err.status()), ("BATTLE_LIMIT_REACHED", 429));
+        w.h.clock.set(first.expires_at);
+        // Both have expired now: the list is pruned and a new battle fits.
+        w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        assert_eq!(stored_war(&w).await.open_battles.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn resolving_frees_the_slot_pays_the_bonus_once_and_announces_it() {
+        let w = world().await;
+        let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        let resolved = w
+            .svc
+            .resolve(&war_id(), &battle.battle_id, Side::Attacker)
+            .await
+            .unwrap();
+        assert_eq!(resolved.status, BattleStatus::Resolved);
+        assert_eq!(resolved.winner_side, Some(Side::Attacker));
+        assert!(stored_war(&w).await.open_battles.is_empty());
+        // The bonus goes to the primary clan of the side, not to its ally.
+        assert_eq!(totals(&w).await, BTreeMap::from([(clan("att"), 50)]));
+        assert_eq!(w.h.events.types(), vec!["BattleCreated", "BattleResolved"]);
+
+        let again = w
+            .svc
+            .resolve(&war_id(), &battle.battle_id, Side::Defender)
+            .await
+            .unwrap_err();
+        assert_eq!((again.code(), again.status()), ("BATTLE_NOT_OPEN", 409));
+        assert_eq!(totals(&w).await, BTreeMap::from([(clan("att"), 50)]));
+        assert_eq!(w.h.events.published().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_bonus_follows_the_configuration() {
+        let rules = Rules {
+            battle_win_bonus: 75,
+            ..Rules::default()
+        };
+        let w = world_with(rules, WarStatus::Active).await;
+        let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        w.svc
+            .resolve(&war_id(), &battle.battle_id, Side::Defender)
+            .await
+            .unwrap();
+        assert_eq!(totals(&w).await, BTreeMap::from([(clan("def"), 75)]));
+    }
+
+    #[tokio::test]
+    async fn an_expired_battle_cannot_be_resolved_and_pays_nothing() {
+        let w = world().await;
+        let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        w.h.clock.set(battle.expires_at);
+        let err = w
+            .svc
+            .resolve(&war_id(), &battle.battle_id, Side::Attacker)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "BATTLE_NOT_OPEN");
+        assert!(totals(&w).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_battle_cannot_be_resolved_once_the_war_left_active() {
+        let w = world().await;
+        let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        let mut war = stored_war(&w).await;
+        war.advance(WarStatus::Ending, war.phase_deadlines.ending_at)
+            .unwrap();
+        let mut tx = Transaction::new();
+        tx.update(&mut war);
+        w.deps.commit(tx).await.unwrap();
+        let err = w
+            .svc
+            .resolve(&war_id(), &battle.battle_id, Side::Attacker)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+        assert!(totals(&w).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_battles_are_not_found_also_under_another_war() {
+        let w = world().await;
+        let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        let other_war = WarId::new("war-2").unwrap();
+        let err = w.svc.get(&other_war, &battle.battle_id).await.unwrap_err();
+        assert_eq!(err.code(), "BATTLE_NOT_FOUND");
+        let missing = BattleId::new("nope").unwrap();
+        let err = w
+            .svc
+            .resolve(&war_id(), &missing, Side::Attacker)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "BATTLE_NOT_FOUND");
+    }
+
+    #[tokio::test]
+    async fn reading_a_battle_shows_its_live_state_and_kills() {
+        let w = world().await;
+        let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
+        let view = w.svc.get(&war_id(), &battle.battle_id).await.unwrap();
+        assert_eq!(
+            (view.state, view.kills),
+            (BattleStatus::Open, SideKills::default())
+        );
+
+        kill_in(&w, &battle, Side::Defender, "k1").await;
+        kill_in(&w, &battle, Side::Defender, "k2").await;
+        kill_in(&w, &battle, Side::Attacker, "k3").await;
+        let view = w.svc.get(&war_id(), &battle.battle_id).await.unwrap();
+        assert_eq!(view.state, BattleStatus::InProgress);
+        assert_eq!(
+            view.kills,
+            SideKills {
+                attacker: 1,
+                defender: 2
+            }
+        );
+
+        w.h.clock.set(battle.expires_at);
+        let view = w.svc.get(&war_id(), &battle.battle_id).await.unwrap();
+        assert_eq!(view.state, BattleStatus::Expired);
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["state"], "EXPIRED");
+        assert_eq!(json["kills"]["defender"], 2);
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_is_a_retryable_error() {
+        let w = world().await;
+        w.h.store.set_unavailable(true);
+        let err = w
+            .svc
+            .create(&war_id(), on_territory("t1"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 503);
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_for_the_war_is_checked_again_on_fresh_reads() {
+        let rules = Rules {
+            max_concurrent_battles: 1,
+            ..Rules::default()
+        };
+        let w = world_with(rules, WarStatus::Active).await;
+        // Two creations read the same war; the first commit wins the only slot.
+        let (a, tx_a) = w
+            .svc
+            .try_create(&war_id(), &BattleId::new("a").unwrap(), &on_territory("t1"))
+            .await
+            .unwrap();
+        let (_, tx_b) = w
+            .svc
+            .try_create(&war_id(), &BattleId::new("b").unwrap(), &on_territory("t1"))
+            .await
+            .unwrap();
+        w.deps.commit(tx_a).await.unwrap();
+        let lost = w.deps.commit(tx_b).await.unwrap_err();
+        assert_eq!(lost.code(), "CONCURRENT_MODIFICATION");
+        // A fresh attempt sees the slot taken.
+        let err = w
+            .svc
+            .create(&war_id(), on_territory("t1"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "BATTLE_LIMIT_REACHED");
+        assert_eq!(stored_war(&w).await.open_battles[0].battle_id, a.battle_id);
+    }
+}

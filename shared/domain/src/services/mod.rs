@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 pub mod alliances;
 pub mod battles;
+pub mod clans;
 pub mod outbox;
 pub mod rewards;
 pub mod scores;

@@ -3,7 +3,6 @@
 
 use super::Deps;
 use crate::events::EventEnvelope;
-use crate::ids::EventId;
 use crate::ports::StoreError;
 
 /// Publishes just-committed events and removes them from the outbox; failures are left for
@@ -14,8 +13,7 @@ pub(crate) async fn publish_committed(deps: &Deps, events: &[EventEnvelope]) {
     }
     match deps.events.publish(events).await {
         Ok(()) => {
-            let ids: Vec<EventId> = events.iter().map(|e| e.event_id.clone()).collect();
-            if let Err(err) = deps.outbox.acknowledge(&ids).await {
+            if let Err(err) = deps.outbox.acknowledge(events).await {
                 tracing::warn!(error = %err, "outbox acknowledge failed; relay will republish");
             }
         }
@@ -39,15 +37,16 @@ pub async fn relay(deps: &Deps, limit: usize) -> Result<RelayReport, StoreError>
     if pending.is_empty() {
         return Ok(RelayReport::default());
     }
-    let (published, failed): (Vec<EventId>, usize) = match deps.events.publish(&pending).await {
-        Ok(()) => (pending.iter().map(|e| e.event_id.clone()).collect(), 0),
+    let (published, failed): (Vec<EventEnvelope>, usize) = match deps.events.publish(&pending).await
+    {
+        Ok(()) => (pending, 0),
         Err(err) => {
+            let failed = err.failed.len();
             let ok = pending
-                .iter()
+                .into_iter()
                 .filter(|e| !err.failed.contains(&e.event_id))
-                .map(|e| e.event_id.clone())
                 .collect();
-            (ok, err.failed.len())
+            (ok, failed)
         }
     };
     deps.outbox.acknowledge(&published).await?;

@@ -1,1 +1,1120 @@
 //! Battle event ingestion and score reads (SPEC §5, §6).
+//!
+//! A batch is judged event by event against one read of the war: kills and assists become
+//! exactly-once score deltas keyed by their `event_id`, captures go through the territory
+//! rules with the same key. Because every effect is keyed by its event id, a batch that fails
+//! half way (store outage) can simply be sent again: what was applied counts as duplicate.
+
+use super::territories::{CaptureCommand, TerritoryService};
+use super::Deps;
+use crate::error::{DomainError, DomainResult};
+use crate::events::DomainEvent;
+use crate::ids::{BattleId, EventId, PlayerId, WarId};
+use crate::ports::{ApplyOutcome, PlayerScore, RecordKey, ScoreDelta, Transaction};
+use crate::scoring::{self, codes, BattleEvent, CaptureEvent, Evaluation, Rejection};
+use crate::war::{Side, War, WarStatus};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Top players shown when the caller does not say.
+pub const DEFAULT_TOP_PLAYERS: usize = 10;
+/// Most top players one scoreboard read returns.
+pub const MAX_TOP_PLAYERS: usize = 100;
+
+/// The answer to a batch: `{accepted, duplicates, rejected: [{event_id, code, reason}]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// One event that does not count, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    pub event_id: EventId,
+    pub code: String,
+    pub reason: String,
+}
+
+/// `GET /wars/{war_id}/scoreboard`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scoreboard {
+    pub war_id: WarId,
+    pub sides: SideScores,
+    pub clans: Vec<ClanScore>,
+    pub top_players: Vec<PlayerScore>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideScores {
+    pub attacker: SideScore,
+    pub defender: SideScore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideScore {
+    pub score: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClanScore {
+    pub clan_id: crate::ids::ClanId,
+    pub side: Side,
+    pub score: i64,
+}
+
+/// What became of one event.
+enum Verdict {
+    Accepted,
+    Duplicate,
+    Rejected(Rejection),
+}
+
+/// Event ingestion and score reads.
+///
+/// `ScoreSnapshot` throttling: each service instance remembers when it last emitted a snapshot
+/// per war (build the service once per cold start to make that memory useful), and a snapshot
+/// additionally claims its time slot (`snapshot#<now / interval>`) through the score board's
+/// exactly-once ids, in the same transaction as the event. So however many Lambda instances
+/// ingest for one war, at most one snapshot goes out per slot.
+#[derive(Debug, Clone)]
+pub struct ScoreService {
+    deps: Deps,
+    last_snapshots: Arc<Mutex<HashMap<WarId, DateTime<Utc>>>>,
+}
+
+impl ScoreService {
+    pub fn new(deps: Deps) -> Self {
+        Self {
+            deps,
+            last_snapshots: Arc::default(),
+        }
+    }
+
+    /// Judges and applies a batch. Refused as a whole (400) when larger than
+    /// `max_events_per_batch`; an event id repeated inside the batch counts once.
+    pub async fn ingest(
+        &self,
+        war_id: &WarId,
+        events: Vec<BattleEvent>,
+    ) -> DomainResult<BatchOutcome> {
+        let max = self.deps.rules.max_events_per_batch;
+        if events.len() > max {
+            return Err(DomainError::invalid(
+                "events",
+                format!("at most {max} events per batch, got {}", events.len()),
+            ));
+        }
+        let war = self.deps.war(war_id).await?;
+        let battles = self.battles_named(&war, &events).await?;
+        let now = self.deps.clock.now();
+        let mut outcome = BatchOutcome::default();
+        let mut seen = HashSet::new();
+        for event in &events {
+            let verdict = if seen.insert(event.event_id()) {
+                self.judge(&war, &battles, event, now).await?
+            } else {
+                Verdict::Duplicate
+            };
+            match verdict {
+                Verdict::Accepted => outcome.accepted += 1,
+                Verdict::Duplicate => outcome.duplicates += 1,
+                Verdict::Rejected(r) => outcome.rejected.push(RejectedEvent {
+                    event_id: event.event_id().clone(),
+                    code: r.code.to_owned(),
+                    reason: r.reason,
+                }),
+            }
+        }
+        tracing::info!(
+            war_id = %war_id,
+            accepted = outcome.accepted,
+            duplicates = outcome.duplicates,
+            rejected = outcome.rejected.len(),
+            "battle events ingested"
+        );
+        if outcome.accepted > 0 {
+            if let Err(err) = self.snapshot_if_due(&war).await {
+                // The events are applied; a missed snapshot is made up by the next batch.
+                tracing::warn!(war_id = %war_id, error = %err, "score snapshot skipped");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The war's battle ids, read only when some event names a battle.
+    async fn battles_named(
+        &self,
+        war: &War,
+        events: &[BattleEvent],
+    ) -> DomainResult<BTreeSet<BattleId>> {
+        if events.iter().all(|e| e.battle_id().is_none()) {
+            return Ok(BTreeSet::new());
+        }
+        let battles = self.deps.store.battles_of_war(&war.war_id).await?;
+        Ok(battles.into_iter().map(|b| b.battle_id).collect())
+    }
+
+    async fn judge(
+        &self,
+        war: &War,
+        battles: &BTreeSet<BattleId>,
+        event: &BattleEvent,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Verdict> {
+        let evaluation = scoring::evaluate(war, event, now, &self.deps.rules)
+            .and_then(|e| scoring::require_known_battle(event, battles).map(|()| e));
+        let verdict = match evaluation {
+            Err(rejection) => Verdict::Rejected(rejection),
+            Ok(Evaluation::Score(delta)) => self.apply(event, delta).await?,
+            Ok(Evaluation::Capture(capture)) => self.capture(war, capture).await?,
+        };
+        if let Verdict::Rejected(r) = &verdict {
+            tracing::debug!(war_id = %war.war_id, event_id = %event.event_id(), code = r.code, "battle event rejected");
+        }
+        Ok(verdict)
+    }
+
+    async fn apply(&self, event: &BattleEvent, delta: ScoreDelta) -> DomainResult<Verdict> {
+        Ok(match self.deps.scores.apply(delta).await? {
+            ApplyOutcome::Applied => Verdict::Accepted,
+            ApplyOutcome::Duplicate => Verdict::Duplicate,
+            ApplyOutcome::Farmed => Verdict::Rejected(self.farmed(event)),
+        })
+    }
+
+    fn farmed(&self, event: &BattleEvent) -> Rejection {
+        let pair = match event {
+            BattleEvent::Kill(k) => format!("{} already scored on {}", k.killer_id, k.victim_id),
+            _ => "this pair already scored".to_owned(),
+        };
+        Rejection::new(
+            codes::ANTI_FARMING,
+            format!(
+                "{pair} within the last {} s",
+                self.deps.rules.refarm_window_s
+            ),
+        )
+    }
+
+    /// A capture through the territory rules, keyed by its event id. Transient failures fail
+    /// the batch (it is safe to resend); a refused capture whose id was applied before is the
+    /// replay of a capture that took effect, so it counts as a duplicate.
+    async fn capture(&self, war: &War, event: CaptureEvent) -> DomainResult<Verdict> {
+        let dedupe_id = event.event_id.to_string();
+        let command = CaptureCommand {
+            territory_id: event.territory_id,
+            war_id: war.war_id.clone(),
+            clan_id: event.clan_id,
+            actor: None,
+            dedupe_id: dedupe_id.clone(),
+        };
+        match TerritoryService::new(self.deps.clone())
+            .capture(command)
+            .await
+        {
+            Ok(_) => Ok(Verdict::Accepted),
+            Err(err) if is_transient(&err) => Err(err),
+            Err(err) => {
+                if self.already_applied(&war.war_id, &dedupe_id).await? {
+                    Ok(Verdict::Duplicate)
+                } else {
+                    Ok(Verdict::Rejected(Rejection::from(&err)))
+                }
+            }
+        }
+    }
+
+    /// Whether a score write with this dedupe id was applied, without applying anything: the
+    /// probe transaction always fails, and the store reports which write failed first — the
+    /// score write when its id is taken, otherwise a delete that can never match.
+    async fn already_applied(&self, war_id: &WarId, dedupe_id: &str) -> DomainResult<bool> {
+        let mut tx = Transaction::new();
+        let score_write = tx.score(ScoreDelta {
+            war_id: war_id.clone(),
+            dedupe_id: dedupe_id.to_owned(),
+            players: Vec::new(),
+            clans: Vec::new(),
+            battle_kill: None,
+            farm_guard: None,
+        });
+        let never = BattleId::new("dedupe-probe").expect("a valid id");
+        tx.delete(RecordKey::Battle(war_id.clone(), never), u64::MAX);
+        match self.deps.store.commit(tx).await {
+            Err(crate::ports::StoreError::Conflict { index }) => Ok(index == Some(score_write)),
+            Err(other) => Err(other.into()),
+            Ok(()) => Ok(false),
+        }
+    }
+
+    /// Emits a `ScoreSnapshot` of the war when one is due (see the type's docs); true if it did.
+    pub async fn maybe_snapshot(&self, war_id: &WarId) -> DomainResult<bool> {
+        let war = self.deps.war(war_id).await?;
+        self.snapshot_if_due(&war).await
+    }
+
+    async fn snapshot_if_due(&self, war: &War) -> DomainResult<bool> {
+        let now = self.deps.clock.now();
+        let interval = self.deps.rules.score_snapshot_interval_s.max(1);
+        if !war.accepts_score_events(now) || !self.locally_due(&war.war_id, now, interval) {
+            return Ok(false);
+        }
+        let totals = self.deps.scores.clan_totals(&war.war_id).await?;
+        let (attacker_score, defender_score) = scoring::side_totals(war, &totals);
+        let mut tx = Transaction::new();
+        tx.score(ScoreDelta {
+            war_id: war.war_id.clone(),
+            dedupe_id: format!("snapshot#{}", now.timestamp().div_euclid(interval)),
+            players: Vec::new(),
+            clans: Vec::new(),
+            battle_kill: None,
+            farm_guard: None,
+        });
+        tx.emit(self.deps.event(
+            Some(&war.war_id),
+            war.all_clans(),
+            DomainEvent::ScoreSnapshot {
+                attacker_score,
+                defender_score,
+            },
+        ));
+        let emitted = match self.deps.commit(tx).await {
+            Ok(()) => true,
+            // Another instance took this slot.
+            Err(DomainError::ConcurrentModification) => false,
+            Err(err) => return Err(err),
+        };
+        self.remember_snapshot(&war.war_id, now, interval);
+        Ok(emitted)
+    }
+
+    fn locally_due(&self, war_id: &WarId, now: DateTime<Utc>, interval: i64) -> bool {
+        let last = self.snapshots().get(war_id).copied();
+        scoring::snapshot_due(last, now, interval)
+    }
+
+    fn remember_snapshot(&self, war_id: &WarId, now: DateTime<Utc>, interval: i64) {
+        let mut last = self.snapshots();
+        // Entries older than the interval decide nothing any more: keep the map small.
+        last.retain(|_, at| now - *at < Duration::seconds(interval));
+        last.insert(war_id.clone(), now);
+    }
+
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, HashMap<WarId, DateTime<Utc>>> {
+        // The map holds plain timestamps: a panic elsewhere cannot leave it inconsistent.
+        self.last_snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Side totals (frozen once ENDED, live otherwise), every clan's points and the top
+    /// `limit` players (1..=[`MAX_TOP_PLAYERS`]).
+    pub async fn scoreboard(&self, war_id: &WarId, limit: usize) -> DomainResult<Scoreboard> {
+        if !(1..=MAX_TOP_PLAYERS).contains(&limit) {
+            return Err(DomainError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_TOP_PLAYERS}"),
+            ));
+        }
+        let war = self.deps.war(war_id).await?;
+        let totals = self.deps.scores.clan_totals(war_id).await?;
+        let (attacker, defender) = if war.status == WarStatus::Ended {
+            (war.sides.attacker.score, war.sides.defender.score)
+        } else {
+            scoring::side_totals(&war, &totals)
+        };
+        let clans = war
+            .all_clans()
+            .into_iter()
+            .filter_map(|clan_id| {
+                let side = war.side_of(&clan_id)?;
+                let score = totals.get(&clan_id).copied().unwrap_or(0);
+                Some(ClanScore {
+                    clan_id,
+                    side,
+                    score,
+                })
+            })
+            .collect();
+        Ok(Scoreboard {
+            war_id: war_id.clone(),
+            sides: SideScores {
+                attacker: SideScore { score: attacker },
+                defender: SideScore { score: defender },
+            },
+            clans,
+            top_players: self.deps.scores.top_players(war_id, limit).await?,
+        })
+    }
+
+    /// One player's points in the war.
+    pub async fn player(&self, war_id: &WarId, player_id: &PlayerId) -> DomainResult<PlayerScore> {
+        self.deps.war(war_id).await?;
+        self.deps
+            .scores
+            .player_score(war_id, player_id)
+            .await?
+            .ok_or_else(|| DomainError::PlayerNotFound {
+                war_id: war_id.clone(),
+                player_id: player_id.clone(),
+            })
+    }
+}
+
+/// Failures that say nothing about the event itself: the whole batch is retried instead.
+fn is_transient(err: &DomainError) -> bool {
+    matches!(err, DomainError::ConcurrentModification) || err.status() == 503
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::battle::{fixtures::on_territory, Battle};
+    use crate::config::Rules;
+    use crate::ids::{ClanId, TerritoryId};
+    use crate::memory::FakeClock;
+    use crate::ports::ScoreBoard;
+    use crate::scoring::fixtures::{active_war, assist, clan, kill, level, player, territory};
+    use crate::scoring::KillEvent;
+    use crate::services::MemoryHandles;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    struct World {
+        svc: ScoreService,
+        deps: Deps,
+        h: MemoryHandles,
+        war: War,
+    }
+
+    fn war_id() -> WarId {
+        WarId::new("war-1").unwrap()
+    }
+
+    /// An ACTIVE war `att` + `att-ally` vs `def` over t1 (tier 1) and t2 (tier 2), both owned
+    /// by `def`; the clock 30 minutes into ACTIVE.
+    async fn world_with(rules: Rules) -> World {
+        let mut war = active_war();
+        let now = war.phase_deadlines.active_at + Duration::minutes(30);
+        let (deps, h) = Deps::in_memory(rules, FakeClock::at(now));
+        let mut tx = Transaction::new();
+        tx.insert(&mut war);
+        for (id, tier) in [("t1", 1), ("t2", 2)] {
+            let mut t = territory(id, tier, Some("def"));
+            t.contested_by = Some(war_id());
+            t.version = 0;
+            tx.insert(&mut t);
+        }
+        deps.commit(tx).await.unwrap();
+        World {
+            svc: ScoreService::new(deps.clone()),
+            deps,
+            h,
+            war,
+        }
+    }
+
+    async fn world() -> World {
+        world_with(Rules::default()).await
+    }
+
+    impl World {
+        /// `minutes` into ACTIVE.
+        fn at(&self, minutes: i64) -> DateTime<Utc> {
+            self.war.phase_deadlines.active_at + Duration::minutes(minutes)
+        }
+
+        async fn ingest(&self, events: Vec<BattleEvent>) -> BatchOutcome {
+            self.svc.ingest(&war_id(), events).await.unwrap()
+        }
+
+        async fn totals(&self) -> BTreeMap<ClanId, i64> {
+            self.h.store.clan_totals(&war_id()).await.unwrap()
+        }
+
+        async fn points(&self, p: &str) -> Option<i64> {
+            self.h
+                .store
+                .player_score(&war_id(), &player(p))
+                .await
+                .unwrap()
+                .map(|s| s.points)
+        }
+
+        /// Moves the stored war (and the clock) to ENDING.
+        async fn enter_ending(&mut self) {
+            let mut war = self.deps.war(&war_id()).await.unwrap();
+            war.advance(WarStatus::Ending, war.phase_deadlines.ending_at)
+                .unwrap();
+            let mut tx = Transaction::new();
+            tx.update(&mut war);
+            self.deps.commit(tx).await.unwrap();
+            self.h.clock.set(war.phase_deadlines.ending_at);
+            self.war = war;
+        }
+
+        async fn battle(&self) -> Battle {
+            let mut battle = Battle::create(
+                &self.war,
+                BattleId::new("b1").unwrap(),
+                on_territory("t1"),
+                self.deps.clock.now(),
+                &self.deps.rules,
+            )
+            .unwrap();
+            let mut tx = Transaction::new();
+            tx.insert(&mut battle);
+            self.deps.commit(tx).await.unwrap();
+            battle
+        }
+    }
+
+    fn leveled(event: BattleEvent, killer: u32, victim: u32) -> BattleEvent {
+        match event {
+            BattleEvent::Kill(k) => BattleEvent::Kill(KillEvent {
+                killer_level: level(killer),
+                victim_level: level(victim),
+                ..k
+            }),
+            other => other,
+        }
+    }
+
+    fn in_battle(event: BattleEvent, battle: &str) -> BattleEvent {
+        match event {
+            BattleEvent::Kill(k) => BattleEvent::Kill(KillEvent {
+                battle_id: Some(BattleId::new(battle).unwrap()),
+                ..k
+            }),
+            other => other,
+        }
+    }
+
+    fn capture(id: &str, at: DateTime<Utc>, territory: &str, by: &str) -> BattleEvent {
+        BattleEvent::Capture(CaptureEvent {
+            event_id: EventId::new(id).unwrap(),
+            occurred_at: at,
+            territory_id: TerritoryId::new(territory).unwrap(),
+            clan_id: clan(by),
+        })
+    }
+
+    fn codes_of(outcome: &BatchOutcome) -> Vec<(&str, &str)> {
+        outcome
+            .rejected
+            .iter()
+            .map(|r| (r.event_id.as_str(), r.code.as_str()))
+            .collect()
+    }
+
+    // ---- a whole war ------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn a_war_fed_with_kills_assists_and_battle_kills_adds_up_exactly() {
+        let w = world().await;
+        w.battle().await;
+        let outcome = w
+            .ingest(vec![
+                leveled(kill("k1", w.at(1), ("a1", "att"), ("d1", "def")), 10, 10), // 10
+                leveled(kill("k2", w.at(2), ("a1", "att"), ("d2", "def")), 10, 15), // 15
+                leveled(
+                    kill("k3", w.at(3), ("x1", "att-ally"), ("d1", "def")),
+                    50,
+                    10,
+                ), // 5
+                in_battle(
+                    leveled(kill("k4", w.at(4), ("d1", "def"), ("a1", "att")), 10, 30), // 20
+                    "b1",
+                ),
+                in_battle(kill("k5", w.at(5), ("d2", "def"), ("x1", "att-ally")), "b1"), // 10
+                assist("s1", w.at(5), ("a2", "att")),                                    // 3
+                assist("s2", w.at(6), ("d3", "def")),                                    // 3
+            ])
+            .await;
+        assert_eq!(
+            outcome,
+            BatchOutcome {
+                accepted: 7,
+                duplicates: 0,
+                rejected: vec![]
+            }
+        );
+        assert_eq!(
+            w.totals().await,
+            BTreeMap::from([(clan("att"), 28), (clan("att-ally"), 5), (clan("def"), 33)])
+        );
+        assert_eq!(w.points("a1").await, Some(25));
+        assert_eq!(w.points("d1").await, Some(20));
+        assert_eq!(w.points("a2").await, Some(3));
+        let kills =
+            w.h.store
+                .battle_kills(&war_id(), &BattleId::new("b1").unwrap())
+                .await
+                .unwrap();
+        assert_eq!((kills.attacker, kills.defender), (0, 2));
+
+        let board = w.svc.scoreboard(&war_id(), 3).await.unwrap();
+        assert_eq!(
+            (board.sides.attacker.score, board.sides.defender.score),
+            (33, 33)
+        );
+        let players: Vec<(&str, i64)> = board
+            .top_players
+            .iter()
+            .map(|p| (p.player_id.as_str(), p.points))
+            .collect();
+        assert_eq!(players, vec![("a1", 25), ("d1", 20), ("d2", 10)]);
+        assert_eq!(
+            board.clans,
+            vec![
+                ClanScore {
+                    clan_id: clan("att"),
+                    side: Side::Attacker,
+                    score: 28
+                },
+                ClanScore {
+                    clan_id: clan("att-ally"),
+                    side: Side::Attacker,
+                    score: 5
+                },
+                ClanScore {
+                    clan_id: clan("def"),
+                    side: Side::Defender,
+                    score: 33
+                },
+            ]
+        );
+    }
+
+    // ---- duplicates ---------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn an_event_id_repeated_inside_one_batch_counts_once() {
+        let w = world().await;
+        let k = kill("k1", w.at(1), ("a1", "att"), ("d1", "def"));
+        let s = assist("s1", w.at(1), ("a2", "att"));
+        let outcome = w.ingest(vec![k.clone(), s.clone(), k.clone(), s, k]).await;
+        assert_eq!((outcome.accepted, outcome.duplicates), (2, 3));
+        assert!(outcome.rejected.is_empty());
+        assert_eq!(w.totals().await, BTreeMap::from([(clan("att"), 13)]));
+    }
+
+    #[tokio::test]
+    async fn a_batch_sent_again_changes_nothing() {
+        let w = world().await;
+        let batch = vec![
+            kill("k1", w.at(1), ("a1", "att"), ("d1", "def")),
+            assist("s1", w.at(1), ("a2", "att")),
+        ];
+        w.ingest(batch.clone()).await;
+        let before = (w.totals().await, w.points("a1").await);
+        let outcome = w.ingest(batch).await;
+        assert_eq!((outcome.accepted, outcome.duplicates), (0, 2));
+        assert_eq!((w.totals().await, w.points("a1").await), before);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_kill_is_a_duplicate_not_farming() {
+        let w = world().await;
+        let k = kill("k1", w.at(1), ("a1", "att"), ("d1", "def"));
+        w.ingest(vec![k.clone()]).await;
+        let outcome = w.ingest(vec![k]).await;
+        assert_eq!((outcome.accepted, outcome.duplicates), (0, 1));
+        assert!(outcome.rejected.is_empty());
+    }
+
+    // ---- anti-farming -------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn the_same_killer_and_victim_score_once_per_refarm_window() {
+        let w = world().await;
+        let outcome = w
+            .ingest(vec![
+                kill("k1", w.at(10), ("a1", "att"), ("d1", "def")),
+                kill("k2", w.at(14), ("a1", "att"), ("d1", "def")), // inside 5 min: farmed
+                kill("k3", w.at(14), ("a1", "att"), ("d2", "def")), // another victim: counts
+                kill("k4", w.at(14), ("d1", "def"), ("a1", "att")), // the other way: counts
+                kill("k5", w.at(15), ("a1", "att"), ("d1", "def")), // 5 min after k1: counts
+            ])
+            .await;
+        assert_eq!(outcome.accepted, 4);
+        assert_eq!(codes_of(&outcome), vec![("k2", "ANTI_FARMING")]);
+        assert!(outcome.rejected[0]
+            .reason
+            .contains("a1 already scored on d1"));
+        assert_eq!(w.points("a1").await, Some(30));
+    }
+
+    #[tokio::test]
+    async fn the_refarm_window_follows_the_configuration() {
+        let w = world_with(Rules {
+            refarm_window_s: 60,
+            ..Rules::default()
+        })
+        .await;
+        let outcome = w
+            .ingest(vec![
+                kill("k1", w.at(1), ("a1", "att"), ("d1", "def")),
+                kill("k2", w.at(2), ("a1", "att"), ("d1", "def")),
+            ])
+            .await;
+        assert_eq!(outcome.accepted, 2);
+    }
+
+    // ---- the scoring window -------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn events_before_the_war_is_active_are_refused() {
+        let mut w = world().await;
+        let mut war = w.deps.war(&war_id()).await.unwrap();
+        war.status = WarStatus::Preparation;
+        let mut tx = Transaction::new();
+        tx.update(&mut war);
+        w.deps.commit(tx).await.unwrap();
+        w.war = war;
+        let outcome = w
+            .ingest(vec![kill("k1", w.at(1), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert_eq!(codes_of(&outcome), vec![("k1", "WAR_NOT_ACCEPTING_EVENTS")]);
+        assert!(w.totals().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_event_that_happened_before_active_is_refused() {
+        let w = world().await;
+        let outcome = w
+            .ingest(vec![kill("k1", w.at(-1), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert_eq!(codes_of(&outcome), vec![("k1", "OUTSIDE_ACTIVE_WINDOW")]);
+    }
+
+    #[tokio::test]
+    async fn late_events_from_active_count_during_the_ending_grace() {
+        let mut w = world().await;
+        w.enter_ending().await;
+        w.h.clock
+            .set(w.war.phase_deadlines.ended_at - Duration::seconds(1));
+        let last_minute = w.war.phase_deadlines.ending_at - Duration::seconds(30);
+        let outcome = w
+            .ingest(vec![
+                kill("k1", last_minute, ("a1", "att"), ("d1", "def")),
+                kill(
+                    "k2",
+                    w.war.phase_deadlines.ending_at,
+                    ("a1", "att"),
+                    ("d2", "def"),
+                ),
+            ])
+            .await;
+        assert_eq!(outcome.accepted, 1);
+        assert_eq!(codes_of(&outcome), vec![("k2", "OUTSIDE_ACTIVE_WINDOW")]);
+        assert_eq!(w.totals().await, BTreeMap::from([(clan("att"), 10)]));
+    }
+
+    #[tokio::test]
+    async fn events_arriving_after_ending_closes_are_refused() {
+        let mut w = world().await;
+        w.enter_ending().await;
+        w.h.clock.set(w.war.phase_deadlines.ended_at);
+        let outcome = w
+            .ingest(vec![kill("k1", w.at(100), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert_eq!(codes_of(&outcome), vec![("k1", "WAR_NOT_ACCEPTING_EVENTS")]);
+        assert!(w.totals().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_rule_rejects_with_its_own_code_and_the_rest_of_the_batch_counts() {
+        let w = world().await;
+        let now = w.deps.clock.now();
+        let outcome = w
+            .ingest(vec![
+                kill("same", w.at(1), ("a1", "att"), ("x1", "att-ally")),
+                kill("stranger", w.at(1), ("a1", "att"), ("z1", "other")),
+                assist("stranger-assist", w.at(1), ("z1", "other")),
+                kill(
+                    "future",
+                    now + Duration::minutes(1),
+                    ("a1", "att"),
+                    ("d1", "def"),
+                ),
+                in_battle(
+                    kill("battle", w.at(1), ("a1", "att"), ("d1", "def")),
+                    "b404",
+                ),
+                kill("fine", w.at(1), ("a1", "att"), ("d1", "def")),
+            ])
+            .await;
+        assert_eq!(outcome.accepted, 1);
+        assert_eq!(
+            codes_of(&outcome),
+            vec![
+                ("same", "SAME_SIDE"),
+                ("stranger", "NOT_A_PARTICIPANT"),
+                ("stranger-assist", "NOT_A_PARTICIPANT"),
+                ("future", "FUTURE_EVENT"),
+                ("battle", "UNKNOWN_BATTLE"),
+            ]
+        );
+        assert!(outcome.rejected.iter().all(|r| !r.reason.is_empty()));
+        assert_eq!(w.totals().await, BTreeMap::from([(clan("att"), 10)]));
+    }
+
+    // ---- batch limits and errors --------------------------------------------------------------
+
+    #[tokio::test]
+    async fn a_batch_over_the_limit_is_refused_before_anything_is_applied() {
+        let w = world_with(Rules {
+            max_events_per_batch: 2,
+            ..Rules::default()
+        })
+        .await;
+        let events = (0..3)
+            .map(|i| assist(&format!("s{i}"), w.at(1), ("a1", "att")))
+            .collect();
+        let err = w.svc.ingest(&war_id(), events).await.unwrap_err();
+        assert_eq!((err.code(), err.status()), ("INVALID_REQUEST", 400));
+        assert!(w.totals().await.is_empty());
+        let at_the_limit = (0..2)
+            .map(|i| assist(&format!("s{i}"), w.at(1), ("a1", "att")))
+            .collect();
+        assert_eq!(
+            w.svc
+                .ingest(&war_id(), at_the_limit)
+                .await
+                .unwrap()
+                .accepted,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn the_default_batch_limit_is_five_hundred() {
+        let w = world().await;
+        let events: Vec<BattleEvent> = (0..501)
+            .map(|i| assist(&format!("s{i}"), w.at(1), ("a1", "att")))
+            .collect();
+        assert!(w
+            .svc
+            .ingest(&war_id(), events[..500].to_vec())
+            .await
+            .is_ok());
+        assert!(w.svc.ingest(&war_id(), events).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_is_answered_with_zeros() {
+        let w = world().await;
+        assert_eq!(w.ingest(vec![]).await, BatchOutcome::default());
+    }
+
+    #[tokio::test]
+    async fn events_for_an_unknown_war_are_not_found() {
+        let w = world().await;
+        let err = w
+            .svc
+            .ingest(&WarId::new("nope").unwrap(), vec![])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "WAR_NOT_FOUND");
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_fails_the_batch_and_a_resend_completes_it() {
+        let w = world().await;
+        w.h.store.set_unavailable(true);
+        let batch = vec![kill("k1", w.at(1), ("a1", "att"), ("d1", "def"))];
+        let err = w.svc.ingest(&war_id(), batch.clone()).await.unwrap_err();
+        assert_eq!(err.status(), 503);
+        w.h.store.set_unavailable(false);
+        assert_eq!(w.ingest(batch).await.accepted, 1);
+    }
+
+    #[tokio::test]
+    async fn the_batch_answer_uses_the_contract_field_names() {
+        let outcome = BatchOutcome {
+            accepted: 2,
+            duplicates: 1,
+            rejected: vec![RejectedEvent {
+                event_id: EventId::new("e1").unwrap(),
+                code: "SAME_SIDE".into(),
+                reason: "why".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&outcome).unwrap(),
+            serde_json::json!({
+                "accepted": 2, "duplicates": 1,
+                "rejected": [{"event_id": "e1", "code": "SAME_SIDE", "reason": "why"}]
+            })
+        );
+    }
+
+    // ---- captures -----------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn a_capture_event_moves_the_territory_and_scores_the_capturer() {
+        let w = world().await;
+        let outcome = w
+            .ingest(vec![capture("c1", w.at(1), "t2", "att-ally")])
+            .await;
+        assert_eq!(outcome.accepted, 1, "{outcome:?}");
+        // 100 × tier 2 × (1 + 0.25 × 0)
+        assert_eq!(w.totals().await, BTreeMap::from([(clan("att-ally"), 200)]));
+        let war = w.deps.war(&war_id()).await.unwrap();
+        assert_eq!(war.captures.len(), 1);
+        assert!(w.h.events.types().contains(&"TerritoryCaptured"));
+    }
+
+    #[tokio::test]
+    async fn a_replayed_capture_is_a_duplicate_even_after_active() {
+        let mut w = world().await;
+        let c = capture("c1", w.at(1), "t1", "att");
+        w.ingest(vec![c.clone()]).await;
+        let outcome = w.ingest(vec![c.clone()]).await;
+        assert_eq!(
+            (outcome.accepted, outcome.duplicates),
+            (0, 1),
+            "{outcome:?}"
+        );
+        w.enter_ending().await;
+        let outcome = w.ingest(vec![c]).await;
+        assert_eq!(
+            (outcome.accepted, outcome.duplicates),
+            (0, 1),
+            "{outcome:?}"
+        );
+        assert_eq!(w.totals().await, BTreeMap::from([(clan("att"), 100)]));
+    }
+
+    #[tokio::test]
+    async fn refused_captures_carry_the_territory_rule_codes_and_stay_retryable() {
+        let w = world().await;
+        let outcome = w
+            .ingest(vec![
+                capture("c1", w.at(1), "t1", "def"),
+                capture("c2", w.at(1), "t1", "other"),
+                capture("c3", w.at(1), "t404", "att"),
+                capture("c4", w.at(-5), "t1", "att"),
+            ])
+            .await;
+        assert_eq!(
+            codes_of(&outcome),
+            vec![
+                ("c1", "ALREADY_OWNER"),
+                ("c2", "NOT_A_PARTICIPANT"),
+                ("c3", "TERRITORY_NOT_FOUND"),
+                ("c4", "OUTSIDE_ACTIVE_WINDOW"),
+            ]
+        );
+        assert!(w.totals().await.is_empty());
+        // Asking whether a refused capture was applied before consumed nothing.
+        let outcome = w.ingest(vec![capture("c1", w.at(2), "t1", "att")]).await;
+        assert_eq!(outcome.accepted, 1, "{outcome:?}");
+    }
+
+    // ---- reads --------------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn an_ended_war_shows_its_frozen_side_scores() {
+        let w = world().await;
+        w.ingest(vec![kill("k1", w.at(1), ("a1", "att"), ("d1", "def"))])
+            .await;
+        let mut war = w.deps.war(&war_id()).await.unwrap();
+        war.status = WarStatus::Ended;
+        war.sides.attacker.score = 40;
+        war.sides.defender.score = 55;
+        let mut tx = Transaction::new();
+        tx.update(&mut war);
+        w.deps.commit(tx).await.unwrap();
+        let board = w.svc.scoreboard(&war_id(), 10).await.unwrap();
+        assert_eq!(
+            (board.sides.attacker.score, board.sides.defender.score),
+            (40, 55)
+        );
+        assert_eq!(board.clans[0].score, 10);
+    }
+
+    #[tokio::test]
+    async fn the_scoreboard_uses_the_contract_field_names() {
+        let w = world().await;
+        w.ingest(vec![kill("k1", w.at(1), ("a1", "att"), ("d1", "def"))])
+            .await;
+        let json = serde_json::to_value(w.svc.scoreboard(&war_id(), 10).await.unwrap()).unwrap();
+        assert_eq!(json["war_id"], "war-1");
+        assert_eq!(json["sides"]["attacker"]["score"], 10);
+        assert_eq!(json["sides"]["defender"]["score"], 0);
+        assert_eq!(
+            json["clans"][0],
+            serde_json::json!({"clan_id": "att", "side": "attacker", "score": 10})
+        );
+        assert_eq!(
+            json["top_players"][0],
+            serde_json::json!({"player_id": "a1", "clan_id": "att", "points": 10})
+        );
+    }
+
+    #[tokio::test]
+    async fn the_scoreboard_limit_must_be_between_one_and_a_hundred() {
+        let w = world().await;
+        for limit in [0, MAX_TOP_PLAYERS + 1] {
+            let err = w.svc.scoreboard(&war_id(), limit).await.unwrap_err();
+            assert_eq!(err.status(), 400);
+        }
+        let err = w
+            .svc
+            .scoreboard(&WarId::new("nope").unwrap(), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "WAR_NOT_FOUND");
+    }
+
+    #[tokio::test]
+    async fn a_players_score_is_read_or_not_found() {
+        let w = world().await;
+        w.ingest(vec![assist("s1", w.at(1), ("a2", "att"))]).await;
+        let score = w.svc.player(&war_id(), &player("a2")).await.unwrap();
+        assert_eq!((score.clan_id, score.points), (clan("att"), 3));
+        let err = w.svc.player(&war_id(), &player("ghost")).await.unwrap_err();
+        assert_eq!((err.code(), err.status()), ("PLAYER_NOT_FOUND", 404));
+        let err = w
+            .svc
+            .player(&WarId::new("nope").unwrap(), &player("a2"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "WAR_NOT_FOUND");
+    }
+
+    // ---- snapshots ----------------------------------------------------------------------------
+
+    fn snapshots(w: &World) -> Vec<(i64, i64)> {
+        w.h.events
+            .published()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                DomainEvent::ScoreSnapshot {
+                    attacker_score,
+                    defender_score,
+                } => Some((attacker_score, defender_score)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn accepted_events_emit_a_throttled_score_snapshot() {
+        let w = world().await;
+        let start = w.deps.clock.now();
+        w.ingest(vec![kill("k1", w.at(1), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert_eq!(snapshots(&w), vec![(10, 0)]);
+        w.h.clock.set(start + Duration::seconds(4));
+        w.ingest(vec![kill("k2", w.at(1), ("d1", "def"), ("a1", "att"))])
+            .await;
+        assert_eq!(snapshots(&w).len(), 1);
+        w.h.clock.set(start + Duration::seconds(5));
+        w.ingest(vec![assist("s1", w.at(1), ("d2", "def"))]).await;
+        assert_eq!(snapshots(&w), vec![(10, 0), (10, 13)]);
+        let snapshot = w.h.events.published().pop().unwrap();
+        assert_eq!(snapshot.war_id, Some(war_id()));
+        assert_eq!(snapshot.clan_ids.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_nothing_accepted_emits_no_snapshot() {
+        let w = world().await;
+        w.ingest(vec![kill("k1", w.at(-1), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert!(snapshots(&w).is_empty());
+    }
+
+    #[tokio::test]
+    async fn instances_sharing_a_store_emit_one_snapshot_per_slot() {
+        let w = world().await;
+        let other = ScoreService::new(w.deps.clone());
+        assert!(w.svc.maybe_snapshot(&war_id()).await.unwrap());
+        assert!(!other.maybe_snapshot(&war_id()).await.unwrap());
+        assert_eq!(snapshots(&w).len(), 1);
+        w.h.clock.set(w.deps.clock.now() + Duration::seconds(5));
+        assert!(other.maybe_snapshot(&war_id()).await.unwrap());
+        assert_eq!(snapshots(&w).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn no_snapshot_once_the_war_takes_no_more_events() {
+        let mut w = world().await;
+        w.enter_ending().await;
+        w.h.clock.set(w.war.phase_deadlines.ended_at);
+        assert!(!w.svc.maybe_snapshot(&war_id()).await.unwrap());
+    }
+
+    // ---- property: replays never change a score -----------------------------------------------
+
+    fn event_pool() -> impl Strategy<Value = Vec<(u8, u8, u8, u8)>> {
+        // (kind, actor, victim, minute): few players, so the refarm window often applies.
+        proptest::collection::vec((0u8..4, 0u8..3, 0u8..3, 0u8..30), 1..25)
+    }
+
+    fn build(w: &World, i: usize, (kind, actor, victim, minute): (u8, u8, u8, u8)) -> BattleEvent {
+        let at = w.at(i64::from(minute));
+        let id = format!("e{i}");
+        let att = format!("a{actor}");
+        let def = format!("d{victim}");
+        match kind {
+            0 => kill(&id, at, (&att, "att"), (&def, "def")),
+            1 => kill(&id, at, (&def, "def"), (&att, "att-ally")),
+            2 => assist(&id, at, (&att, "att-ally")),
+            _ => kill(&id, at, (&att, "att"), (&def, "att")), // same side: rejected
+        }
+    }
+
+    async fn scores_of(w: &World) -> (BTreeMap<ClanId, i64>, Vec<PlayerScore>) {
+        (
+            w.totals().await,
+            w.h.store.all_players(&war_id()).await.unwrap(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn replaying_events_never_changes_a_score(
+            pool in event_pool(),
+            picks in proptest::collection::vec(any::<prop::sample::Index>(), 1..60),
+            cuts in proptest::collection::vec(1usize..8, 1..20),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                let noisy = world().await;
+                let events: Vec<BattleEvent> =
+                    pool.iter().enumerate().map(|(i, e)| build(&noisy, i, *e)).collect();
+                // A random stream over the pool (with repeats), cut into random batches.
+                let stream: Vec<BattleEvent> =
+                    picks.iter().map(|p| p.get(&events).clone()).collect();
+                let mut rest = &stream[..];
+                for cut in cuts.iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (batch, tail) = rest.split_at((*cut).min(rest.len()));
+                    noisy.svc.ingest(&war_id(), batch.to_vec()).await.unwrap();
+                    rest = tail;
+                }
+                // Each distinct event once, in order of first appearance.
+                let clean = world().await;
+                let mut seen = HashSet::new();
+                let unique: Vec<BattleEvent> = stream
+                    .iter()
+                    .filter(|e| seen.insert(e.event_id().clone()))
+                    .cloned()
+                    .collect();
+                clean.svc.ingest(&war_id(), unique).await.unwrap();
+                assert_eq!(scores_of(&noisy).await, scores_of(&clean).await);
+            });
+        }
+    }
+}

@@ -1,1 +1,1199 @@
 //! War operations (SPEC §2, §3, §8): declare, join, surrender, cancel, phase moves, final tally.
+//!
+//! Every operation follows the same loop: load → check the pure rules → commit one transaction
+//! guarded by the versions it read. A conflict means somebody else changed what we read, so we
+//! load and check again (up to [`MAX_ATTEMPTS`]): the second pass reports the precise rule the
+//! concurrent change now violates, or succeeds.
+
+use super::territories::TerritoryService;
+use super::{require_role, Deps};
+use crate::clan::{Clan, Role};
+use crate::declaration::{self, DeclarationContext, DeclareCommand};
+use crate::error::{DomainError, DomainResult};
+use crate::events::DomainEvent;
+use crate::ids::{ClanId, PlayerId, TerritoryId, WarId};
+use crate::ports::{
+    IdempotencyRecord, Page, PageRequest, PairLock, RecordKey, ScoreDelta, StoreExt, Transaction,
+};
+use crate::scoring;
+use crate::territory::Territory;
+use crate::war::{Advance, Side, War, WarResult, WarStatus, WinnerSide};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How often an operation reloads and retries after losing an optimistic-locking race.
+pub const MAX_ATTEMPTS: usize = 3;
+/// Largest page of the war log.
+pub const MAX_PAGE: usize = 100;
+
+/// A declaration's result: `replayed` when an `Idempotency-Key` returned an earlier war.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    pub war: War,
+    pub replayed: bool,
+}
+
+/// `POST /wars/{id}/join` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub clan_id: ClanId,
+    pub side: Side,
+}
+
+/// `POST /wars/{id}/surrender` and `/cancel` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClanRequest {
+    pub clan_id: ClanId,
+}
+
+/// How a war leaves the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// Ended with a result: ratings move, peace shield and pair cooldown start.
+    Ended(WinnerSide),
+    /// Never really fought (mutual cancel, failed declaration): no shield, no cooldown.
+    Abandoned,
+}
+
+#[derive(Debug, Clone)]
+pub struct WarService {
+    deps: Deps,
+}
+
+impl WarService {
+    pub fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    /// The whole declaration with the saga's steps run in-process: create the war, start its
+    /// timers, and compensate (cancel the war, release everything) if the timers cannot start.
+    pub async fn declare(&self, cmd: DeclareCommand) -> DomainResult<Declared> {
+        let declared = self.create(cmd).await?;
+        if let Err(err) = self.deps.workflows.start_lifecycle(&declared.war).await {
+            self.compensate_declaration(&declared.war.war_id).await?;
+            return Err(DomainError::WorkflowUnavailable(err));
+        }
+        Ok(declared)
+    }
+
+    /// Saga step 1+2: validate and write the war, the pair lock, the clans' bookkeeping, the
+    /// contested territories and the outbox events in one transaction.
+    pub async fn create(&self, cmd: DeclareCommand) -> DomainResult<Declared> {
+        let rules = &self.deps.rules;
+        let durations = cmd.validate_shape(rules)?;
+        declaration::check_distinct_clans(&cmd.request)?;
+        declaration::check_target_count(&cmd.request, rules)?;
+        let fingerprint = cmd.fingerprint();
+        for _ in 0..MAX_ATTEMPTS {
+            let idempotency = self.idempotency_record(&cmd).await?;
+            if let Some(record) = idempotency.as_ref().filter(|r| r.expires_at > self.now()) {
+                if record.request_hash != fingerprint {
+                    return Err(DomainError::IdempotencyKeyReused);
+                }
+                let war = self.deps.war(&record.war_id).await?;
+                return Ok(Declared {
+                    war,
+                    replayed: true,
+                });
+            }
+            let req = &cmd.request;
+            let mut attacker = self.deps.clan(&req.attacker_clan_id).await?;
+            let mut defender = self.deps.clan(&req.defender_clan_id).await?;
+            let pair: Option<PairLock> = self
+                .deps
+                .store
+                .load(RecordKey::pair(&attacker.clan_id, &defender.clan_id))
+                .await?;
+            let mut territories = self.territories(&req.territory_ids).await?;
+            let now = self.now();
+            declaration::validate(
+                &cmd,
+                &DeclarationContext {
+                    attacker: &attacker,
+                    defender: &defender,
+                    pair: pair.as_ref(),
+                    territories: &territories,
+                    now,
+                    rules,
+                },
+            )?;
+
+            let war_id = self.new_war_id();
+            let mut war = War::declare(
+                war_id.clone(),
+                attacker.clan_id.clone(),
+                defender.clan_id.clone(),
+                req.territory_ids.clone(),
+                durations,
+                now,
+            );
+            let clans = vec![attacker.clan_id.clone(), defender.clan_id.clone()];
+            let mut tx = Transaction::new();
+            tx.insert(&mut war);
+            let mut pair =
+                pair.unwrap_or_else(|| PairLock::new(&attacker.clan_id, &defender.clan_id));
+            pair.active_war_id = Some(war_id.clone());
+            tx.upsert(&mut pair);
+            attacker.enter_war(&war_id);
+            attacker
+                .recent_declarations
+                .retain(|at| *at > now - Duration::hours(24));
+            attacker.recent_declarations.push(now);
+            tx.update(&mut attacker);
+            defender.enter_war(&war_id);
+            tx.update(&mut defender);
+            for territory in &mut territories {
+                territory.contest(&war_id)?;
+                tx.update(territory);
+                tx.emit(self.deps.event(
+                    Some(&war_id),
+                    clans.clone(),
+                    DomainEvent::TerritoryContested {
+                        territory_id: territory.territory_id.clone(),
+                    },
+                ));
+            }
+            if let Some(key) = &cmd.idempotency_key {
+                let mut record = IdempotencyRecord {
+                    clan_id: attacker.clan_id.clone(),
+                    key: key.clone(),
+                    request_hash: fingerprint.clone(),
+                    war_id: war_id.clone(),
+                    expires_at: now + Duration::seconds(rules.idempotency_ttl_s),
+                    version: idempotency.as_ref().map_or(0, |r| r.version),
+                };
+                tx.upsert(&mut record);
+            }
+            tx.emit(self.deps.event(
+                Some(&war_id),
+                clans,
+                DomainEvent::WarDeclared {
+                    attacker_clan_id: war.attacker_clan_id.clone(),
+                    defender_clan_id: war.defender_clan_id.clone(),
+                    territory_ids: war.territory_ids.clone(),
+                    phase_deadlines: war.phase_deadlines,
+                },
+            ));
+            match self.deps.commit(tx).await {
+                Ok(()) => {
+                    return Ok(Declared {
+                        war,
+                        replayed: false,
+                    })
+                }
+                Err(DomainError::ConcurrentModification) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(DomainError::ConcurrentModification)
+    }
+
+    /// Saga compensation: cancels a war whose timers could not start and releases its
+    /// territories, clans and pair lock — without peace shield or cooldown. Idempotent.
+    pub async fn compensate_declaration(&self, war_id: &WarId) -> DomainResult<War> {
+        self.retrying(war_id, |mut war| async move {
+            let now = self.now();
+            if war.cancel_failed_declaration(now) == Advance::AlreadyDone {
+                return Ok((war, None));
+            }
+            let mut tx = self.close(&mut war, Close::Abandoned).await?;
+            tx.emit(self.war_event(
+                &war,
+                DomainEvent::WarCancelled {
+                    outcome: war.outcome.expect("set by cancel"),
+                },
+            ));
+            Ok((war, Some(tx)))
+        })
+        .await
+    }
+
+    /// A war with live side scores (frozen ones once it ended).
+    pub async fn get(&self, war_id: &WarId) -> DomainResult<War> {
+        let mut war = self.deps.war(war_id).await?;
+        if !war.status.is_terminal() {
+            let totals = self.deps.scores.clan_totals(war_id).await?;
+            let (attacker, defender) = scoring::side_totals(&war, &totals);
+            war.sides.attacker.score = attacker;
+            war.sides.defender.score = defender;
+        }
+        Ok(war)
+    }
+
+    /// A clan's war log, newest first.
+    pub async fn list_for_clan(
+        &self,
+        clan_id: &ClanId,
+        status: Option<WarStatus>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> DomainResult<Page<War>> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(DomainError::invalid(
+                "limit",
+                format!("must be 1..={MAX_PAGE}"),
+            ));
+        }
+        self.deps.clan(clan_id).await?;
+        Ok(self
+            .deps
+            .store
+            .wars_of_clan(clan_id, status, PageRequest { limit, cursor })
+            .await?)
+    }
+
+    /// An allied clan joins a side during DECLARED/PREPARATION.
+    pub async fn join(
+        &self,
+        war_id: &WarId,
+        req: JoinRequest,
+        actor: &PlayerId,
+    ) -> DomainResult<War> {
+        self.retrying(war_id, |mut war| {
+            let req = req.clone();
+            async move {
+                let mut clan = self.deps.clan(&req.clan_id).await?;
+                require_role(&clan, actor, Role::Officer)?;
+                let primary = self.deps.clan(war.primary_clan(req.side)).await?;
+                war.add_ally(&clan, req.side, &primary, &self.deps.rules)?;
+                clan.enter_war(war_id);
+                let mut tx = Transaction::new();
+                tx.update(&mut war);
+                tx.update(&mut clan);
+                tx.emit(self.war_event(
+                    &war,
+                    DomainEvent::AllyJoined {
+                        clan_id: req.clan_id.clone(),
+                        side: req.side,
+                    },
+                ));
+                Ok((war, Some(tx)))
+            }
+        })
+        .await
+    }
+
+    /// The surrendering side loses at once; scores freeze; timers stop; rewards start.
+    /// Repeating a surrender that already happened returns the ended war.
+    pub async fn surrender(
+        &self,
+        war_id: &WarId,
+        clan_id: &ClanId,
+        actor: &PlayerId,
+    ) -> DomainResult<War> {
+        let war = self
+            .retrying(war_id, |mut war| async move {
+                if war.surrendered_by.as_ref() == Some(clan_id) {
+                    return Ok((war, None));
+                }
+                let clan = self.deps.clan(clan_id).await?;
+                require_role(&clan, actor, Role::Officer)?;
+                let totals = self.deps.scores.clan_totals(war_id).await?;
+                let now = self.now();
+                let side = war.surrender(clan_id, scoring::side_totals(&war, &totals), now)?;
+                let winner = war.winner_side.expect("set by surrender");
+                let mut tx = self.close(&mut war, Close::Ended(winner)).await?;
+                tx.emit(self.war_event(
+                    &war,
+                    DomainEvent::WarSurrendered {
+                        clan_id: clan_id.clone(),
+                        side,
+                    },
+                ));
+                tx.emit(self.war_ended_event(&war));
+                Ok((war, Some(tx)))
+            })
+            .await?;
+        self.after_early_end(&war).await?;
+        Ok(war)
+    }
+
+    /// Records a primary leader's cancel request; the war is CANCELLED once both asked.
+    pub async fn cancel(
+        &self,
+        war_id: &WarId,
+        clan_id: &ClanId,
+        actor: &PlayerId,
+    ) -> DomainResult<War> {
+        let war = self
+            .retrying(war_id, |mut war| async move {
+                if war.status == WarStatus::Cancelled && war.cancel_requests.contains(clan_id) {
+                    return Ok((war, None));
+                }
+                let clan = self.deps.clan(clan_id).await?;
+                require_role(&clan, actor, Role::Leader)?;
+                let now = self.now();
+                if !war.request_cancel(clan_id, now)? {
+                    let mut tx = Transaction::new();
+                    tx.update(&mut war);
+                    return Ok((war, Some(tx)));
+                }
+                let mut tx = self.close(&mut war, Close::Abandoned).await?;
+                tx.emit(self.war_event(
+                    &war,
+                    DomainEvent::WarCancelled {
+                        outcome: war.outcome.expect("set by cancel"),
+                    },
+                ));
+                Ok((war, Some(tx)))
+            })
+            .await?;
+        if war.status == WarStatus::Cancelled {
+            self.deps
+                .workflows
+                .stop_lifecycle(war_id)
+                .await
+                .map_err(DomainError::WorkflowUnavailable)?;
+        }
+        Ok(war)
+    }
+
+    /// Phase controller: moves the war to `target` once its deadline passed. A duplicate or
+    /// late call changes nothing. ENDED runs the final tally.
+    pub async fn advance(&self, war_id: &WarId, target: WarStatus) -> DomainResult<(War, Advance)> {
+        if target == WarStatus::Ended {
+            return self.finish(war_id).await;
+        }
+        self.retrying_with(
+            war_id,
+            |mut war| async move {
+                let outcome = war.advance(target, self.now())?;
+                let Advance::Moved { from, to } = outcome else {
+                    return Ok((war, None, outcome));
+                };
+                let mut tx = Transaction::new();
+                tx.update(&mut war);
+                tx.emit(self.war_event(
+                    &war,
+                    DomainEvent::WarPhaseChanged {
+                        from,
+                        to,
+                        version: war.version,
+                    },
+                ));
+                Ok((war, Some(tx), outcome))
+            },
+            |o| o,
+        )
+        .await
+    }
+
+    /// Final tally at the close of ENDING: hold points, side totals, winner, ratings; the war
+    /// ends, its territories are released and the reward saga starts. Idempotent.
+    pub async fn finish(&self, war_id: &WarId) -> DomainResult<(War, Advance)> {
+        let (war, outcome) = self
+            .retrying_with(
+                war_id,
+                |mut war| async move {
+                    if war.status.is_terminal() {
+                        return Ok((war, None, Advance::AlreadyDone));
+                    }
+                    let territories = self.territories(&war.territory_ids).await?;
+                    let rules = &self.deps.rules;
+                    let hold = scoring::hold_points(
+                        &war,
+                        &territories,
+                        war.phase_deadlines.ending_at,
+                        rules,
+                    );
+                    let mut totals = self.deps.scores.clan_totals(war_id).await?;
+                    for (clan, points) in &hold {
+                        *totals.entry(clan.clone()).or_default() += points;
+                    }
+                    let (attacker_score, defender_score) = scoring::side_totals(&war, &totals);
+                    let (held_a, held_d) = scoring::territories_held(&war, &territories);
+                    let (winner, how) =
+                        scoring::decide_winner(attacker_score, defender_score, held_a, held_d);
+                    let outcome = war.conclude(
+                        WarResult {
+                            attacker_score,
+                            defender_score,
+                            winner,
+                            outcome: how,
+                        },
+                        self.now(),
+                    )?;
+                    let mut tx = self.close(&mut war, Close::Ended(winner)).await?;
+                    let hold: Vec<(ClanId, i64)> =
+                        hold.into_iter().filter(|(_, p)| *p != 0).collect();
+                    if !hold.is_empty() {
+                        tx.score(ScoreDelta {
+                            war_id: war_id.clone(),
+                            dedupe_id: format!("hold#{war_id}"),
+                            players: Vec::new(),
+                            clans: hold,
+                            battle_kill: None,
+                            farm_guard: None,
+                        });
+                    }
+                    tx.emit(self.war_ended_event(&war));
+                    Ok((war, Some(tx), outcome))
+                },
+                |o| o,
+            )
+            .await?;
+        if war.status == WarStatus::Ended {
+            self.start_rewards(&war).await?;
+        }
+        Ok((war, outcome))
+    }
+
+    /// Load the war, let `step` decide, commit; on a version conflict start over.
+    async fn retrying<F, Fut>(&self, war_id: &WarId, step: F) -> DomainResult<War>
+    where
+        F: FnMut(War) -> Fut,
+        Fut: std::future::Future<Output = DomainResult<(War, Option<Transaction>)>>,
+    {
+        let (war, ()) = self
+            .retrying_with(war_id, step, |(war, tx)| (war, tx, ()))
+            .await?;
+        Ok(war)
+    }
+
+    /// [`Self::retrying`] for steps that also report a value.
+    async fn retrying_with<F, Fut, O, T>(
+        &self,
+        war_id: &WarId,
+        mut step: F,
+        split: impl Fn(O) -> (War, Option<Transaction>, T),
+    ) -> DomainResult<(War, T)>
+    where
+        F: FnMut(War) -> Fut,
+        Fut: std::future::Future<Output = DomainResult<O>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let war = self.deps.war(war_id).await?;
+            let (war, tx, value) = split(step(war).await?);
+            let Some(tx) = tx else {
+                return Ok((war, value));
+            };
+            match self.deps.commit(tx).await {
+                Ok(()) => return Ok((war, value)),
+                Err(DomainError::ConcurrentModification) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(DomainError::ConcurrentModification)
+    }
+
+    /// The writes that take a war off the stage: the war itself, every clan's bookkeeping (and
+    /// ratings when it ended), the pair lock and the released territories.
+    async fn close(&self, war: &mut War, how: Close) -> DomainResult<Transaction> {
+        let now = self.now();
+        let mut clans: BTreeMap<ClanId, Clan> = BTreeMap::new();
+        for id in war.all_clans() {
+            clans.insert(id.clone(), self.deps.clan(&id).await?);
+        }
+        let mut tx = Transaction::new();
+        if let Close::Ended(winner) = how {
+            let ratings = clans.iter().map(|(id, c)| (id.clone(), c.rating)).collect();
+            for (clan_id, old, new) in
+                scoring::side_rating_changes(war, &ratings, winner, self.deps.rules.elo_k)
+            {
+                if let Some(clan) = clans.get_mut(&clan_id) {
+                    clan.rating = new;
+                }
+                tx.emit(self.war_event(
+                    war,
+                    DomainEvent::ClanRatingChanged {
+                        clan_id,
+                        old_rating: old,
+                        new_rating: new,
+                    },
+                ));
+            }
+        }
+        for clan in clans.values_mut() {
+            match how {
+                Close::Ended(_) => clan.leave_war(&war.war_id, now),
+                Close::Abandoned => clan.abandon_war(&war.war_id),
+            }
+            tx.update(clan);
+        }
+        let pair: Option<PairLock> = self
+            .deps
+            .store
+            .load(RecordKey::pair(
+                &war.attacker_clan_id,
+                &war.defender_clan_id,
+            ))
+            .await?;
+        if let Some(mut pair) = pair.filter(|p| p.active_war_id.as_ref() == Some(&war.war_id)) {
+            pair.active_war_id = None;
+            if matches!(how, Close::Ended(_)) {
+                pair.last_ended_at = Some(now);
+            }
+            tx.update(&mut pair);
+        }
+        TerritoryService::new(self.deps.clone())
+            .release_for_war(war, &mut tx)
+            .await?;
+        tx.update(war);
+        Ok(tx)
+    }
+
+    async fn after_early_end(&self, war: &War) -> DomainResult<()> {
+        self.deps
+            .workflows
+            .stop_lifecycle(&war.war_id)
+            .await
+            .map_err(DomainError::WorkflowUnavailable)?;
+        self.start_rewards(war).await
+    }
+
+    async fn start_rewards(&self, war: &War) -> DomainResult<()> {
+        self.deps
+            .workflows
+            .start_rewards(&war.war_id)
+            .await
+            .map_err(DomainError::WorkflowUnavailable)
+    }
+
+    async fn idempotency_record(
+        &self,
+        cmd: &DeclareCommand,
+    ) -> DomainResult<Option<IdempotencyRecord>> {
+        let Some(key) = &cmd.idempotency_key else {
+            return Ok(None);
+        };
+        let key = RecordKey::Idempotency(cmd.request.attacker_clan_id.clone(), key.clone());
+        Ok(self.deps.store.load(key).await?)
+    }
+
+    async fn territories(&self, ids: &[TerritoryId]) -> DomainResult<Vec<Territory>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let territory: Option<Territory> = self
+                .deps
+                .store
+                .load(RecordKey::Territory(id.clone()))
+                .await?;
+            out.push(territory.ok_or_else(|| DomainError::TerritoryNotFound(id.clone()))?);
+        }
+        Ok(out)
+    }
+
+    fn war_event(&self, war: &War, event: DomainEvent) -> crate::events::EventEnvelope {
+        self.deps.event(Some(&war.war_id), war.all_clans(), event)
+    }
+
+    fn war_ended_event(&self, war: &War) -> crate::events::EventEnvelope {
+        self.war_event(
+            war,
+            DomainEvent::WarEnded {
+                winner_side: war.winner_side.expect("ended wars have a winner"),
+                outcome: war.outcome.expect("ended wars have an outcome"),
+                attacker_score: war.sides.attacker.score,
+                defender_score: war.sides.defender.score,
+            },
+        )
+    }
+
+    fn new_war_id(&self) -> WarId {
+        WarId::new(self.deps.ids.new_id()).expect("generated ids are valid")
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.deps.clock.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clan::ClanSnapshot;
+    use crate::config::Rules;
+    use crate::declaration::DeclareRequest;
+    use crate::ids::AllianceId;
+    use crate::memory::{FakeClock, WorkflowCall};
+    use crate::ports::{Outbox, PlayerPoints, Record, Store};
+    use crate::services::clans::ClanService;
+    use crate::services::outbox::relay;
+    use crate::services::territories::TerritoryService;
+    use crate::services::MemoryHandles;
+    use crate::territory::fixtures::input;
+    use crate::war::{Outcome, PhaseDurations};
+
+    fn t0() -> DateTime<Utc> {
+        "2026-05-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn clan(id: &str) -> ClanId {
+        ClanId::new(id).unwrap()
+    }
+
+    fn player(id: &str) -> PlayerId {
+        PlayerId::new(id).unwrap()
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            phase_bounds: crate::config::Bounds {
+                min_s: 1,
+                max_s: 86_400,
+            },
+            ..Rules::default()
+        }
+    }
+
+    /// Phases of one hour each, so hold points are easy to count.
+    fn hourly() -> PhaseDurations {
+        PhaseDurations {
+            declared_s: 3_600,
+            preparation_s: 3_600,
+            active_s: 3_600 * 2,
+            ending_s: 600,
+        }
+    }
+
+    struct World {
+        deps: Deps,
+        h: MemoryHandles,
+        wars: WarService,
+    }
+
+    impl World {
+        async fn new() -> Self {
+            let (deps, h) = Deps::in_memory(rules(), FakeClock::at(t0()));
+            let clans = ClanService::new(deps.clone());
+            for id in ["att", "def", "ally", "other"] {
+                let members = (0..11).map(|i| player(&format!("{id}-m{i}"))).collect();
+                let snap = ClanSnapshot {
+                    name: format!("Clan {id}"),
+                    leader_id: player(&format!("{id}-leader")),
+                    officer_ids: vec![player(&format!("{id}-officer"))],
+                    member_ids: members,
+                    level: 5,
+                    rating: Some(1_000),
+                    active: true,
+                };
+                clans.upsert(clan(id), snap).await.unwrap();
+            }
+            let territories = TerritoryService::new(deps.clone());
+            for (id, tier) in [("t1", 1), ("t2", 2)] {
+                territories
+                    .upsert(
+                        TerritoryId::new(id).unwrap(),
+                        input(Some("def"), 0.0, 0.0, tier),
+                    )
+                    .await
+                    .unwrap();
+            }
+            Self {
+                wars: WarService::new(deps.clone()),
+                deps,
+                h,
+            }
+        }
+
+        fn command(&self, territories: &[&str], key: Option<&str>) -> DeclareCommand {
+            DeclareCommand {
+                request: DeclareRequest {
+                    attacker_clan_id: clan("att"),
+                    defender_clan_id: clan("def"),
+                    territory_ids: territories
+                        .iter()
+                        .map(|t| TerritoryId::new(*t).unwrap())
+                        .collect(),
+                    phase_durations: Some(hourly()),
+                },
+                actor: player("att-leader"),
+                idempotency_key: key.map(str::to_owned),
+            }
+        }
+
+        async fn declare(&self) -> War {
+            self.wars
+                .declare(self.command(&["t1", "t2"], None))
+                .await
+                .unwrap()
+                .war
+        }
+
+        async fn clan(&self, id: &str) -> Clan {
+            self.deps.clan(&clan(id)).await.unwrap()
+        }
+
+        async fn territory(&self, id: &str) -> Territory {
+            TerritoryService::new(self.deps.clone())
+                .get(&TerritoryId::new(id).unwrap())
+                .await
+                .unwrap()
+        }
+
+        /// Moves the clock to the deadline of `target` and advances the war there.
+        async fn reach(&self, war: &War, target: WarStatus) -> War {
+            let at = war.phase_deadlines.deadline_of(target).unwrap();
+            self.h.clock.set(at);
+            self.wars.advance(&war.war_id, target).await.unwrap().0
+        }
+
+        async fn score(&self, war: &War, id: &str, clan_id: &str, points: i64) {
+            self.deps
+                .scores
+                .apply(ScoreDelta {
+                    war_id: war.war_id.clone(),
+                    dedupe_id: id.to_owned(),
+                    players: vec![PlayerPoints {
+                        player_id: player(&format!("{clan_id}-m0")),
+                        clan_id: clan(clan_id),
+                        points,
+                    }],
+                    clans: vec![(clan(clan_id), points)],
+                    battle_kill: None,
+                    farm_guard: None,
+                })
+                .await
+                .unwrap();
+        }
+
+        /// Everything stored, for "nothing was written" checks.
+        async fn snapshot(&self) -> Vec<Option<Record>> {
+            let mut keys = vec![
+                RecordKey::Clan(clan("att")),
+                RecordKey::Clan(clan("def")),
+                RecordKey::Clan(clan("ally")),
+                RecordKey::pair(&clan("att"), &clan("def")),
+                RecordKey::Territory(TerritoryId::new("t1").unwrap()),
+                RecordKey::Territory(TerritoryId::new("t2").unwrap()),
+            ];
+            let page = self
+                .h
+                .store
+                .wars_of_clan(
+                    &clan("att"),
+                    None,
+                    PageRequest {
+                        limit: 50,
+                        cursor: None,
+                    },
+                )
+                .await
+                .unwrap();
+            keys.extend(page.items.iter().map(|w| RecordKey::War(w.war_id.clone())));
+            let mut out = Vec::new();
+            for key in keys {
+                out.push(self.h.store.get(&key).await.unwrap());
+            }
+            out
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declaration_writes_the_war_contests_territories_and_starts_the_timers() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        assert_eq!((war.status, war.version), (WarStatus::Declared, 1));
+        assert_eq!(
+            war.phase_deadlines.preparation_at,
+            t0() + Duration::hours(1)
+        );
+        assert_eq!(
+            w.territory("t1").await.contested_by,
+            Some(war.war_id.clone())
+        );
+        assert_eq!(w.clan("att").await.active_war_ids, vec![war.war_id.clone()]);
+        assert_eq!(w.clan("def").await.active_war_ids, vec![war.war_id.clone()]);
+        assert_eq!(
+            w.h.workflows.calls(),
+            vec![WorkflowCall::StartLifecycle(war.war_id.clone())]
+        );
+        let types = w.h.events.types();
+        assert_eq!(
+            types.iter().filter(|t| **t == "TerritoryContested").count(),
+            2
+        );
+        assert!(types.contains(&"WarDeclared"));
+        assert!(
+            w.h.store.pending(10).await.unwrap().is_empty(),
+            "published events leave the outbox"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retried_declaration_with_the_same_key_returns_the_same_war() {
+        let w = World::new().await;
+        let first = w
+            .wars
+            .declare(w.command(&["t1"], Some("k-1")))
+            .await
+            .unwrap();
+        let again = w
+            .wars
+            .declare(w.command(&["t1"], Some("k-1")))
+            .await
+            .unwrap();
+        assert!(!first.replayed && again.replayed);
+        assert_eq!(first.war.war_id, again.war.war_id);
+        let err = w
+            .wars
+            .declare(w.command(&["t2"], Some("k-1")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "IDEMPOTENCY_KEY_REUSED");
+    }
+
+    #[tokio::test]
+    async fn a_second_war_between_the_pair_is_refused_and_writes_nothing() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let before = w.snapshot().await;
+        let mut cmd = w.command(&["t1"], None);
+        std::mem::swap(
+            &mut cmd.request.attacker_clan_id,
+            &mut cmd.request.defender_clan_id,
+        );
+        cmd.actor = player("def-leader");
+        let err = w.wars.declare(cmd).await.unwrap_err();
+        assert_eq!(err.code(), "WAR_ALREADY_EXISTS");
+        assert_eq!(w.snapshot().await, before);
+        assert_eq!(
+            w.h.workflows.calls(),
+            vec![WorkflowCall::StartLifecycle(war.war_id)]
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_clans_and_territories_are_not_found() {
+        let w = World::new().await;
+        let mut cmd = w.command(&["t1"], None);
+        cmd.request.defender_clan_id = clan("ghost");
+        assert_eq!(
+            w.wars.declare(cmd).await.unwrap_err().code(),
+            "CLAN_NOT_FOUND"
+        );
+        let cmd = w.command(&["nowhere"], None);
+        assert_eq!(
+            w.wars.declare(cmd).await.unwrap_err().code(),
+            "TERRITORY_NOT_FOUND"
+        );
+        assert!(w.h.events.published().is_empty());
+    }
+
+    #[tokio::test]
+    async fn timers_that_cannot_start_compensate_the_declaration_completely() {
+        let w = World::new().await;
+        w.h.workflows.set_fail_start(true);
+        let err = w.wars.declare(w.command(&["t1"], None)).await.unwrap_err();
+        assert_eq!(err.code(), "WORKFLOW_UNAVAILABLE");
+        let att = w.clan("att").await;
+        assert!(att.active_war_ids.is_empty());
+        assert_eq!(
+            att.last_war_ended_at, None,
+            "no peace shield for a war that never started"
+        );
+        assert_eq!(w.territory("t1").await.contested_by, None);
+        assert!(w.h.events.types().contains(&"WarCancelled"));
+        // The pair is free again: the retried declaration goes through.
+        w.h.workflows.set_fail_start(false);
+        let war = w.wars.declare(w.command(&["t1"], None)).await.unwrap().war;
+        assert_eq!(war.status, WarStatus::Declared);
+    }
+
+    #[tokio::test]
+    async fn a_whole_war_runs_to_its_end_on_timers_and_decides_the_winner() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        w.reach(&war, WarStatus::Preparation).await;
+        w.reach(&war, WarStatus::Active).await;
+        w.score(&war, "e1", "att", 120).await;
+        w.score(&war, "e2", "def", 100).await;
+        w.reach(&war, WarStatus::Ending).await;
+        w.h.clock.set(war.phase_deadlines.ended_at);
+        let (ended, outcome) = w.wars.finish(&war.war_id).await.unwrap();
+
+        assert!(matches!(
+            outcome,
+            Advance::Moved {
+                to: WarStatus::Ended,
+                ..
+            }
+        ));
+        // The defender held t1 (tier 1) and t2 (tier 2) for the two ACTIVE hours: 5×3×2 = 30.
+        assert_eq!(
+            (ended.sides.attacker.score, ended.sides.defender.score),
+            (120, 130)
+        );
+        assert_eq!(ended.winner_side, Some(WinnerSide::Defender));
+        assert_eq!(ended.outcome, Some(Outcome::Score));
+        let (att, def) = (w.clan("att").await, w.clan("def").await);
+        assert!(att.rating < 1_000 && def.rating > 1_000);
+        assert_eq!(att.rating + def.rating, 2_000);
+        assert!(att.active_war_ids.is_empty());
+        assert_eq!(def.last_war_ended_at, Some(war.phase_deadlines.ended_at));
+        assert_eq!(w.territory("t2").await.contested_by, None);
+        assert!(w
+            .h
+            .workflows
+            .calls()
+            .contains(&WorkflowCall::StartRewards(war.war_id.clone())));
+        let types = w.h.events.types();
+        for t in [
+            "WarPhaseChanged",
+            "WarEnded",
+            "ClanRatingChanged",
+            "TerritoryReleased",
+        ] {
+            assert!(types.contains(&t), "{t} missing from {types:?}");
+        }
+        // Hold points were added to the counters exactly once, even if the tally runs again.
+        let (_, again) = w.wars.finish(&war.war_id).await.unwrap();
+        assert_eq!(again, Advance::AlreadyDone);
+        assert_eq!(
+            w.deps.scores.clan_totals(&war.war_id).await.unwrap()[&clan("def")],
+            130
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_war_the_pair_cooldown_and_peace_shield_apply() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        for target in [WarStatus::Preparation, WarStatus::Active, WarStatus::Ending] {
+            w.reach(&war, target).await;
+        }
+        w.h.clock.set(war.phase_deadlines.ended_at);
+        w.wars.finish(&war.war_id).await.unwrap();
+        let err = w.wars.declare(w.command(&["t1"], None)).await.unwrap_err();
+        assert_eq!(err.code(), "PAIR_COOLDOWN_ACTIVE");
+        let mut cmd = w.command(&["t1"], None);
+        cmd.request.attacker_clan_id = clan("other");
+        cmd.actor = player("other-leader");
+        assert_eq!(
+            w.wars.declare(cmd).await.unwrap_err().code(),
+            "PEACE_SHIELD_ACTIVE"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_or_early_timer_changes_nothing() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let err = w
+            .wars
+            .advance(&war.war_id, WarStatus::Preparation)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "PHASE_DEADLINE_NOT_REACHED");
+        let moved = w.reach(&war, WarStatus::Preparation).await;
+        let events = w.h.events.published().len();
+        let (again, outcome) = w
+            .wars
+            .advance(&war.war_id, WarStatus::Preparation)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Advance::AlreadyDone);
+        assert_eq!(again.version, moved.version);
+        assert_eq!(w.h.events.published().len(), events);
+    }
+
+    #[tokio::test]
+    async fn surrender_mid_active_ends_the_war_at_once_and_is_idempotent() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        w.reach(&war, WarStatus::Preparation).await;
+        w.reach(&war, WarStatus::Active).await;
+        w.score(&war, "e1", "att", 10).await;
+        w.score(&war, "e2", "def", 50).await;
+        let ended = w
+            .wars
+            .surrender(&war.war_id, &clan("def"), &player("def-officer"))
+            .await
+            .unwrap();
+        assert_eq!(ended.status, WarStatus::Ended);
+        assert_eq!(ended.winner_side, Some(WinnerSide::Attacker));
+        assert_eq!(
+            (ended.sides.attacker.score, ended.sides.defender.score),
+            (10, 50)
+        );
+        let calls = w.h.workflows.calls();
+        assert!(calls.contains(&WorkflowCall::StopLifecycle(war.war_id.clone())));
+        assert!(calls.contains(&WorkflowCall::StartRewards(war.war_id.clone())));
+        let again = w
+            .wars
+            .surrender(&war.war_id, &clan("def"), &player("def-officer"))
+            .await
+            .unwrap();
+        assert_eq!(again.version, ended.version);
+        let err = w
+            .wars
+            .surrender(&war.war_id, &clan("att"), &player("att-leader"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+    }
+
+    #[tokio::test]
+    async fn a_member_cannot_surrender_for_the_clan() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let err = w
+            .wars
+            .surrender(&war.war_id, &clan("def"), &player("def-m1"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "FORBIDDEN_ROLE");
+        assert_eq!(
+            w.deps.war(&war.war_id).await.unwrap().status,
+            WarStatus::Declared
+        );
+    }
+
+    #[tokio::test]
+    async fn mutual_cancel_needs_both_leaders() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let err = w
+            .wars
+            .cancel(&war.war_id, &clan("att"), &player("att-officer"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "FORBIDDEN_ROLE");
+        let half = w
+            .wars
+            .cancel(&war.war_id, &clan("att"), &player("att-leader"))
+            .await
+            .unwrap();
+        assert_eq!(half.status, WarStatus::Declared);
+        let done = w
+            .wars
+            .cancel(&war.war_id, &clan("def"), &player("def-leader"))
+            .await
+            .unwrap();
+        assert_eq!(done.status, WarStatus::Cancelled);
+        assert!(w
+            .h
+            .workflows
+            .calls()
+            .contains(&WorkflowCall::StopLifecycle(war.war_id.clone())));
+        assert_eq!(w.territory("t1").await.contested_by, None);
+        assert_eq!(w.clan("def").await.last_war_ended_at, None);
+        // Nothing to wait for: the pair may fight again at once.
+        w.wars.declare(w.command(&["t1"], None)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_ally_joins_the_defender_and_counts_for_its_side() {
+        let w = World::new().await;
+        for id in ["def", "ally"] {
+            let mut c = w.clan(id).await;
+            c.alliance_id = Some(AllianceId::new("al").unwrap());
+            let mut tx = Transaction::new();
+            tx.update(&mut c);
+            w.deps.commit(tx).await.unwrap();
+        }
+        let war = w.declare().await;
+        let req = JoinRequest {
+            clan_id: clan("ally"),
+            side: Side::Defender,
+        };
+        let err = w
+            .wars
+            .join(&war.war_id, req.clone(), &player("ally-m0"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "FORBIDDEN_ROLE");
+        let joined = w
+            .wars
+            .join(&war.war_id, req.clone(), &player("ally-leader"))
+            .await
+            .unwrap();
+        assert_eq!(
+            joined.sides.defender.clan_ids,
+            vec![clan("def"), clan("ally")]
+        );
+        assert!(w.h.events.types().contains(&"AllyJoined"));
+        assert_eq!(
+            w.clan("ally").await.active_war_ids,
+            vec![war.war_id.clone()]
+        );
+        let err = w
+            .wars
+            .join(&war.war_id, req, &player("ally-leader"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "ALREADY_IN_WAR");
+
+        w.reach(&war, WarStatus::Preparation).await;
+        w.reach(&war, WarStatus::Active).await;
+        w.score(&war, "e1", "ally", 40).await;
+        let live = w.wars.get(&war.war_id).await.unwrap();
+        assert_eq!(live.sides.defender.score, 40);
+    }
+
+    #[tokio::test]
+    async fn the_war_log_is_paginated_newest_first_and_filtered_by_status() {
+        let w = World::new().await;
+        let first = w.declare().await;
+        w.h.clock.advance(Duration::minutes(1));
+        // t1 is contested by the first war: the second war targets the attacker's own land.
+        let mut cmd = w.command(&["t1"], None);
+        cmd.request = DeclareRequest {
+            attacker_clan_id: clan("other"),
+            defender_clan_id: clan("att"),
+            territory_ids: vec![TerritoryId::new("t3").unwrap()],
+            phase_durations: Some(hourly()),
+        };
+        cmd.actor = player("other-leader");
+        TerritoryService::new(w.deps.clone())
+            .upsert(
+                TerritoryId::new("t3").unwrap(),
+                input(Some("att"), 10.0, 10.0, 1),
+            )
+            .await
+            .unwrap();
+        let second = w.wars.declare(cmd).await.unwrap().war;
+
+        let page = w
+            .wars
+            .list_for_clan(&clan("att"), None, 1, None)
+            .await
+            .unwrap();
+        assert_eq!(page.items[0].war_id, second.war_id);
+        let next = w
+            .wars
+            .list_for_clan(&clan("att"), None, 1, page.next_cursor)
+            .await
+            .unwrap();
+        assert_eq!(next.items[0].war_id, first.war_id);
+        assert_eq!(next.next_cursor, None);
+        let none = w
+            .wars
+            .list_for_clan(&clan("att"), Some(WarStatus::Ended), 10, None)
+            .await
+            .unwrap();
+        assert!(none.items.is_empty());
+        let err = w
+            .wars
+            .list_for_clan(&clan("att"), None, 0, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400);
+        let err = w
+            .wars
+            .list_for_clan(&clan("att"), None, 5, Some("junk".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn events_survive_a_publish_failure_and_the_relay_delivers_them_later() {
+        let w = World::new().await;
+        w.h.events.set_failing(true);
+        let war = w.declare().await;
+        assert!(w.h.events.published().is_empty());
+        assert_eq!(w.h.store.pending(100).await.unwrap().len(), 3);
+        w.h.events.set_failing(false);
+        let report = relay(&w.deps, 100).await.unwrap();
+        assert_eq!((report.published, report.failed), (3, 0));
+        assert!(w.h.store.pending(100).await.unwrap().is_empty());
+        let declared = w.h.events.published();
+        assert!(declared
+            .iter()
+            .any(|e| e.event_type() == "WarDeclared" && e.war_id == Some(war.war_id.clone())));
+    }
+}

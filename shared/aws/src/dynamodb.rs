@@ -1,0 +1,809 @@
+//! DynamoDB adapter of the store, outbox and score-board ports (single-table design; see
+//! `keys.rs` and the README). Owns every `AttributeValue` mapping, the 100-item transaction
+//! and 25/100-item batch limits, and the translation of cancellation reasons into conflicts.
+
+use crate::keys::*;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update,
+    WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Duration, Utc};
+use clanwar_domain::events::EventEnvelope;
+use clanwar_domain::ids::{AllianceId, BattleId, ClanId, PlayerId, WarId};
+use clanwar_domain::ports::*;
+use clanwar_domain::spatial::CellId;
+use clanwar_domain::territory::Territory;
+use clanwar_domain::war::{Side, War, WarStatus};
+use clanwar_domain::{alliance::Invitation, battle::Battle};
+use std::collections::{BTreeMap, HashMap};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Most items one `TransactWriteItems` call takes.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Most keys one `BatchGetItem` call takes.
+const MAX_BATCH_GET: usize = 100;
+/// Most requests one `BatchWriteItem` call takes.
+const MAX_BATCH_WRITE: usize = 25;
+/// Outbox partitions.
+const OUTBOX_SHARDS: u32 = 4;
+/// How long exactly-once markers and farm guards are kept (longer than any war can last).
+const SCORE_MARKER_TTL_DAYS: i64 = 30;
+
+/// Tunables of the table layout.
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    pub table: String,
+    /// Shards of each war's hot counters (clan points, top-player index).
+    pub score_shards: u32,
+}
+
+/// The store, outbox and score board on one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    config: TableConfig,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, config: TableConfig) -> Self {
+        Self { client, config }
+    }
+
+    fn table(&self) -> &str {
+        &self.config.table
+    }
+}
+
+// ---- item mapping ---------------------------------------------------------------------------
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key_item((pk, sk): (String, String)) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn epoch(at: DateTime<Utc>) -> AttributeValue {
+    n(at.timestamp())
+}
+
+fn corrupt(key: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+fn record_item(record: &Record) -> Result<Item, StoreError> {
+    let key = record_key(&record.key());
+    let mut item: Item = serde_dynamo::to_item(record).map_err(|e| corrupt(&key.0, e))?;
+    item.insert("ver".into(), n(record.version()));
+    match record {
+        Record::Territory(t) => {
+            item.insert("gsi1pk".into(), s(cell_partition(&t.cell)));
+            item.insert("gsi1sk".into(), s(key.0.clone()));
+        }
+        Record::Invitation(i) => {
+            item.insert("expires_at".into(), epoch(i.expires_at));
+        }
+        Record::Idempotency(i) => {
+            item.insert("expires_at".into(), epoch(i.expires_at));
+        }
+        _ => {}
+    }
+    item.extend(key_item(key));
+    Ok(item)
+}
+
+fn decode_record(item: Item) -> Result<Record, StoreError> {
+    let pk = item
+        .get("pk")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    serde_dynamo::from_item(item).map_err(|e| corrupt(&pk, e))
+}
+
+fn number(item: &Item, name: &str) -> i64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|raw| raw.parse().ok())
+        .unwrap_or(0)
+}
+
+fn string(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// Transaction items plus, for each, the index of the domain write it came from.
+#[derive(Default)]
+struct TxItems {
+    items: Vec<TransactWriteItem>,
+    owner: Vec<usize>,
+}
+
+impl TxItems {
+    fn push(&mut self, owner: usize, item: TransactWriteItem) {
+        self.items.push(item);
+        self.owner.push(owner);
+    }
+}
+
+fn invalid(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(err.to_string())
+}
+
+impl DynamoDbStore {
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<(&str, Option<u64>)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder().table_name(self.table()).set_item(Some(item));
+        if let Some((expr, version)) = condition {
+            put = put.condition_expression(expr);
+            if let Some(v) = version {
+                put = put.expression_attribute_values(":v", n(v));
+            }
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(invalid)?)
+            .build())
+    }
+
+    fn expect_condition(expect: Expect) -> (&'static str, Option<u64>) {
+        match expect {
+            Expect::Absent => ("attribute_not_exists(pk)", None),
+            Expect::Version(v) => ("ver = :v", Some(v)),
+        }
+    }
+
+    fn write_items(
+        &self,
+        index: usize,
+        write: &Write,
+        out: &mut TxItems,
+    ) -> Result<(), StoreError> {
+        match write {
+            Write::Put { record, expect } => {
+                let item = record_item(record)?;
+                out.push(
+                    index,
+                    self.put(item, Some(Self::expect_condition(*expect)))?,
+                );
+                if let Record::War(war) = record {
+                    for entry in self.war_log_items(war) {
+                        out.push(index, self.put(entry, None)?);
+                    }
+                }
+            }
+            Write::Delete { key, expect } => {
+                let (expr, version) = Self::expect_condition(*expect);
+                let mut delete = Delete::builder()
+                    .table_name(self.table())
+                    .set_key(Some(key_item(record_key(key))))
+                    .condition_expression(expr);
+                if let Some(v) = version {
+                    delete = delete.expression_attribute_values(":v", n(v));
+                }
+                let item = TransactWriteItem::builder()
+                    .delete(delete.build().map_err(invalid)?)
+                    .build();
+                out.push(index, item);
+            }
+            Write::Emit(event) => out.push(index, self.put(self.outbox_item(event)?, None)?),
+            Write::Score(delta) => {
+                for item in self.score_items(delta)? {
+                    out.push(index, item);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One war-log entry per clan of the war, rewritten on every war write so the status
+    /// filter of the log stays exact.
+    fn war_log_items(&self, war: &War) -> Vec<Item> {
+        let declared = war
+            .declared_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        war.all_clans()
+            .iter()
+            .map(|clan| {
+                let mut item = key_item(war_log_key(clan, &declared, &war.war_id));
+                item.insert("war_id".into(), s(war.war_id.as_str()));
+                item.insert("status".into(), s(war.status.as_str()));
+                item
+            })
+            .collect()
+    }
+
+    fn outbox_item(&self, event: &EventEnvelope) -> Result<Item, StoreError> {
+        let id = event.event_id.as_str();
+        let body = serde_json::to_string(event).map_err(|e| corrupt(id, e))?;
+        let sk = format!(
+            "{}#{id}",
+            event
+                .occurred_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
+        let mut item = key_item((outbox_partition(shard_of(id, OUTBOX_SHARDS)), sk));
+        item.insert("event".into(), s(body));
+        Ok(item)
+    }
+
+    /// Items applying one score delta: the exactly-once marker (must not exist), the farm
+    /// guard, the clan counter shard, each player's item and the battle's kill tally.
+    fn score_items(&self, delta: &ScoreDelta) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let war = &delta.war_id;
+        let expires = epoch(Utc::now() + Duration::days(SCORE_MARKER_TTL_DAYS));
+        let mut items = Vec::new();
+        let mut marker = key_item(dedupe_key(war, &delta.dedupe_id));
+        marker.insert("expires_at".into(), expires.clone());
+        items.push(self.put(marker, Some(("attribute_not_exists(pk)", None)))?);
+
+        if let Some(guard) = &delta.farm_guard {
+            let cutoff = guard.occurred_at - Duration::seconds(guard.window_s);
+            let update = Update::builder()
+                .table_name(self.table())
+                .set_key(Some(key_item(farm_key(
+                    war,
+                    &guard.killer_id,
+                    &guard.victim_id,
+                ))))
+                .update_expression("SET last_at = :t, expires_at = :e")
+                .condition_expression("attribute_not_exists(pk) OR last_at <= :cutoff")
+                .expression_attribute_values(":t", n(guard.occurred_at.timestamp_millis()))
+                .expression_attribute_values(":cutoff", n(cutoff.timestamp_millis()))
+                .expression_attribute_values(":e", expires.clone())
+                .build()
+                .map_err(invalid)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+
+        let clans: BTreeMap<&ClanId, i64> =
+            delta.clans.iter().fold(BTreeMap::new(), |mut acc, (c, p)| {
+                *acc.entry(c).or_default() += p;
+                acc
+            });
+        if !clans.is_empty() {
+            let shard = shard_of(&delta.dedupe_id, self.config.score_shards);
+            let mut update = Update::builder()
+                .table_name(self.table())
+                .set_key(Some(key_item(clan_shard_key(war, shard))));
+            let mut adds = Vec::new();
+            for (i, (clan, points)) in clans.iter().enumerate() {
+                adds.push(format!("#c{i} :c{i}"));
+                update = update
+                    .expression_attribute_names(format!("#c{i}"), format!("c_{clan}"))
+                    .expression_attribute_values(format!(":c{i}"), n(points));
+            }
+            let update = update.update_expression(format!("ADD {}", adds.join(", ")));
+            items.push(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(invalid)?)
+                    .build(),
+            );
+        }
+
+        let mut players: BTreeMap<&PlayerId, (&ClanId, i64)> = BTreeMap::new();
+        for p in &delta.players {
+            players.entry(&p.player_id).or_insert((&p.clan_id, 0)).1 += p.points;
+        }
+        for (player, (clan, points)) in players {
+            let shard = shard_of(player.as_str(), self.config.score_shards);
+            let update = Update::builder()
+                .table_name(self.table())
+                .set_key(Some(key_item(player_key(war, player))))
+                .update_expression("SET player_id = :p, clan_id = :c, gsi2pk = :g ADD gsi2sk :n")
+                .expression_attribute_values(":p", s(player.as_str()))
+                .expression_attribute_values(":c", s(clan.as_str()))
+                .expression_attribute_values(":g", s(player_index_partition(war, shard)))
+                .expression_attribute_values(":n", n(points))
+                .build()
+                .map_err(invalid)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+
+        if let Some((battle, side)) = &delta.battle_kill {
+            let field = match side {
+                Side::Attacker => "attacker_kills",
+                Side::Defender => "defender_kills",
+            };
+            let update = Update::builder()
+                .table_name(self.table())
+                .set_key(Some(key_item(battle_kills_key(war, battle))))
+                .update_expression(format!("ADD {field} :one"))
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .map_err(invalid)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(items)
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(TransactFailure::Other(StoreError::Invalid(format!(
+                "{} items exceed the {MAX_TRANSACTION_ITEMS}-item transaction limit",
+                items.len()
+            ))));
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(ctx)) => match ctx.err() {
+                // A competing transaction on the same items shows up as a `TransactionConflict`
+                // reason; the position of a failed condition tells which write lost.
+                TransactWriteItemsError::TransactionCanceledException(ex) => {
+                    let failed = ex
+                        .cancellation_reasons()
+                        .iter()
+                        .position(|r| r.code() == Some("ConditionalCheckFailed"));
+                    Err(TransactFailure::Condition(failed))
+                }
+                other => Err(TransactFailure::Other(StoreError::unavailable(
+                    format!("TransactWriteItems: {}", other.code().unwrap_or("unknown")),
+                    ctx.into_err(),
+                ))),
+            },
+            Err(err) => Err(TransactFailure::Other(StoreError::unavailable(
+                "TransactWriteItems",
+                err,
+            ))),
+        }
+    }
+
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(MAX_BATCH_GET) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .build()
+                    .map_err(invalid)?,
+            );
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.table(), request)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::unavailable("BatchGetItem", e))?;
+                if let Some(items) = out.responses.and_then(|mut r| r.remove(self.table())) {
+                    found.extend(items);
+                }
+                // Unprocessed keys come back under throttling; ask again for just those.
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(self.table()))
+                    .filter(|k| !k.keys().is_empty());
+            }
+        }
+        Ok(found)
+    }
+
+    async fn query_all(
+        &self,
+        build: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = build()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::unavailable("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    fn query_prefix(
+        &self,
+        pk: String,
+        prefix: &'static str,
+    ) -> impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder + '_ {
+        move || {
+            self.client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+        }
+    }
+
+    async fn records_with_prefix(
+        &self,
+        pk: String,
+        prefix: &'static str,
+    ) -> Result<Vec<Record>, StoreError> {
+        self.query_all(self.query_prefix(pk, prefix))
+            .await?
+            .into_iter()
+            .map(decode_record)
+            .collect()
+    }
+}
+
+/// Why a transaction did not apply.
+enum TransactFailure {
+    /// A condition failed; the index of the failing item, when DynamoDB says.
+    Condition(Option<usize>),
+    Other(StoreError),
+}
+
+#[async_trait]
+impl Store for DynamoDbStore {
+    async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(record_key(key))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("GetItem", e))?;
+        out.item.map(decode_record).transpose()
+    }
+
+    async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
+        let mut items = TxItems::default();
+        for (index, write) in tx.writes.iter().enumerate() {
+            self.write_items(index, write, &mut items)?;
+        }
+        if items.items.is_empty() {
+            return Ok(());
+        }
+        let owner = items.owner;
+        match self.transact(items.items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Condition(at)) => Err(StoreError::Conflict {
+                index: at.and_then(|i| owner.get(i).copied()),
+            }),
+            Err(TransactFailure::Other(err)) => Err(err),
+        }
+    }
+
+    async fn wars_of_clan(
+        &self,
+        clan: &ClanId,
+        status: Option<WarStatus>,
+        page: PageRequest,
+    ) -> Result<Page<War>, StoreError> {
+        let pk = format!("CLAN#{clan}");
+        let start = match page.cursor {
+            Some(cursor) if cursor.starts_with(WAR_LOG_PREFIX) && cursor.len() < 256 => {
+                Some(key_item((pk.clone(), cursor)))
+            }
+            Some(_) => return Err(StoreError::BadCursor),
+            None => None,
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(WAR_LOG_PREFIX))
+            .scan_index_forward(false)
+            .limit(i32::try_from(page.limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start);
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#st = :st")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":st", s(status.as_str()));
+        }
+        let out = query
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("Query", e))?;
+        let war_ids: Vec<String> = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| string(i, "war_id"))
+            .collect();
+        let keys = war_ids
+            .iter()
+            .map(|w| key_item((format!("WAR#{w}"), "WAR".into())))
+            .collect();
+        let mut by_id: HashMap<WarId, War> = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            if let Record::War(war) = decode_record(item)? {
+                by_id.insert(war.war_id.clone(), war);
+            }
+        }
+        // BatchGetItem does not keep order; the log's order is the query's.
+        let items = war_ids
+            .iter()
+            .filter_map(|id| {
+                WarId::new(id.as_str())
+                    .ok()
+                    .and_then(|id| by_id.remove(&id))
+            })
+            .collect();
+        let next_cursor = out.last_evaluated_key.and_then(|k| string(&k, "sk"));
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn territories_in_cells(&self, cells: &[CellId]) -> Result<Vec<Territory>, StoreError> {
+        let mut territories = Vec::new();
+        for cell in cells {
+            let partition = cell_partition(cell);
+            let items = self
+                .query_all(|| {
+                    self.client
+                        .query()
+                        .table_name(self.table())
+                        .index_name("gsi1")
+                        .key_condition_expression("gsi1pk = :cell")
+                        .expression_attribute_values(":cell", s(partition.clone()))
+                })
+                .await?;
+            for item in items {
+                if let Record::Territory(t) = decode_record(item)? {
+                    territories.push(t);
+                }
+            }
+        }
+        Ok(territories)
+    }
+
+    async fn battles_of_war(&self, war: &WarId) -> Result<Vec<Battle>, StoreError> {
+        self.records_with_prefix(format!("WAR#{war}"), "BATTLE#")
+            .await?
+            .into_iter()
+            .map(Battle::try_from)
+            .collect()
+    }
+
+    async fn invitations_of_alliance(
+        &self,
+        alliance: &AllianceId,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        self.records_with_prefix(format!("ALLIANCE#{alliance}"), "INVITE#")
+            .await?
+            .into_iter()
+            .map(Invitation::try_from)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Outbox for DynamoDbStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<EventEnvelope>, StoreError> {
+        let mut events = Vec::new();
+        for shard in 0..OUTBOX_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(outbox_partition(shard)))
+                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| StoreError::unavailable("Query outbox", e))?;
+            for item in out.items.unwrap_or_default() {
+                let body = string(&item, "event").unwrap_or_default();
+                let event: EventEnvelope =
+                    serde_json::from_str(&body).map_err(|e| corrupt("outbox", e))?;
+                events.push(event);
+            }
+        }
+        events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+        events.truncate(limit);
+        Ok(events)
+    }
+
+    async fn acknowledge(&self, events: &[EventEnvelope]) -> Result<(), StoreError> {
+        let mut requests: Vec<WriteRequest> = Vec::with_capacity(events.len());
+        for event in events {
+            let item = self.outbox_item(event)?;
+            let key = item
+                .into_iter()
+                .filter(|(k, _)| k == "pk" || k == "sk")
+                .collect();
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key))
+                .build()
+                .map_err(invalid)?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        for chunk in requests.chunks(MAX_BATCH_WRITE) {
+            let mut pending = chunk.to_vec();
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table(), pending)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::unavailable("BatchWriteItem", e))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(self.table()))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ScoreBoard for DynamoDbStore {
+    async fn apply(&self, delta: ScoreDelta) -> Result<ApplyOutcome, StoreError> {
+        let items = self.score_items(&delta)?;
+        let farm_index = delta.farm_guard.as_ref().map(|_| 1);
+        match self.transact(items).await {
+            Ok(()) => Ok(ApplyOutcome::Applied),
+            Err(TransactFailure::Condition(Some(0))) => Ok(ApplyOutcome::Duplicate),
+            Err(TransactFailure::Condition(at)) if at.is_some() && at == farm_index => {
+                // Farmed: remember the event so a replay reports a duplicate, score nothing.
+                let mut marker = key_item(dedupe_key(&delta.war_id, &delta.dedupe_id));
+                marker.insert(
+                    "expires_at".into(),
+                    epoch(Utc::now() + Duration::days(SCORE_MARKER_TTL_DAYS)),
+                );
+                let put = self
+                    .client
+                    .put_item()
+                    .table_name(self.table())
+                    .set_item(Some(marker))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await;
+                match put {
+                    Ok(_) => Ok(ApplyOutcome::Farmed),
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok(ApplyOutcome::Duplicate)
+                    }
+                    Err(err) => Err(StoreError::unavailable("PutItem", err)),
+                }
+            }
+            Err(TransactFailure::Condition(_)) => Err(StoreError::Conflict { index: None }),
+            Err(TransactFailure::Other(err)) => Err(err),
+        }
+    }
+
+    async fn clan_totals(&self, war: &WarId) -> Result<BTreeMap<ClanId, i64>, StoreError> {
+        let keys = (0..self.config.score_shards.max(1))
+            .map(|shard| key_item(clan_shard_key(war, shard)))
+            .collect();
+        let mut totals: BTreeMap<ClanId, i64> = BTreeMap::new();
+        for item in self.batch_get(keys).await? {
+            for (name, value) in &item {
+                let Some(clan) = name.strip_prefix("c_") else {
+                    continue;
+                };
+                let points: i64 = value.as_n().ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+                let clan = ClanId::new(clan).map_err(|e| corrupt(name, e))?;
+                *totals.entry(clan).or_default() += points;
+            }
+        }
+        Ok(totals)
+    }
+
+    async fn top_players(&self, war: &WarId, limit: usize) -> Result<Vec<PlayerScore>, StoreError> {
+        let mut all = Vec::new();
+        for shard in 0..self.config.score_shards.max(1) {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table())
+                .index_name("gsi2")
+                .key_condition_expression("gsi2pk = :p")
+                .expression_attribute_values(":p", s(player_index_partition(war, shard)))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| StoreError::unavailable("Query top players", e))?;
+            for item in out.items.unwrap_or_default() {
+                all.push(player_score(&item)?);
+            }
+        }
+        all.sort_by(|a, b| {
+            b.points
+                .cmp(&a.points)
+                .then_with(|| a.player_id.cmp(&b.player_id))
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn player_score(
+        &self,
+        war: &WarId,
+        player: &PlayerId,
+    ) -> Result<Option<PlayerScore>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(player_key(war, player))))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("GetItem", e))?;
+        out.item.as_ref().map(player_score).transpose()
+    }
+
+    async fn all_players(&self, war: &WarId) -> Result<Vec<PlayerScore>, StoreError> {
+        let mut all = Vec::new();
+        for shard in 0..self.config.score_shards.max(1) {
+            let partition = player_index_partition(war, shard);
+            let items = self
+                .query_all(|| {
+                    self.client
+                        .query()
+                        .table_name(self.table())
+                        .index_name("gsi2")
+                        .key_condition_expression("gsi2pk = :p")
+                        .expression_attribute_values(":p", s(partition.clone()))
+                })
+                .await?;
+            for item in items {
+                all.push(player_score(&item)?);
+            }
+        }
+        all.sort_by(|a, b| a.player_id.cmp(&b.player_id));
+        Ok(all)
+    }
+
+    async fn battle_kills(&self, war: &WarId, battle: &BattleId) -> Result<SideKills, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key_item(battle_kills_key(war, battle))))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("GetItem", e))?;
+        Ok(out
+            .item
+            .map(|item| SideKills {
+                attacker: number(&item, "attacker_kills"),
+                defender: number(&item, "defender_kills"),
+            })
+            .unwrap_or_default())
+    }
+}
+
+fn player_score(item: &Item) -> Result<PlayerScore, StoreError> {
+    let player = string(item, "player_id").unwrap_or_default();
+    Ok(PlayerScore {
+        player_id: PlayerId::new(player.as_str()).map_err(|e| corrupt(&player, e))?,
+        clan_id: ClanId::new(string(item, "clan_id").unwrap_or_default())
+            .map_err(|e| corrupt(&player, e))?,
+        points: number(item, "gsi2sk"),
+    })
+}

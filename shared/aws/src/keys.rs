@@ -1,0 +1,105 @@
+//! The single-table key design: how every record, counter and outbox entry is addressed.
+//! README "DynamoDB design" documents the same table; keep the two in step.
+
+use clanwar_domain::ids::{ClanId, PlayerId, WarId};
+use clanwar_domain::ports::RecordKey;
+use clanwar_domain::spatial::CellId;
+
+/// Partition and sort key of a stored record.
+pub(crate) fn record_key(key: &RecordKey) -> (String, String) {
+    match key {
+        RecordKey::Clan(c) => (format!("CLAN#{c}"), "CLAN".into()),
+        RecordKey::War(w) => (format!("WAR#{w}"), "WAR".into()),
+        RecordKey::Territory(t) => (format!("TERR#{t}"), "TERR".into()),
+        RecordKey::Battle(w, b) => (format!("WAR#{w}"), format!("BATTLE#{b}")),
+        RecordKey::Alliance(a) => (format!("ALLIANCE#{a}"), "ALLIANCE".into()),
+        RecordKey::Invitation(a, c) => (format!("ALLIANCE#{a}"), format!("INVITE#{c}")),
+        RecordKey::Pair(a, b) => (format!("PAIR#{a}#{b}"), "PAIR".into()),
+        RecordKey::Idempotency(c, k) => (format!("IDEM#{c}#{k}"), "IDEM".into()),
+        RecordKey::RewardPlan(w) => (format!("WAR#{w}"), "REWARDS".into()),
+    }
+}
+
+/// The war-log entry of one clan: newest first by sort key.
+pub(crate) fn war_log_key(clan: &ClanId, declared_at: &str, war: &WarId) -> (String, String) {
+    (
+        format!("CLAN#{clan}"),
+        format!("{WAR_LOG_PREFIX}{declared_at}#{war}"),
+    )
+}
+pub(crate) const WAR_LOG_PREFIX: &str = "WARLOG#";
+
+/// GSI1 partition of the spatial index.
+pub(crate) fn cell_partition(cell: &CellId) -> String {
+    format!("CELL#{}:{}", cell.cx, cell.cy)
+}
+
+/// Exactly-once marker of an applied score delta.
+pub(crate) fn dedupe_key(war: &WarId, dedupe_id: &str) -> (String, String) {
+    (format!("APPLIED#{war}#{dedupe_id}"), "APPLIED".into())
+}
+
+/// Anti-farming guard of one killer → victim pair.
+pub(crate) fn farm_key(war: &WarId, killer: &PlayerId, victim: &PlayerId) -> (String, String) {
+    (format!("FARM#{war}#{killer}#{victim}"), "FARM".into())
+}
+
+/// One shard of a war's clan-points counters.
+pub(crate) fn clan_shard_key(war: &WarId, shard: u32) -> (String, String) {
+    (format!("SCORE#{war}#{shard}"), "CLANS".into())
+}
+
+/// A player's points item; GSI2 (`gsi2pk` = war and player shard, `gsi2sk` = points) serves
+/// the top-N read without a hot index partition.
+pub(crate) fn player_key(war: &WarId, player: &PlayerId) -> (String, String) {
+    (format!("PSCORE#{war}#{player}"), "PSCORE".into())
+}
+pub(crate) fn player_index_partition(war: &WarId, shard: u32) -> String {
+    format!("WARPTS#{war}#{shard}")
+}
+
+/// Per-side kill tally of a battle.
+pub(crate) fn battle_kills_key(
+    war: &WarId,
+    battle: &clanwar_domain::ids::BattleId,
+) -> (String, String) {
+    (format!("WAR#{war}"), format!("KILLS#{battle}"))
+}
+
+/// Outbox entries live in a few partitions so a burst of state changes does not heat one.
+pub(crate) fn outbox_partition(shard: u32) -> String {
+    format!("OUTBOX#{shard}")
+}
+
+/// FNV-1a: a stable hash for choosing shards (the same input always lands on the same shard).
+pub(crate) fn shard_of(input: &str, shards: u32) -> u32 {
+    let hash = input.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    u32::try_from(hash % u64::from(shards.max(1))).expect("below shards")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_keys_do_not_depend_on_direction() {
+        let (a, b) = (ClanId::new("a").unwrap(), ClanId::new("b").unwrap());
+        assert_eq!(
+            record_key(&RecordKey::pair(&a, &b)),
+            record_key(&RecordKey::pair(&b, &a))
+        );
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        for i in 0..1000 {
+            let id = format!("event-{i}");
+            let s = shard_of(&id, 8);
+            assert!(s < 8);
+            assert_eq!(s, shard_of(&id, 8));
+        }
+        assert_eq!(shard_of("x", 0), 0);
+    }
+}

@@ -1,0 +1,12 @@
+//! AWS adapters of the clan wars ports: DynamoDB (store, outbox, score board), EventBridge
+//! (event publisher) and Step Functions (workflow starter). Endpoints come from the SDK's own
+//! configuration (`AWS_ENDPOINT_URL` selects an emulator); nothing here knows about "local".
+
+pub mod dynamodb;
+pub mod eventbridge;
+mod keys;
+pub mod stepfunctions;
+
+pub use dynamodb::{DynamoDbStore, TableConfig};
+pub use eventbridge::EventBridgePublisher;
+pub use stepfunctions::StepFunctionsWorkflows;

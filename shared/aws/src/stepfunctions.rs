@@ -1,0 +1,126 @@
+//! Step Functions adapter of the workflow starter. Execution names are derived from the war id,
+//! so starting a workflow twice is refused by Step Functions itself and treated as done.
+
+use async_trait::async_trait;
+use aws_sdk_sfn::Client;
+use clanwar_domain::ids::WarId;
+use clanwar_domain::ports::{WorkflowError, WorkflowStarter};
+use clanwar_domain::war::War;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct StepFunctionsWorkflows {
+    client: Client,
+    lifecycle_arn: String,
+    rewards_arn: String,
+}
+
+impl StepFunctionsWorkflows {
+    pub fn new(
+        client: Client,
+        lifecycle_arn: impl Into<String>,
+        rewards_arn: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            lifecycle_arn: lifecycle_arn.into(),
+            rewards_arn: rewards_arn.into(),
+        }
+    }
+
+    async fn start(
+        &self,
+        arn: &str,
+        name: &str,
+        input: serde_json::Value,
+    ) -> Result<(), WorkflowError> {
+        let result = self
+            .client
+            .start_execution()
+            .state_machine_arn(arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_execution_already_exists()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(WorkflowError {
+                message: aws_sdk_sfn::error::DisplayErrorContext(&err).to_string(),
+            }),
+        }
+    }
+}
+
+/// `arn:aws:states:r:a:stateMachine:M` + `N` → `arn:aws:states:r:a:execution:M:N`.
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    format!(
+        "{}:{name}",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    )
+}
+
+#[async_trait]
+impl WorkflowStarter for StepFunctionsWorkflows {
+    async fn start_lifecycle(&self, war: &War) -> Result<(), WorkflowError> {
+        let d = war.phase_deadlines;
+        let input = json!({
+            "war_id": war.war_id,
+            "deadlines": {
+                "PREPARATION": d.preparation_at,
+                "ACTIVE": d.active_at,
+                "ENDING": d.ending_at,
+                "ENDED": d.ended_at,
+            }
+        });
+        self.start(&self.lifecycle_arn, war.war_id.as_str(), input)
+            .await
+    }
+
+    async fn stop_lifecycle(&self, war: &WarId) -> Result<(), WorkflowError> {
+        let arn = execution_arn(&self.lifecycle_arn, war.as_str());
+        match self
+            .client
+            .stop_execution()
+            .execution_arn(arn)
+            .cause("war ended early")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already finished or never started: nothing left to stop.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_execution_does_not_exist()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(WorkflowError {
+                message: aws_sdk_sfn::error::DisplayErrorContext(&err).to_string(),
+            }),
+        }
+    }
+
+    async fn start_rewards(&self, war: &WarId) -> Result<(), WorkflowError> {
+        self.start(&self.rewards_arn, war.as_str(), json!({ "war_id": war }))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn execution_arns_follow_the_state_machine_arn() {
+        assert_eq!(
+            super::execution_arn("arn:aws:states:us-east-1:123:stateMachine:life", "w1"),
+            "arn:aws:states:us-east-1:123:execution:life:w1"
+        );
+    }
+}

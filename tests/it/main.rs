@@ -1,0 +1,3 @@
+//! Integration tests against the local AWS emulator: one test binary, one module per area.
+
+mod store;

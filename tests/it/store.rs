@@ -1,0 +1,181 @@
+//! The DynamoDB adapter against the store contract, under concurrency, and the outbox path
+//! through EventBridge to SQS when the first publish fails.
+
+use clanwar_aws::{DynamoDbStore, EventBridgePublisher, TableConfig};
+use clanwar_domain::config::Rules;
+use clanwar_domain::ids::{ClanId, PlayerId, WarId};
+use clanwar_domain::memory::{FakeClock, MemoryPublisher, MemoryWorkflows, UuidIds};
+use clanwar_domain::ports::{ApplyOutcome, PlayerPoints, ScoreBoard, ScoreDelta};
+use clanwar_domain::services::outbox::relay;
+use clanwar_domain::services::Deps;
+use clanwar_integration_tests::{aws_config, unique_tag, Resources};
+use std::sync::Arc;
+
+async fn store(shards: u32) -> DynamoDbStore {
+    let resources = Resources::load();
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    DynamoDbStore::new(
+        client,
+        TableConfig {
+            table: resources.name("WarTable"),
+            score_shards: shards,
+        },
+    )
+}
+
+#[tokio::test]
+async fn dynamodb_store_passes_the_store_contract() {
+    let store = store(4).await;
+    clanwar_domain::testkit::run_all(&store, &unique_tag("contract")).await;
+}
+
+#[tokio::test]
+async fn concurrent_duplicated_score_events_are_applied_exactly_once() {
+    let store = Arc::new(store(8).await);
+    let tag = unique_tag("conc");
+    let war = WarId::new(format!("{tag}-war")).unwrap();
+    let clans = ["red", "blue"].map(|c| ClanId::new(format!("{tag}-{c}")).unwrap());
+    // 400 distinct events, each delivered twice by different tasks, 16 tasks in parallel.
+    let events: Vec<usize> = (0..400).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..16usize {
+        let store = store.clone();
+        let war = war.clone();
+        let clans = clans.clone();
+        let mine: Vec<usize> = events
+            .iter()
+            .copied()
+            .filter(|e| e % 8 == worker % 8)
+            .collect();
+        tasks.spawn(async move {
+            let mut applied = 0;
+            for e in mine {
+                let clan = clans[e % 2].clone();
+                let delta = ScoreDelta {
+                    war_id: war.clone(),
+                    dedupe_id: format!("evt-{e}"),
+                    players: vec![PlayerPoints {
+                        player_id: PlayerId::new(format!("p{}", e % 10)).unwrap(),
+                        clan_id: clan.clone(),
+                        points: 3,
+                    }],
+                    clans: vec![(clan, 3)],
+                    battle_kill: None,
+                    farm_guard: None,
+                };
+                if store.apply(delta).await.expect("apply") == ApplyOutcome::Applied {
+                    applied += 1;
+                }
+            }
+            applied
+        });
+    }
+    let mut applied = 0;
+    while let Some(done) = tasks.join_next().await {
+        applied += done.expect("task");
+    }
+    assert_eq!(
+        applied, 400,
+        "each event applied by exactly one of its two deliveries"
+    );
+    let totals = store.clan_totals(&war).await.unwrap();
+    assert_eq!(totals[&clans[0]], 600);
+    assert_eq!(totals[&clans[1]], 600);
+    let players = store.all_players(&war).await.unwrap();
+    assert_eq!(players.iter().map(|p| p.points).sum::<i64>(), 1200);
+    assert!(
+        players.iter().all(|p| p.points == 120),
+        "40 events of 3 points each"
+    );
+}
+
+#[tokio::test]
+async fn events_committed_while_eventbridge_fails_are_delivered_later_by_the_relay() {
+    let resources = Resources::load();
+    let config = aws_config().await;
+    let store = Arc::new(store(4).await);
+    let failing = MemoryPublisher::default();
+    failing.set_failing(true);
+    let deps = Deps {
+        store: store.clone(),
+        outbox: store.clone(),
+        scores: store.clone(),
+        events: Arc::new(failing),
+        workflows: Arc::new(MemoryWorkflows::default()),
+        clock: Arc::new(FakeClock::at(chrono::Utc::now())),
+        ids: Arc::new(UuidIds),
+        rules: Arc::new(Rules::default()),
+    };
+    let tag = unique_tag("outbox");
+    let clan_id = ClanId::new(format!("{tag}-clan")).unwrap();
+    let snapshot = serde_json::from_value(serde_json::json!({
+        "name": "Outbox clan", "leader_id": "p1", "level": 1
+    }))
+    .unwrap();
+    clanwar_domain::services::clans::ClanService::new(deps.clone())
+        .upsert(clan_id.clone(), snapshot)
+        .await
+        .unwrap();
+    // A state change with an event, committed while publishing fails.
+    let mut tx = clanwar_domain::ports::Transaction::new();
+    let event = deps.event(
+        None,
+        vec![clan_id.clone()],
+        clanwar_domain::events::DomainEvent::AllianceInvited {
+            alliance_id: clanwar_domain::ids::AllianceId::new(format!("{tag}-al")).unwrap(),
+            clan_id: clan_id.clone(),
+        },
+    );
+    tx.emit(event.clone());
+    deps.commit(tx)
+        .await
+        .expect("the commit succeeds although publishing fails");
+
+    let relay_deps = Deps {
+        events: Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&config),
+            resources.name("EventBus"),
+        )),
+        ..deps
+    };
+    let report = relay(&relay_deps, 500).await.unwrap();
+    assert!(report.published >= 1 && report.failed == 0, "{report:?}");
+
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = resources
+        .get("FanoutQueue")
+        .cloned()
+        .expect("FanoutQueue url");
+    let mut seen = false;
+    for _ in 0..10 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for message in out.messages() {
+            let body = message.body().unwrap_or_default();
+            if body.contains(event.event_id.as_str()) {
+                seen = true;
+            }
+            if let Some(handle) = message.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(&queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        if seen {
+            break;
+        }
+    }
+    assert!(
+        seen,
+        "the relayed event reached the fan-out queue through the bus rule"
+    );
+}
