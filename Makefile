@@ -3,20 +3,36 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
+DEMO ?= 1
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 export AWS_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 
-.PHONY: help test unit-test lint fmt run bench
+.PHONY: help test unit-test lint fmt run bench emulator-up emulator-down ddb-local-up ddb-local-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-test: unit-test ## Run the whole test suite
+test: ## Run the whole test suite: installs tools, starts the emulator, runs everything, stops it
+	scripts/test.sh
 
-unit-test: ## Domain and adapter unit tests (no emulator needed)
-	$(CARGO) test --workspace --locked
+unit-test: ## Domain and edge unit tests only (no emulator)
+	$(CARGO) test --workspace --locked --lib
+
+emulator-up: ## Start the local AWS stack in the background (moto + the real Lambda binaries)
+	scripts/bootstrap.sh
+	$(CARGO) build --workspace --bins --locked
+	scripts/localaws.sh up
+
+emulator-down: ## Stop the local AWS stack
+	scripts/localaws.sh down
+
+ddb-local-up: ## Start AWS's DynamoDB Local (port $$DDB_LOCAL_PORT, default 8000)
+	scripts/dynamodb-local.sh up
+
+ddb-local-down: ## Stop DynamoDB Local
+	scripts/dynamodb-local.sh down
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -25,7 +41,22 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-run: ## Bring up the local stack and play a demo war (see README: not built yet)
-	@echo "make run: the local stack (emulator, functions, state machines, HTTP API) is not built yet."
-	@echo "Today the product is the domain library; 'make test' exercises every rule of the spec."
-	@exit 1
+run: ## Local stack + a demo war through the public API, then serve until Ctrl-C (DEMO=0: serve only)
+	DEMO=$(DEMO) scripts/run.sh
+
+bench: ## Domain benchmarks (criterion): nearby query cell index vs full scan, event judging, reward plan
+	$(CARGO) bench -p clanwar-domain --bench domain -- --warm-up-time 1 --measurement-time 3
+
+# ----- AWS artefacts and deployment (see README "Deploy to AWS") -----------------------------
+.PHONY: build deploy
+STAGE ?= dev
+PHASE_MIN_SECONDS ?= 60
+SCORE_SHARDS ?= 8
+ALARM_EMAIL ?=
+
+build: ## Lambda artefacts for AWS: cargo-lambda, arm64, release -> target/lambda/<fn>/bootstrap
+	scripts/build-lambdas.sh
+
+deploy: ## Deploy to AWS with SAM: STAGE=dev PHASE_MIN_SECONDS=60 SCORE_SHARDS=8 ALARM_EMAIL= [GUIDED=1]
+	STAGE=$(STAGE) PHASE_MIN_SECONDS=$(PHASE_MIN_SECONDS) SCORE_SHARDS=$(SCORE_SHARDS) \
+	    ALARM_EMAIL=$(ALARM_EMAIL) scripts/deploy.sh

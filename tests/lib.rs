@@ -1,63 +1,66 @@
 //! Test helpers shared by the integration tests: AWS clients on `AWS_ENDPOINT_URL`, resource
 //! names from the local stack's `resources.json` (or environment overrides), unique test tags.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// Resource names of the running stack, keyed by the template's logical ids.
+/// Resources of the running stack, keyed by the template's logical ids (as the local stack's
+/// provisioner recorded them: `Ref`, `Arn`, `Name`, `QueueUrl`, ...).
 #[derive(Debug, Clone)]
 pub struct Resources {
-    names: HashMap<String, String>,
+    resources: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Resources {
     /// Reads `$LOCALAWS_STATE_DIR/resources.json` (default `.localaws/` at the repository root).
-    /// Panics with instructions when the stack is not up: these tests need it.
     pub fn load() -> Self {
         let dir = std::env::var("LOCALAWS_STATE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.localaws"));
         let path = dir.join("resources.json");
-        let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}. Start the local stack first (make emulator-up) or run `make test`.",
-                path.display()
-            )
-        });
-        let json: serde_json::Value = serde_json::from_str(&raw).expect("resources.json is JSON");
-        let mut names = HashMap::new();
-        if let Some(map) = json.as_object() {
-            for (logical, value) in map {
-                let name = match value {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other
-                        .get("name")
-                        .or_else(|| other.get("url"))
-                        .or_else(|| other.get("arn"))
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
-                };
-                names.insert(logical.clone(), name);
-            }
-        }
-        Self { names }
+        // Missing is fine while every name comes from the environment (DynamoDB Local runs).
+        let resources = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
+            .and_then(|json| json.get("resources").and_then(|r| r.as_object()).cloned())
+            .unwrap_or_default();
+        Self { resources }
     }
 
-    /// A resource's physical name; `CLANWAR_<LOGICAL_ID>` in the environment overrides it.
+    fn attribute(&self, logical: &str, names: &[&str]) -> String {
+        let entry = self.resources.get(logical).unwrap_or_else(|| {
+            panic!(
+                "resource {logical} is unknown: start the local stack (make emulator-up) so that \
+                 .localaws/resources.json exists, or set CLANWAR_{}",
+                logical.to_ascii_uppercase()
+            )
+        });
+        names
+            .iter()
+            .find_map(|n| entry.get(*n).and_then(|v| v.as_str()))
+            .unwrap_or_else(|| panic!("resource {logical} has none of {names:?}"))
+            .to_owned()
+    }
+
+    /// A resource's physical name; `CLANWAR_<LOGICAL_ID>` in the environment overrides it
+    /// (for example to point the store tests at DynamoDB Local).
     pub fn name(&self, logical: &str) -> String {
         let var = format!("CLANWAR_{}", logical.to_ascii_uppercase());
         std::env::var(&var)
-            .ok()
-            .or_else(|| self.names.get(logical).cloned())
-            .unwrap_or_else(|| {
-                panic!("resource {logical} is not in resources.json (and {var} is not set)")
-            })
+            .unwrap_or_else(|_| self.attribute(logical, &["Name", "QueueName", "Ref"]))
     }
 
-    /// The raw entry of a resource (url, arn, ...), for queues and state machines.
-    pub fn get(&self, logical: &str) -> Option<&String> {
-        self.names.get(logical)
+    pub fn queue_url(&self, logical: &str) -> String {
+        self.attribute(logical, &["QueueUrl", "Ref"])
+    }
+
+    /// A URL the local stack recorded (`Url` of the HTTP API, `Url`/`ManagementUrl` of the
+    /// WebSocket API).
+    pub fn url(&self, logical: &str) -> String {
+        self.attribute(logical, &["Url", "Endpoint"])
+    }
+
+    pub fn arn(&self, logical: &str) -> String {
+        self.attribute(logical, &["Arn"])
     }
 }
 
@@ -72,4 +75,84 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 pub fn unique_tag(test: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("{test}-{}", &id[..8])
+}
+
+/// A client of the local HTTP API (`HttpApi` in resources.json, or `CLANWAR_API_URL`).
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Status and JSON body of a response (`Null` for an empty body).
+pub type Reply = (u16, serde_json::Value);
+
+impl Api {
+    pub fn local() -> Self {
+        let base =
+            std::env::var("CLANWAR_API_URL").unwrap_or_else(|_| Resources::load().url("HttpApi"));
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("the local API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn with_actor(
+        request: reqwest::RequestBuilder,
+        actor: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        match actor {
+            Some(actor) => request.header("x-actor-id", actor),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, actor: Option<&str>, body: serde_json::Value) -> Reply {
+        let request = self.http.put(format!("{}{path}", self.base)).json(&body);
+        self.send(Self::with_actor(request, actor)).await
+    }
+
+    pub async fn post(&self, path: &str, actor: Option<&str>, body: serde_json::Value) -> Reply {
+        let request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        self.send(Self::with_actor(request, actor)).await
+    }
+
+    pub async fn post_with_key(
+        &self,
+        path: &str,
+        actor: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> Reply {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-actor-id", actor)
+            .header("idempotency-key", key)
+            .json(&body);
+        self.send(request).await
+    }
+
+    pub async fn delete(&self, path: &str, actor: &str) -> Reply {
+        let request = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .header("x-actor-id", actor);
+        self.send(request).await
+    }
 }

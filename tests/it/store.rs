@@ -138,14 +138,18 @@ async fn events_committed_while_eventbridge_fails_are_delivered_later_by_the_rel
         )),
         ..deps
     };
+    // Watch the bus through a queue and rule of this test's own, then relay.
+    let queue = observe_bus(
+        &config,
+        &resources.name("EventBus"),
+        &tag,
+        event.event_id.as_str(),
+    )
+    .await;
     let report = relay(&relay_deps, 500).await.unwrap();
     assert!(report.published >= 1 && report.failed == 0, "{report:?}");
 
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue = resources
-        .get("FanoutQueue")
-        .cloned()
-        .expect("FanoutQueue url");
     let mut seen = false;
     for _ in 0..10 {
         let out = sqs
@@ -156,26 +160,64 @@ async fn events_committed_while_eventbridge_fails_are_delivered_later_by_the_rel
             .send()
             .await
             .unwrap();
-        for message in out.messages() {
-            let body = message.body().unwrap_or_default();
-            if body.contains(event.event_id.as_str()) {
-                seen = true;
-            }
-            if let Some(handle) = message.receipt_handle() {
-                sqs.delete_message()
-                    .queue_url(&queue)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        seen |= out.messages().iter().any(|m| {
+            m.body()
+                .unwrap_or_default()
+                .contains(event.event_id.as_str())
+        });
         if seen {
             break;
         }
     }
     assert!(
         seen,
-        "the relayed event reached the fan-out queue through the bus rule"
+        "the relayed event reached EventBridge and was routed by a rule"
     );
+}
+
+/// A queue of the test's own, fed by a rule on the bus that matches one event id.
+async fn observe_bus(
+    config: &aws_config::SdkConfig,
+    bus: &str,
+    tag: &str,
+    event_id: &str,
+) -> String {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let events = aws_sdk_eventbridge::Client::new(config);
+    let name = format!("{tag}-observer");
+    let queue = sqs.create_queue().queue_name(&name).send().await.unwrap();
+    let url = queue.queue_url().unwrap().to_owned();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let pattern =
+        serde_json::json!({ "source": ["clanwar"], "detail": { "event_id": [event_id] } });
+    events
+        .put_rule()
+        .name(&name)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("observer")
+        .arn(arn)
+        .build()
+        .unwrap();
+    events
+        .put_targets()
+        .rule(&name)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .unwrap();
+    url
 }

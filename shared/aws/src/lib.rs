@@ -5,8 +5,10 @@
 pub mod dynamodb;
 pub mod eventbridge;
 mod keys;
+pub mod realtime;
 pub mod stepfunctions;
 
 pub use dynamodb::{DynamoDbStore, TableConfig};
 pub use eventbridge::EventBridgePublisher;
+pub use realtime::{ApiGatewayPusher, DynamoDbConnections};
 pub use stepfunctions::StepFunctionsWorkflows;

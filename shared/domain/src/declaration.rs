@@ -37,19 +37,25 @@ pub struct DeclareCommand {
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
+/// An `Idempotency-Key` header: 1 to 128 visible ASCII characters.
+pub fn validate_idempotency_key(key: &str) -> DomainResult<()> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(DomainError::invalid(
+            "Idempotency-Key",
+            "must be 1 to 128 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
 impl DeclareCommand {
     /// Checks the shape of the request (400s) before anything is read.
     pub fn validate_shape(&self, rules: &Rules) -> DomainResult<PhaseDurations> {
         if let Some(key) = &self.idempotency_key {
-            if key.is_empty()
-                || key.len() > MAX_IDEMPOTENCY_KEY_LEN
-                || !key.bytes().all(|b| b.is_ascii_graphic())
-            {
-                return Err(DomainError::invalid(
-                    "Idempotency-Key",
-                    "must be 1 to 128 visible ASCII characters",
-                ));
-            }
+            validate_idempotency_key(key)?;
         }
         let durations = self
             .request

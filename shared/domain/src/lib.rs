@@ -11,6 +11,7 @@ pub mod events;
 pub mod ids;
 pub mod memory;
 pub mod ports;
+pub mod realtime;
 pub mod rewards;
 pub mod scoring;
 pub mod services;
@@ -20,4 +21,5 @@ pub mod territory;
 pub mod testkit;
 pub mod war;
 
+pub use async_trait::async_trait;
 pub use error::{DomainError, DomainResult};

@@ -906,26 +906,22 @@ mod tests {
     #[test]
     fn a_capture_inside_the_window_is_handed_to_the_territory_rules() {
         let war = active_war();
-        let at = mid_active(&war);
-        let event = BattleEvent::Capture(CaptureEvent {
-            event_id: EventId::new("c1").unwrap(),
-            occurred_at: at,
-            territory_id: TerritoryId::new("t1").unwrap(),
-            clan_id: clan("att"),
-        });
+        let now = mid_active(&war);
+        let capture_at = |occurred_at| {
+            BattleEvent::Capture(CaptureEvent {
+                event_id: EventId::new("c1").unwrap(),
+                occurred_at,
+                territory_id: TerritoryId::new("t1").unwrap(),
+                clan_id: clan("att"),
+            })
+        };
         assert!(matches!(
-            evaluate(&war, &event, at, &rules()),
+            evaluate(&war, &capture_at(now), now, &rules()),
             Ok(Evaluation::Capture(_))
         ));
-        let early = BattleEvent::Capture(CaptureEvent {
-            occurred_at: war.phase_deadlines.preparation_at,
-            ..match event {
-                BattleEvent::Capture(c) => c,
-                _ => unreachable!(),
-            }
-        });
+        let early = capture_at(war.phase_deadlines.preparation_at);
         assert_eq!(
-            rejection(evaluate(&war, &early, at, &rules())),
+            rejection(evaluate(&war, &early, now, &rules())),
             codes::OUTSIDE_ACTIVE_WINDOW
         );
     }

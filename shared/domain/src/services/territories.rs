@@ -17,7 +17,8 @@ use crate::war::{Capture, War};
 const CAPTURE_ATTEMPTS: usize = 3;
 
 /// Longest accepted capture dedupe id (it becomes part of a score-board key).
-const MAX_DEDUPE_ID_LEN: usize = 200;
+/// Room for `api-capture#<territory id>#<Idempotency-Key>` (12 + 64 + 1 + 128 bytes).
+const MAX_DEDUPE_ID_LEN: usize = 256;
 
 /// A capture, from the API (`actor` set) or from batch ingestion (trusted game server, no actor).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,10 @@
+//! `alliance-manager` Lambda: the `alliances` routes of the HTTP API (see `clanwar_edge::routes::alliances`).
+
+use clanwar_edge::{deps_from_env, http, routes, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+    let deps = deps_from_env().await?;
+    http::serve(|request| routes::alliances::handle(&deps, request)).await
+}

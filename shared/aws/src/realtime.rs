@@ -1,0 +1,214 @@
+//! Adapters of the real-time ports: WebSocket connections and subscriptions in the DynamoDB
+//! table (with TTL: API Gateway drops a connection after two hours at most), and pushes
+//! through API Gateway's management API (`@connections`), where 410 Gone means "forget it".
+
+use async_trait::async_trait;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use chrono::{DateTime, Duration, Utc};
+use clanwar_domain::ports::StoreError;
+use clanwar_domain::realtime::{Connections, PushError, Pusher, Topic};
+use std::collections::HashMap;
+
+/// API Gateway closes WebSocket connections after 2 hours; keep records a little longer.
+const CONNECTION_TTL_HOURS: i64 = 3;
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbConnections {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbConnections {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn connection_key(connection: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("WSCONN#{connection}"))),
+        ("sk".to_owned(), s("WSCONN")),
+    ])
+}
+
+fn subscription_key(topic: &str, connection: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), s(format!("WSTOPIC#{topic}"))),
+        ("sk".to_owned(), s(connection)),
+    ])
+}
+
+fn expires(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(
+        (at + Duration::hours(CONNECTION_TTL_HOURS))
+            .timestamp()
+            .to_string(),
+    )
+}
+
+#[async_trait]
+impl Connections for DynamoDbConnections {
+    async fn connect(&self, connection: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut item = connection_key(connection);
+        item.insert("connected_at".into(), s(at.to_rfc3339()));
+        item.insert("expires_at".into(), expires(at));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("PutItem connection", e))?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, connection: &str, topic: &Topic) -> Result<(), StoreError> {
+        let topic = topic.to_string();
+        let mut item = subscription_key(&topic, connection);
+        item.insert("expires_at".into(), expires(Utc::now()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("PutItem subscription", e))?;
+        // The connection remembers its topics so a disconnect can remove them without a scan.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(connection_key(connection)))
+            .update_expression("ADD topics :t")
+            .expression_attribute_values(":t", AttributeValue::Ss(vec![topic]))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("UpdateItem connection", e))?;
+        Ok(())
+    }
+
+    async fn disconnect(&self, connection: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(connection_key(connection)))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("GetItem connection", e))?;
+        let topics = out
+            .item
+            .and_then(|i| i.get("topics").and_then(|t| t.as_ss().ok()).cloned())
+            .unwrap_or_default();
+        let mut keys: Vec<_> = topics
+            .iter()
+            .map(|t| subscription_key(t, connection))
+            .collect();
+        keys.push(connection_key(connection));
+        // BatchWriteItem takes 25 requests a call.
+        for chunk in keys.chunks(25) {
+            let requests = chunk
+                .iter()
+                .map(|key| {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut pending = requests;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::unavailable("BatchWriteItem", e))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribers(&self, topic: &Topic) -> Result<Vec<String>, StoreError> {
+        let mut connections = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("WSTOPIC#{topic}")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::unavailable("Query subscribers", e))?;
+            connections.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()),
+            );
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(connections),
+            }
+        }
+    }
+}
+
+/// Pushes through the WebSocket API's management endpoint.
+#[derive(Debug, Clone)]
+pub struct ApiGatewayPusher {
+    client: aws_sdk_apigatewaymanagement::Client,
+}
+
+impl ApiGatewayPusher {
+    /// `endpoint`: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` in AWS.
+    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .build();
+        Self {
+            client: aws_sdk_apigatewaymanagement::Client::from_conf(config),
+        }
+    }
+}
+
+#[async_trait]
+impl Pusher for ApiGatewayPusher {
+    async fn push(&self, connection: &str, payload: &[u8]) -> Result<(), PushError> {
+        let result = self
+            .client
+            .post_to_connection()
+            .connection_id(connection)
+            .data(Blob::new(payload))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_gone_exception()) =>
+            {
+                Err(PushError::Gone)
+            }
+            Err(err) => Err(PushError::Failed(
+                aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err).to_string(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Typed configuration, read once per cold start from the environment the IaC sets. A missing
+//! or malformed variable fails the cold start with a message naming it.
+
+use clanwar_aws::{
+    ApiGatewayPusher, DynamoDbConnections, DynamoDbStore, EventBridgePublisher,
+    StepFunctionsWorkflows, TableConfig,
+};
+use clanwar_domain::config::Rules;
+use clanwar_domain::memory::{SystemClock, UuidIds};
+use clanwar_domain::ports::WorkflowStarter;
+use clanwar_domain::realtime::Realtime;
+use clanwar_domain::services::Deps;
+use not_configured::NotConfigured;
+use std::sync::Arc;
+
+/// A configuration problem found at cold start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is malformed: {message}")]
+    Malformed { name: String, message: String },
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name).map_err(|_| ConfigError::Missing(name))
+}
+
+/// The rules: SPEC defaults overridden by `CLANWAR_RULE_<NAME>` variables.
+pub fn rules_from_env() -> Result<Rules, ConfigError> {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    Rules::default()
+        .with_overrides(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|message| ConfigError::Malformed {
+            name: "CLANWAR_RULE_*".into(),
+            message,
+        })
+}
+
+/// The services' dependencies on AWS: table `TABLE_NAME`, bus `EVENT_BUS_NAME`, and — for the
+/// functions that start workflows — `LIFECYCLE_STATE_MACHINE_ARN` and
+/// `REWARDS_STATE_MACHINE_ARN`. SDK clients are built here, once.
+pub async fn deps_from_env() -> Result<Deps, ConfigError> {
+    let rules = rules_from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = Arc::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        TableConfig {
+            table: required("TABLE_NAME")?,
+            score_shards: rules.score_shards,
+        },
+    ));
+    let events = Arc::new(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(&sdk),
+        required("EVENT_BUS_NAME")?,
+    ));
+    let workflows: Arc<dyn WorkflowStarter> = match (
+        std::env::var("LIFECYCLE_STATE_MACHINE_ARN"),
+        std::env::var("REWARDS_STATE_MACHINE_ARN"),
+    ) {
+        (Ok(lifecycle), Ok(rewards)) => Arc::new(StepFunctionsWorkflows::new(
+            aws_sdk_sfn::Client::new(&sdk),
+            lifecycle,
+            rewards,
+        )),
+        _ => Arc::new(NotConfigured),
+    };
+    Ok(Deps {
+        store: store.clone(),
+        outbox: store.clone(),
+        scores: store,
+        events,
+        workflows,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidIds),
+        rules: Arc::new(rules),
+    })
+}
+
+/// The real-time side: connections in `TABLE_NAME`, pushes through `WS_MANAGEMENT_ENDPOINT`
+/// (the WebSocket API's `https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
+pub async fn realtime_from_env() -> Result<Realtime, ConfigError> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(Realtime {
+        connections: Arc::new(DynamoDbConnections::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            required("TABLE_NAME")?,
+        )),
+        pusher: Arc::new(ApiGatewayPusher::new(
+            &sdk,
+            &required("WS_MANAGEMENT_ENDPOINT")?,
+        )),
+    })
+}
+
+mod not_configured {
+    //! The workflow starter of functions that never start workflows: calling it is a wiring bug.
+    use clanwar_domain::ids::WarId;
+    use clanwar_domain::ports::{WorkflowError, WorkflowStarter};
+    use clanwar_domain::war::War;
+
+    #[derive(Debug)]
+    pub struct NotConfigured;
+
+    fn refuse() -> WorkflowError {
+        WorkflowError {
+            message: "this function has no state machine ARNs configured".into(),
+        }
+    }
+
+    #[clanwar_domain::async_trait]
+    impl WorkflowStarter for NotConfigured {
+        async fn start_lifecycle(&self, _: &War) -> Result<(), WorkflowError> {
+            Err(refuse())
+        }
+        async fn stop_lifecycle(&self, _: &WarId) -> Result<(), WorkflowError> {
+            Err(refuse())
+        }
+        async fn start_rewards(&self, _: &WarId) -> Result<(), WorkflowError> {
+            Err(refuse())
+        }
+    }
+}

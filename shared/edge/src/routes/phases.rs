@@ -1,0 +1,49 @@
+//! `phase-controller` tasks of the war-lifecycle state machine: move a war to its next phase
+//! once the deadline passed, and run the final tally at the close of ENDING.
+
+use clanwar_domain::ids::WarId;
+use clanwar_domain::services::wars::WarService;
+use clanwar_domain::services::Deps;
+use clanwar_domain::war::{Advance, War, WarStatus};
+use clanwar_domain::DomainResult;
+use serde::{Deserialize, Serialize};
+
+/// Task input.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PhaseTask {
+    /// Move to `to` (PREPARATION, ACTIVE, ENDING; ENDED runs the tally).
+    Advance { war_id: WarId, to: WarStatus },
+}
+
+/// Task output: what the state machine needs to choose its next state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhaseOutcome {
+    pub war_id: WarId,
+    pub status: WarStatus,
+    /// False when the war already was at or past the phase (a duplicate or late timer).
+    pub moved: bool,
+    /// The war is ENDED or CANCELLED: the remaining timers have nothing to do.
+    pub terminal: bool,
+}
+
+impl PhaseOutcome {
+    fn new(war: &War, advance: Advance) -> Self {
+        Self {
+            war_id: war.war_id.clone(),
+            status: war.status,
+            moved: matches!(advance, Advance::Moved { .. }),
+            terminal: war.status.is_terminal(),
+        }
+    }
+}
+
+pub async fn handle(deps: &Deps, task: PhaseTask) -> DomainResult<PhaseOutcome> {
+    match task {
+        PhaseTask::Advance { war_id, to } => {
+            let (war, advance) = WarService::new(deps.clone()).advance(&war_id, to).await?;
+            tracing::info!(war_id = %war_id, to = to.as_str(), status = war.status.as_str(), "phase task");
+            Ok(PhaseOutcome::new(&war, advance))
+        }
+    }
+}

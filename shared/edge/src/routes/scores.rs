@@ -1,0 +1,51 @@
+//! `score-calculator` (HTTP side): event batches, the scoreboard and one player's points.
+
+use crate::http::{HttpRequest, HttpResponse, MAX_BATCH_BODY_BYTES};
+use clanwar_domain::scoring::BattleEvent;
+use clanwar_domain::services::scores::{ScoreService, DEFAULT_TOP_PLAYERS};
+use clanwar_domain::services::Deps;
+use clanwar_domain::DomainResult;
+
+pub const ROUTES: &[&str] = &[
+    "POST /wars/{war_id}/events",
+    "GET /wars/{war_id}/scoreboard",
+    "GET /wars/{war_id}/players/{player_id}",
+];
+
+pub async fn handle(scores: &ScoreService, req: HttpRequest) -> DomainResult<HttpResponse> {
+    match req.route.as_str() {
+        "POST /wars/{war_id}/events" => {
+            let events: Vec<BattleEvent> = req.json(MAX_BATCH_BODY_BYTES)?;
+            let started = std::time::Instant::now();
+            let outcome = scores.ingest(&req.id("war_id")?, events).await?;
+            score_update_latency(started);
+            HttpResponse::ok(outcome)
+        }
+        "GET /wars/{war_id}/scoreboard" => {
+            req.only_query(&["limit"])?;
+            let limit = req.query::<usize>("limit")?.unwrap_or(DEFAULT_TOP_PLAYERS);
+            HttpResponse::ok(scores.scoreboard(&req.id("war_id")?, limit).await?)
+        }
+        "GET /wars/{war_id}/players/{player_id}" => HttpResponse::ok(
+            scores
+                .player(&req.id("war_id")?, &req.id("player_id")?)
+                .await?,
+        ),
+        other => Ok(HttpResponse::no_route(other)),
+    }
+}
+
+/// EMF metric (namespace `ClanWars`, milliseconds): time to apply one event batch (HTTP or
+/// ingestion queue); `infra/template.yaml` alarms on its p95.
+pub const SCORE_UPDATE_LATENCY_METRIC: &str = "ScoreUpdateLatency";
+
+/// Emits [`SCORE_UPDATE_LATENCY_METRIC`] for a batch applied since `started`.
+pub fn score_update_latency(started: std::time::Instant) {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    crate::telemetry::metric(SCORE_UPDATE_LATENCY_METRIC, ms, "Milliseconds", &[]);
+}
+
+/// The score service is built once per cold start: it remembers when it last sent a snapshot.
+pub fn service(deps: &Deps) -> ScoreService {
+    ScoreService::new(deps.clone())
+}

@@ -1,0 +1,340 @@
+//! `war-manager`: declaration, war reads, allies joining, surrender and mutual cancel — and
+//! the steps of the declare-war saga (`statemachines/declare-war.asl.json`).
+//!
+//! `POST /wars` validates and writes the war synchronously (the client gets 201 with the war,
+//! or the precise 4xx), then starts the declare-war saga under the war id; the saga starts the
+//! lifecycle workflow and makes sure `WarDeclared` reached EventBridge, and compensates (stops
+//! the lifecycle, cancels the war, releases what it held) if either fails. If even the saga
+//! cannot start, `WarService::declare` compensates in process and answers 503.
+
+use crate::config::ConfigError;
+use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
+use chrono::{DateTime, Utc};
+use clanwar_aws::StepFunctionsWorkflows;
+use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
+use clanwar_domain::events::DomainEvent;
+use clanwar_domain::ids::WarId;
+use clanwar_domain::ports::{StoreError, WorkflowError, WorkflowStarter};
+use clanwar_domain::services::outbox::relay;
+use clanwar_domain::services::wars::{ClanRequest, Declared, JoinRequest, WarService};
+use clanwar_domain::services::Deps;
+use clanwar_domain::war::{PhaseDeadlines, War, WarStatus};
+use clanwar_domain::{DomainError, DomainResult};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const ROUTES: &[&str] = &[
+    "POST /wars",
+    "GET /wars/{war_id}",
+    "POST /wars/{war_id}/join",
+    "POST /wars/{war_id}/surrender",
+    "POST /wars/{war_id}/cancel",
+];
+
+pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
+    let wars = WarService::new(deps.clone());
+    match req.route.as_str() {
+        "POST /wars" => {
+            let declared = declare(&wars, &req).await.inspect_err(|err| {
+                crate::telemetry::metric(DECLARATION_FAILURES_METRIC, 1.0, "Count", &[]);
+                tracing::warn!(code = err.code(), error = %err, "declaration failed");
+            })?;
+            let status = if declared.replayed { 200 } else { 201 };
+            HttpResponse::with_status(status, declared.war)
+        }
+        "GET /wars/{war_id}" => HttpResponse::ok(wars.get(&req.id("war_id")?).await?),
+        "POST /wars/{war_id}/join" => {
+            let body: JoinRequest = req.json(MAX_BODY_BYTES)?;
+            HttpResponse::ok(wars.join(&req.id("war_id")?, body, &req.actor()?).await?)
+        }
+        "POST /wars/{war_id}/surrender" => {
+            let body: ClanRequest = req.json(MAX_BODY_BYTES)?;
+            HttpResponse::ok(
+                wars.surrender(&req.id("war_id")?, &body.clan_id, &req.actor()?)
+                    .await?,
+            )
+        }
+        "POST /wars/{war_id}/cancel" => {
+            let body: ClanRequest = req.json(MAX_BODY_BYTES)?;
+            HttpResponse::ok(
+                wars.cancel(&req.id("war_id")?, &body.clan_id, &req.actor()?)
+                    .await?,
+            )
+        }
+        other => Ok(HttpResponse::no_route(other)),
+    }
+}
+
+/// EMF metric (namespace `ClanWars`) counted once per failed `POST /wars`, whatever the error
+/// (rule violation, conflict, workflow unavailable); `infra/template.yaml` alarms on its rate.
+pub const DECLARATION_FAILURES_METRIC: &str = "DeclarationFailures";
+
+async fn declare(wars: &WarService, req: &HttpRequest) -> DomainResult<Declared> {
+    let request: DeclareRequest = req.json(MAX_BODY_BYTES)?;
+    let cmd = DeclareCommand {
+        request,
+        actor: req.actor()?,
+        idempotency_key: req.idempotency_key()?,
+    };
+    wars.declare(cmd).await
+}
+
+/// Outbox entries one `publish_declared` step relays at most (the relay's own batch).
+const RELAY_BATCH: usize = 500;
+
+/// A step of the declare-war saga, tagged by `action` (the state machine's task payloads).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeclarationTask {
+    /// Starts the war's lifecycle workflow (its phase timers).
+    StartLifecycle {
+        war_id: WarId,
+        /// The saga's input; it must describe the stored war, or the saga was started wrongly.
+        deadlines: SagaDeadlines,
+    },
+    /// Makes sure the war's `WarDeclared` left the outbox for EventBridge.
+    PublishDeclared { war_id: WarId },
+    /// Compensation: stops the war's lifecycle execution (a no-op if it never started).
+    StopLifecycle { war_id: WarId },
+    /// Compensation: cancels the war and releases its territories, clans and pair lock.
+    CancelDeclaration { war_id: WarId },
+}
+
+/// The deadlines of the saga's (and the lifecycle's) input: `{PREPARATION, ACTIVE, ENDING, ENDED}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+pub struct SagaDeadlines {
+    pub preparation: DateTime<Utc>,
+    pub active: DateTime<Utc>,
+    pub ending: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+}
+
+impl SagaDeadlines {
+    fn describe(&self, d: &PhaseDeadlines) -> bool {
+        (self.preparation, self.active, self.ending, self.ended)
+            == (d.preparation_at, d.active_at, d.ending_at, d.ended_at)
+    }
+}
+
+/// Output of the declare-war saga's steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeclarationStep {
+    pub war_id: Option<WarId>,
+    pub status: Option<WarStatus>,
+    /// The lifecycle was started (false: the war was already over, nothing to time).
+    pub started: bool,
+    /// Outbox events this step published (any war's: the relay drains the oldest first).
+    pub published: usize,
+    pub stopped: bool,
+}
+
+/// Runs one step of the declare-war saga. `deps.workflows` must be the plain starter (the
+/// lifecycle state machine itself), not [`ThroughDeclarationSaga`].
+pub async fn task(deps: &Deps, task: DeclarationTask) -> DomainResult<DeclarationStep> {
+    match task {
+        DeclarationTask::StartLifecycle { war_id, deadlines } => {
+            let war = deps.war(&war_id).await?;
+            if !deadlines.describe(&war.phase_deadlines) {
+                // Not retried: the state machine compensates at once.
+                return Err(DomainError::invalid(
+                    "deadlines",
+                    format!("do not match the phase deadlines of war {war_id}"),
+                ));
+            }
+            let started = !war.status.is_terminal();
+            if started {
+                deps.workflows
+                    .start_lifecycle(&war)
+                    .await
+                    .map_err(DomainError::WorkflowUnavailable)?;
+            }
+            tracing::info!(war_id = %war_id, started, "declaration: lifecycle started");
+            Ok(DeclarationStep {
+                status: Some(war.status),
+                started,
+                war_id: Some(war_id),
+                ..DeclarationStep::default()
+            })
+        }
+        DeclarationTask::PublishDeclared { war_id } => {
+            let report = relay(deps, RELAY_BATCH).await?;
+            let still_pending = deps
+                .outbox
+                .pending(RELAY_BATCH)
+                .await?
+                .into_iter()
+                .any(|e| {
+                    e.war_id.as_ref() == Some(&war_id)
+                        && matches!(e.event, DomainEvent::WarDeclared { .. })
+                });
+            if still_pending {
+                // SERVICE_UNAVAILABLE: the state machine retries, then compensates.
+                return Err(DomainError::Unavailable(StoreError::Unavailable {
+                    message: format!("WarDeclared of war {war_id} is not published yet"),
+                    source: None,
+                }));
+            }
+            tracing::info!(war_id = %war_id, published = report.published, "declaration published");
+            Ok(DeclarationStep {
+                war_id: Some(war_id),
+                published: report.published,
+                ..DeclarationStep::default()
+            })
+        }
+        DeclarationTask::StopLifecycle { war_id } => {
+            deps.workflows
+                .stop_lifecycle(&war_id)
+                .await
+                .map_err(DomainError::WorkflowUnavailable)?;
+            tracing::warn!(war_id = %war_id, "declaration compensation: lifecycle stopped");
+            Ok(DeclarationStep {
+                war_id: Some(war_id),
+                stopped: true,
+                ..DeclarationStep::default()
+            })
+        }
+        DeclarationTask::CancelDeclaration { war_id } => {
+            let status = match WarService::new(deps.clone())
+                .compensate_declaration(&war_id)
+                .await
+            {
+                Ok(war) => Some(war.status),
+                // Nothing was written for this id: nothing to undo.
+                Err(DomainError::WarNotFound(_)) => None,
+                Err(err) => return Err(err),
+            };
+            tracing::warn!(war_id = %war_id, status = ?status, "declaration compensated");
+            Ok(DeclarationStep {
+                war_id: Some(war_id),
+                status,
+                ..DeclarationStep::default()
+            })
+        }
+    }
+}
+
+/// The war-manager's workflow starter. A declaration's `start_lifecycle` starts the declare-war
+/// saga instead (same input, same execution name: the war id), which starts the lifecycle
+/// itself; stopping the timers and starting the rewards go straight to their state machines.
+#[derive(Clone)]
+pub struct ThroughDeclarationSaga {
+    /// Starts the declare-war state machine with the lifecycle's input.
+    pub saga: Arc<dyn WorkflowStarter>,
+    /// The plain starter (lifecycle and reward state machines).
+    pub direct: Arc<dyn WorkflowStarter>,
+}
+
+impl std::fmt::Debug for ThroughDeclarationSaga {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThroughDeclarationSaga")
+            .finish_non_exhaustive()
+    }
+}
+
+#[clanwar_domain::async_trait]
+impl WorkflowStarter for ThroughDeclarationSaga {
+    async fn start_lifecycle(&self, war: &War) -> Result<(), WorkflowError> {
+        self.saga.start_lifecycle(war).await
+    }
+    async fn stop_lifecycle(&self, war: &WarId) -> Result<(), WorkflowError> {
+        self.direct.stop_lifecycle(war).await
+    }
+    async fn start_rewards(&self, war: &WarId) -> Result<(), WorkflowError> {
+        self.direct.start_rewards(war).await
+    }
+}
+
+/// `deps` with declarations going through the declare-war saga of
+/// `DECLARE_WAR_STATE_MACHINE_ARN`; everything else keeps `deps.workflows` (which
+/// `deps_from_env` builds from `LIFECYCLE_STATE_MACHINE_ARN` and `REWARDS_STATE_MACHINE_ARN`).
+pub async fn with_declaration_saga(deps: Deps) -> Result<Deps, ConfigError> {
+    let var = |name: &'static str| std::env::var(name).map_err(|_| ConfigError::Missing(name));
+    let (declare, rewards) = (
+        var("DECLARE_WAR_STATE_MACHINE_ARN")?,
+        var("REWARDS_STATE_MACHINE_ARN")?,
+    );
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(Deps {
+        workflows: Arc::new(ThroughDeclarationSaga {
+            // The adapter's "lifecycle" slot names the saga: it is started exactly like the
+            // lifecycle would be ({war_id, deadlines}, execution name = war id).
+            saga: Arc::new(StepFunctionsWorkflows::new(
+                aws_sdk_sfn::Client::new(&sdk),
+                declare,
+                rewards,
+            )),
+            direct: deps.workflows.clone(),
+        }),
+        ..deps
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clanwar_domain::memory::{MemoryWorkflows, WorkflowCall};
+
+    #[test]
+    fn saga_task_payloads_deserialise_and_unknown_ones_are_refused() {
+        let task: DeclarationTask = serde_json::from_value(serde_json::json!({
+            "action": "cancel_declaration", "war_id": "w1"
+        }))
+        .unwrap();
+        assert_eq!(
+            task,
+            DeclarationTask::CancelDeclaration {
+                war_id: WarId::new("w1").unwrap()
+            }
+        );
+        assert!(serde_json::from_value::<DeclarationTask>(
+            serde_json::json!({"action": "declare", "war_id": "w1"})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_saga_input_must_describe_the_stored_war() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let task: DeclarationTask = serde_json::from_value(serde_json::json!({
+            "action": "start_lifecycle", "war_id": "w1",
+            "deadlines": {
+                "PREPARATION": "2026-01-01T01:00:00.5Z", "ACTIVE": "2026-01-02T01:00:00Z",
+                "ENDING": "2026-01-04T01:00:00Z", "ENDED": "2026-01-04T01:10:00Z"
+            }
+        }))
+        .unwrap();
+        let DeclarationTask::StartLifecycle { deadlines, .. } = task else {
+            panic!("not a start")
+        };
+        let mut stored = PhaseDeadlines {
+            preparation_at: at("2026-01-01T01:00:00.5Z"),
+            active_at: at("2026-01-02T01:00:00Z"),
+            ending_at: at("2026-01-04T01:00:00Z"),
+            ended_at: at("2026-01-04T01:10:00Z"),
+        };
+        assert!(deadlines.describe(&stored));
+        stored.ended_at = at("2026-01-05T00:00:00Z");
+        assert!(!deadlines.describe(&stored));
+    }
+
+    #[tokio::test]
+    async fn only_the_lifecycle_start_goes_through_the_saga() {
+        let (saga, direct) = (MemoryWorkflows::default(), MemoryWorkflows::default());
+        let starter = ThroughDeclarationSaga {
+            saga: Arc::new(saga.clone()),
+            direct: Arc::new(direct.clone()),
+        };
+        let war_id = WarId::new("w1").unwrap();
+        starter.stop_lifecycle(&war_id).await.unwrap();
+        starter.start_rewards(&war_id).await.unwrap();
+        assert!(saga.calls().is_empty());
+        assert_eq!(
+            direct.calls(),
+            vec![
+                WorkflowCall::StopLifecycle(war_id.clone()),
+                WorkflowCall::StartRewards(war_id)
+            ]
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! SQS batch consumption with partial batch failures: each record is handled in its own
+//! tracing span; a failed record is reported back (and retried, then dead-lettered by SQS)
+//! without holding up the others.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use std::future::Future;
+use tracing::Instrument;
+
+/// Handles every record of `event`; the response names the ones that failed.
+pub async fn each_record<F, Fut, E>(event: SqsEvent, handle: F) -> SqsBatchResponse
+where
+    F: Fn(SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut failures = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("sqs_record", message_id = %id);
+        if let Err(err) = handle(record).instrument(span).await {
+            tracing::warn!(message_id = %id, error = %err, "record failed; SQS will retry it");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failures.push(failure);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m
+    }
+
+    #[tokio::test]
+    async fn only_failed_records_are_reported() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            message("a", "ok"),
+            message("b", "poison"),
+            message("c", "ok"),
+        ];
+        let response = each_record(event, |m| async move {
+            if m.body.as_deref() == Some("poison") {
+                Err("cannot parse")
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["b"]);
+    }
+}

@@ -1,0 +1,37 @@
+//! Structured JSON logs for Lambda (CloudWatch), and CloudWatch Embedded Metric Format lines.
+
+use serde_json::json;
+
+/// JSON logs without ANSI colour or timestamps (Lambda adds its own); level from `RUST_LOG`.
+pub fn init() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_current_span(false)
+        .without_time()
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Writes one metric in Embedded Metric Format: CloudWatch turns the log line into a metric.
+pub fn metric(name: &str, value: f64, unit: &str, dimensions: &[(&str, &str)]) {
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "ClanWars",
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": [{ "Name": name, "Unit": unit }]
+            }]
+        },
+        name: value,
+    });
+    for (key, val) in dimensions {
+        line[*key] = json!(val);
+    }
+    println!("{line}");
+}

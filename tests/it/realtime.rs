@@ -1,0 +1,110 @@
+//! Real-time pushes: a WebSocket client subscribed to a war sees its `WarDeclared` and
+//! `TerritoryCaptured` events, pushed by the event handler through the management API.
+
+use chrono::{Duration, Utc};
+use clanwar_integration_tests::{unique_tag, Api, Resources};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(url: &str, topic: Value) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects");
+    let mut message = json!({ "action": "subscribe" });
+    message
+        .as_object_mut()
+        .unwrap()
+        .extend(topic.as_object().unwrap().clone());
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+    let reply = next_json(&mut socket, 10)
+        .await
+        .expect("a subscription reply");
+    assert!(reply["subscribed"].is_string(), "{reply}");
+    socket
+}
+
+async fn next_json(socket: &mut Socket, within_s: u64) -> Option<Value> {
+    let wait = std::time::Duration::from_secs(within_s);
+    loop {
+        match tokio::time::timeout(wait, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Reads pushes until one of type `kind` arrives (or the time is up).
+async fn wait_for(socket: &mut Socket, kind: &str, within_s: i64) -> Value {
+    let deadline = Utc::now() + Duration::seconds(within_s);
+    while Utc::now() < deadline {
+        if let Some(event) = next_json(socket, 2).await {
+            if event["type"] == kind {
+                return event;
+            }
+        }
+    }
+    panic!("no {kind} pushed within {within_s}s");
+}
+
+#[tokio::test]
+async fn a_subscribed_client_sees_war_declared_and_territory_captured() {
+    let api = Api::local();
+    let ws_url = Resources::load().url("WebSocketApi");
+    let t = unique_tag("ws");
+    let (att, def) = (format!("{t}-att"), format!("{t}-def"));
+    for id in [&att, &def] {
+        let members: Vec<String> = (0..10).map(|i| format!("{id}-m{i}")).collect();
+        let body = json!({"name": id, "leader_id": format!("{id}-leader"), "member_ids": members, "level": 3});
+        assert_eq!(api.put(&format!("/clans/{id}"), None, body).await.0, 200);
+    }
+    let land = format!("{t}-land");
+    let body = json!({"name": "L", "region": "r", "x": 1.0, "y": 1.0, "tier": 1, "resource_yield": 5, "owner_clan_id": def});
+    assert_eq!(
+        api.put(&format!("/territories/{land}"), None, body).await.0,
+        200
+    );
+
+    // Subscribed to the defending clan before the war exists; to the war once it does.
+    let mut clan_socket = subscribe(&ws_url, json!({ "clan_id": def })).await;
+    let declaration = json!({
+        "attacker_clan_id": att, "defender_clan_id": def, "territory_ids": [land],
+        "phase_durations": { "declared_s": 1, "preparation_s": 1, "active_s": 20, "ending_s": 1 }
+    });
+    let (status, war) = api
+        .post("/wars", Some(&format!("{att}-leader")), declaration)
+        .await;
+    assert_eq!(status, 201, "{war}");
+    let war_id = war["war_id"].as_str().unwrap().to_owned();
+    let declared = wait_for(&mut clan_socket, "WarDeclared", 15).await;
+    assert_eq!(declared["war_id"], war_id.as_str());
+
+    let mut war_socket = subscribe(&ws_url, json!({ "war_id": war_id })).await;
+    let deadline = Utc::now() + Duration::seconds(20);
+    loop {
+        let (_, w) = api.get(&format!("/wars/{war_id}")).await;
+        if w["status"] == "ACTIVE" {
+            break;
+        }
+        assert!(Utc::now() < deadline, "war never became ACTIVE: {w}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let (status, capture) = api
+        .post(
+            &format!("/territories/{land}/capture"),
+            Some(&format!("{att}-m0")),
+            json!({"war_id": war_id, "clan_id": att}),
+        )
+        .await;
+    assert_eq!(status, 200, "{capture}");
+    let captured = wait_for(&mut war_socket, "TerritoryCaptured", 15).await;
+    assert_eq!(captured["detail"]["to_clan_id"], att.as_str());
+    assert_eq!(captured["detail"]["territory_id"], land.as_str());
+}
