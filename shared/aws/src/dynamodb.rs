@@ -732,13 +732,8 @@ impl ScoreBoard for DynamoDbStore {
                 all.push(player_score(&item)?);
             }
         }
-        all.sort_by(|a, b| {
-            b.points
-                .cmp(&a.points)
-                .then_with(|| a.player_id.cmp(&b.player_id))
-        });
-        all.truncate(limit);
-        Ok(all)
+        // Each shard's best `limit`, merged: the overall best `limit` are among them.
+        Ok(leaderboard(all, limit))
     }
 
     async fn player_score(

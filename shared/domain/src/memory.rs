@@ -319,14 +319,7 @@ impl ScoreBoard for MemoryStore {
     }
 
     async fn top_players(&self, war: &WarId, limit: usize) -> Result<Vec<PlayerScore>, StoreError> {
-        let mut all = self.all_players(war).await?;
-        all.sort_by(|a, b| {
-            b.points
-                .cmp(&a.points)
-                .then_with(|| a.player_id.cmp(&b.player_id))
-        });
-        all.truncate(limit);
-        Ok(all)
+        Ok(leaderboard(self.all_players(war).await?, limit))
     }
 
     async fn player_score(
@@ -370,6 +363,63 @@ impl ScoreBoard for MemoryStore {
             .get(&(war.clone(), battle.clone()))
             .copied()
             .unwrap_or_default())
+    }
+}
+
+/// A store where another writer wins the race: the rival transaction given to
+/// [`RacingStore::race_next_commit`] is committed just before the next commit it is asked for,
+/// as if another Lambda had written between the service's reads and its write. For testing
+/// optimistic locking and the services' reload-and-recheck loops.
+#[derive(Debug, Default)]
+pub struct RacingStore {
+    inner: MemoryStore,
+    rival: Mutex<Option<Transaction>>,
+}
+
+impl RacingStore {
+    pub fn new(inner: MemoryStore) -> Self {
+        Self {
+            inner,
+            rival: Mutex::new(None),
+        }
+    }
+
+    pub fn race_next_commit(&self, rival: Transaction) {
+        *self.rival.lock().expect("poisoned") = Some(rival);
+    }
+}
+
+#[async_trait]
+impl Store for RacingStore {
+    async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
+        let rival = self.rival.lock().expect("poisoned").take();
+        if let Some(rival) = rival {
+            self.inner.commit(rival).await?;
+        }
+        self.inner.commit(tx).await
+    }
+    async fn wars_of_clan(
+        &self,
+        clan: &ClanId,
+        status: Option<WarStatus>,
+        page: PageRequest,
+    ) -> Result<Page<War>, StoreError> {
+        self.inner.wars_of_clan(clan, status, page).await
+    }
+    async fn territories_in_cells(&self, cells: &[CellId]) -> Result<Vec<Territory>, StoreError> {
+        self.inner.territories_in_cells(cells).await
+    }
+    async fn battles_of_war(&self, war: &WarId) -> Result<Vec<Battle>, StoreError> {
+        self.inner.battles_of_war(war).await
+    }
+    async fn invitations_of_alliance(
+        &self,
+        alliance: &AllianceId,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        self.inner.invitations_of_alliance(alliance).await
     }
 }
 

@@ -414,6 +414,17 @@ pub struct PlayerScore {
     pub points: i64,
 }
 
+/// The `limit` best players: most points first, ties by player id (every score board ranks so).
+pub fn leaderboard(mut players: Vec<PlayerScore>, limit: usize) -> Vec<PlayerScore> {
+    players.sort_by(|a, b| {
+        b.points
+            .cmp(&a.points)
+            .then_with(|| a.player_id.cmp(&b.player_id))
+    });
+    players.truncate(limit);
+    players
+}
+
 /// Kills per side in a battle.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideKills {

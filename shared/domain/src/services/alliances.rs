@@ -343,16 +343,12 @@ mod tests {
     use super::*;
     use crate::clan::fixtures::clan;
     use crate::config::Rules;
-    use crate::memory::{FakeClock, MemoryStore};
-    use crate::ports::{Page, PageRequest, Store, StoreError};
+    use crate::memory::{FakeClock, RacingStore};
     use crate::services::MemoryHandles;
-    use crate::spatial::CellId;
-    use crate::territory::Territory;
     use crate::war::fixtures::war;
     use crate::war::{Side, WarStatus};
-    use async_trait::async_trait;
     use chrono::{DateTime, Duration, Utc};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     const CLANS: [&str; 7] = ["f", "b", "c", "d", "e", "x", "y"];
 
@@ -910,61 +906,10 @@ mod tests {
         .await;
     }
 
-    /// A store that commits a rival transaction just before the first commit it is asked for,
-    /// as if another Lambda had committed between our reads and our write.
-    #[derive(Debug)]
-    struct RacingStore {
-        inner: MemoryStore,
-        rival: Mutex<Option<Transaction>>,
-    }
-
-    #[async_trait]
-    impl Store for RacingStore {
-        async fn get(&self, key: &RecordKey) -> Result<Option<crate::ports::Record>, StoreError> {
-            self.inner.get(key).await
-        }
-        async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
-            let rival = self.rival.lock().unwrap().take();
-            if let Some(rival) = rival {
-                self.inner.commit(rival).await?;
-            }
-            self.inner.commit(tx).await
-        }
-        async fn wars_of_clan(
-            &self,
-            clan: &ClanId,
-            status: Option<WarStatus>,
-            page: PageRequest,
-        ) -> Result<Page<War>, StoreError> {
-            self.inner.wars_of_clan(clan, status, page).await
-        }
-        async fn territories_in_cells(
-            &self,
-            cells: &[CellId],
-        ) -> Result<Vec<Territory>, StoreError> {
-            self.inner.territories_in_cells(cells).await
-        }
-        async fn battles_of_war(
-            &self,
-            war: &WarId,
-        ) -> Result<Vec<crate::battle::Battle>, StoreError> {
-            self.inner.battles_of_war(war).await
-        }
-        async fn invitations_of_alliance(
-            &self,
-            alliance: &AllianceId,
-        ) -> Result<Vec<Invitation>, StoreError> {
-            self.inner.invitations_of_alliance(alliance).await
-        }
-    }
-
     #[tokio::test]
     async fn concurrent_accepts_into_two_alliances_cannot_both_succeed() {
         let (mut deps, h) = Deps::in_memory(Rules::default(), FakeClock::at(t0()));
-        let racing = Arc::new(RacingStore {
-            inner: h.store.clone(),
-            rival: Mutex::new(None),
-        });
+        let racing = Arc::new(RacingStore::new(h.store.clone()));
         deps.store = racing.clone();
         let svc = setup_with(deps).await;
         let north = founded(&svc).await;
@@ -982,7 +927,7 @@ mod tests {
         b.alliance_id = Some(south.clone());
         let mut rival = Transaction::new();
         rival.update(&mut b);
-        *racing.rival.lock().unwrap() = Some(rival);
+        racing.race_next_commit(rival);
 
         let err = svc
             .accept(&north, &id("b"), &leader("b"))

@@ -293,16 +293,15 @@ mod tests {
     use super::*;
     use crate::clan::fixtures::clan;
     use crate::config::Rules;
-    use crate::memory::{FakeClock, MemoryStore};
-    use crate::ports::{Outbox, Page, PageRequest, Record, ScoreBoard, Store};
+    use crate::memory::{FakeClock, RacingStore};
+    use crate::ports::{Outbox, Record, ScoreBoard, Store};
     use crate::services::MemoryHandles;
     use crate::territory::fixtures::input;
     use crate::war::fixtures::seconds;
     use crate::war::{Side, WarStatus};
-    use async_trait::async_trait;
     use chrono::{DateTime, Utc};
     use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     fn t0() -> DateTime<Utc> {
         "2026-01-01T00:00:00Z".parse().unwrap()
@@ -616,52 +615,6 @@ mod tests {
         }
     }
 
-    /// A store that lets another writer commit `race` just before the first commit it sees.
-    struct Racing {
-        inner: MemoryStore,
-        race: Mutex<Option<Transaction>>,
-    }
-
-    #[async_trait]
-    impl Store for Racing {
-        async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
-            self.inner.get(key).await
-        }
-        async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
-            let race = self.race.lock().unwrap().take();
-            if let Some(race) = race {
-                self.inner.commit(race).await?;
-            }
-            self.inner.commit(tx).await
-        }
-        async fn wars_of_clan(
-            &self,
-            clan: &ClanId,
-            status: Option<WarStatus>,
-            page: PageRequest,
-        ) -> Result<Page<War>, StoreError> {
-            self.inner.wars_of_clan(clan, status, page).await
-        }
-        async fn territories_in_cells(
-            &self,
-            cells: &[crate::spatial::CellId],
-        ) -> Result<Vec<Territory>, StoreError> {
-            self.inner.territories_in_cells(cells).await
-        }
-        async fn battles_of_war(
-            &self,
-            war: &WarId,
-        ) -> Result<Vec<crate::battle::Battle>, StoreError> {
-            self.inner.battles_of_war(war).await
-        }
-        async fn invitations_of_alliance(
-            &self,
-            alliance: &crate::ids::AllianceId,
-        ) -> Result<Vec<crate::alliance::Invitation>, StoreError> {
-            self.inner.invitations_of_alliance(alliance).await
-        }
-    }
-
     /// The service over a store where `change` is applied to the war by a concurrent writer
     /// right before the service's first commit.
     async fn racing_service(w: &World, change: impl FnOnce(&mut War)) -> TerritoryService {
@@ -670,10 +623,9 @@ mod tests {
         let mut race = Transaction::new();
         race.update(&mut war);
         let mut deps = w.deps.clone();
-        deps.store = Arc::new(Racing {
-            inner: w.h.store.clone(),
-            race: Mutex::new(Some(race)),
-        });
+        let store = RacingStore::new(w.h.store.clone());
+        store.race_next_commit(race);
+        deps.store = Arc::new(store);
         TerritoryService::new(deps)
     }
 
