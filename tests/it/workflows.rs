@@ -12,7 +12,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use aws_sdk_sfn::types::ExecutionStatus;
 use clanwar_aws::stepfunctions::execution_arn;
-use clanwar_aws::{DynamoDbStore, EventBridgePublisher, StepFunctionsWorkflows, TableConfig};
+use clanwar_aws::{
+    DynamoDbStore, EventBridgePublisher, StateMachines, StepFunctionsWorkflows, TableConfig,
+};
 use clanwar_domain::clan::ClanSnapshot;
 use clanwar_domain::config::{Bounds, Rules};
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
@@ -28,7 +30,6 @@ use clanwar_domain::services::wars::WarService;
 use clanwar_domain::services::Deps;
 use clanwar_domain::territory::TerritoryInput;
 use clanwar_domain::war::{Outcome, PhaseDurations, RewardStatus, War, WarStatus, WinnerSide};
-use clanwar_edge::routes::wars::ThroughDeclarationSaga;
 use clanwar_integration_tests::{aws_config, unique_tag, Resources};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -257,19 +258,15 @@ impl World {
                 score_shards: rules.score_shards,
             },
         ));
-        // Wired as war-manager wires it (`routes::wars::with_declaration_saga`).
-        let workflows = ThroughDeclarationSaga {
-            saga: Arc::new(StepFunctionsWorkflows::new(
-                sfn.clone(),
-                declare_arn.clone(),
-                rewards_arn.clone(),
-            )),
-            direct: Arc::new(StepFunctionsWorkflows::new(
-                sfn.clone(),
-                lifecycle_arn.clone(),
-                rewards_arn.clone(),
-            )),
-        };
+        // Wired as war-manager wires it (`clanwar_edge::deps_from_env`).
+        let workflows = StepFunctionsWorkflows::new(
+            sfn.clone(),
+            StateMachines {
+                declaration: Some(declare_arn.clone()),
+                lifecycle: lifecycle_arn.clone(),
+                rewards: rewards_arn.clone(),
+            },
+        );
         let deps = Deps {
             store: store.clone(),
             outbox: store.clone(),

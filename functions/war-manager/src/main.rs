@@ -12,9 +12,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    // Saga steps start and stop the lifecycle itself; HTTP declarations start the saga.
-    let tasks = &deps_from_env().await?;
-    let deps = &routes::wars::with_declaration_saga(tasks.clone()).await?;
+    let deps = &deps_from_env().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         if event.payload.get("requestContext").is_some() {
             let request: ApiGatewayV2httpRequest = serde_json::from_value(event.payload)
@@ -25,7 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
         let task = serde_json::from_value(event.payload)
             .map_err(|e| task_error(DomainError::invalid("task", e.to_string())))?;
-        let step = routes::wars::task(tasks, task).await.map_err(task_error)?;
+        let step = routes::wars::task(deps, task).await.map_err(task_error)?;
         Ok::<_, Diagnostic>(serde_json::to_value(step).expect("task outputs serialise"))
     }))
     .await

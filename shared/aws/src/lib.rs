@@ -11,4 +11,4 @@ pub mod stepfunctions;
 pub use dynamodb::{DynamoDbStore, TableConfig};
 pub use eventbridge::EventBridgePublisher;
 pub use realtime::{ApiGatewayPusher, DynamoDbConnections};
-pub use stepfunctions::StepFunctionsWorkflows;
+pub use stepfunctions::{StateMachines, StepFunctionsWorkflows};

@@ -8,24 +8,24 @@ use clanwar_domain::ports::{WorkflowError, WorkflowStarter};
 use clanwar_domain::war::War;
 use serde_json::json;
 
+/// The ARNs of the state machines a function may start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMachines {
+    /// The declare-war saga; only the war-manager starts it.
+    pub declaration: Option<String>,
+    pub lifecycle: String,
+    pub rewards: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct StepFunctionsWorkflows {
     client: Client,
-    lifecycle_arn: String,
-    rewards_arn: String,
+    machines: StateMachines,
 }
 
 impl StepFunctionsWorkflows {
-    pub fn new(
-        client: Client,
-        lifecycle_arn: impl Into<String>,
-        rewards_arn: impl Into<String>,
-    ) -> Self {
-        Self {
-            client,
-            lifecycle_arn: lifecycle_arn.into(),
-            rewards_arn: rewards_arn.into(),
-        }
+    pub fn new(client: Client, machines: StateMachines) -> Self {
+        Self { client, machines }
     }
 
     async fn start(
@@ -66,25 +66,42 @@ pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
     )
 }
 
+/// The input of the declare-war saga and of the lifecycle: the war and its absolute deadlines.
+fn timers_input(war: &War) -> serde_json::Value {
+    let d = war.phase_deadlines;
+    json!({
+        "war_id": war.war_id,
+        "deadlines": {
+            "PREPARATION": d.preparation_at,
+            "ACTIVE": d.active_at,
+            "ENDING": d.ending_at,
+            "ENDED": d.ended_at,
+        }
+    })
+}
+
 #[async_trait]
 impl WorkflowStarter for StepFunctionsWorkflows {
+    async fn start_declaration(&self, war: &War) -> Result<(), WorkflowError> {
+        let arn = self
+            .machines
+            .declaration
+            .as_deref()
+            .ok_or_else(|| WorkflowError {
+                message: "this function has no declare-war state machine configured".into(),
+            })?;
+        self.start(arn, war.war_id.as_str(), timers_input(war))
+            .await
+    }
+
     async fn start_lifecycle(&self, war: &War) -> Result<(), WorkflowError> {
-        let d = war.phase_deadlines;
-        let input = json!({
-            "war_id": war.war_id,
-            "deadlines": {
-                "PREPARATION": d.preparation_at,
-                "ACTIVE": d.active_at,
-                "ENDING": d.ending_at,
-                "ENDED": d.ended_at,
-            }
-        });
-        self.start(&self.lifecycle_arn, war.war_id.as_str(), input)
+        let name = war.war_id.as_str();
+        self.start(&self.machines.lifecycle, name, timers_input(war))
             .await
     }
 
     async fn stop_lifecycle(&self, war: &WarId) -> Result<(), WorkflowError> {
-        let arn = execution_arn(&self.lifecycle_arn, war.as_str());
+        let arn = execution_arn(&self.machines.lifecycle, war.as_str());
         match self
             .client
             .stop_execution()
@@ -109,8 +126,12 @@ impl WorkflowStarter for StepFunctionsWorkflows {
     }
 
     async fn start_rewards(&self, war: &WarId) -> Result<(), WorkflowError> {
-        self.start(&self.rewards_arn, war.as_str(), json!({ "war_id": war }))
-            .await
+        self.start(
+            &self.machines.rewards,
+            war.as_str(),
+            json!({ "war_id": war }),
+        )
+        .await
     }
 }
 

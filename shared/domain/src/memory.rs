@@ -465,12 +465,13 @@ impl EventPublisher for MemoryPublisher {
 /// A workflow call as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkflowCall {
+    StartDeclaration(WarId),
     StartLifecycle(WarId),
     StopLifecycle(WarId),
     StartRewards(WarId),
 }
 
-/// Records workflow calls; can be told to fail starting lifecycles.
+/// Records workflow calls; can be told to fail starting declaration sagas and lifecycles.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryWorkflows {
     calls: Arc<Mutex<Vec<WorkflowCall>>>,
@@ -491,6 +492,15 @@ impl MemoryWorkflows {
 
 #[async_trait]
 impl WorkflowStarter for MemoryWorkflows {
+    async fn start_declaration(&self, war: &War) -> Result<(), WorkflowError> {
+        if *self.fail_start.lock().expect("poisoned") {
+            return Err(WorkflowError {
+                message: "workflows switched off".into(),
+            });
+        }
+        self.record(WorkflowCall::StartDeclaration(war.war_id.clone()));
+        Ok(())
+    }
     async fn start_lifecycle(&self, war: &War) -> Result<(), WorkflowError> {
         if *self.fail_start.lock().expect("poisoned") {
             return Err(WorkflowError {

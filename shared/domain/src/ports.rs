@@ -474,6 +474,9 @@ pub struct WorkflowError {
 /// Starts and stops the Step Functions workflows.
 #[async_trait]
 pub trait WorkflowStarter: Send + Sync {
+    /// Starts the declare-war saga of a war just written: it starts the war's lifecycle and
+    /// compensates the declaration if that fails. Starting twice is a no-op.
+    async fn start_declaration(&self, war: &War) -> Result<(), WorkflowError>;
     /// Starts the phase timers of a newly declared war. Starting twice is a no-op.
     async fn start_lifecycle(&self, war: &War) -> Result<(), WorkflowError>;
     /// Stops the timers of a war that ended early (surrender, cancellation).

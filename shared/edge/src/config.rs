@@ -2,7 +2,7 @@
 //! or malformed variable fails the cold start with a message naming it.
 
 use clanwar_aws::{
-    ApiGatewayPusher, DynamoDbConnections, DynamoDbStore, EventBridgePublisher,
+    ApiGatewayPusher, DynamoDbConnections, DynamoDbStore, EventBridgePublisher, StateMachines,
     StepFunctionsWorkflows, TableConfig,
 };
 use clanwar_domain::config::Rules;
@@ -38,8 +38,8 @@ pub fn rules_from_env() -> Result<Rules, ConfigError> {
 }
 
 /// The services' dependencies on AWS: table `TABLE_NAME`, bus `EVENT_BUS_NAME`, and — for the
-/// functions that start workflows — `LIFECYCLE_STATE_MACHINE_ARN` and
-/// `REWARDS_STATE_MACHINE_ARN`. SDK clients are built here, once.
+/// functions that start workflows — `LIFECYCLE_STATE_MACHINE_ARN`, `REWARDS_STATE_MACHINE_ARN`
+/// and (war-manager only) `DECLARE_WAR_STATE_MACHINE_ARN`. SDK clients are built here, once.
 pub async fn deps_from_env() -> Result<Deps, ConfigError> {
     let rules = rules_from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -60,8 +60,11 @@ pub async fn deps_from_env() -> Result<Deps, ConfigError> {
     ) {
         (Ok(lifecycle), Ok(rewards)) => Arc::new(StepFunctionsWorkflows::new(
             aws_sdk_sfn::Client::new(&sdk),
-            lifecycle,
-            rewards,
+            StateMachines {
+                declaration: std::env::var("DECLARE_WAR_STATE_MACHINE_ARN").ok(),
+                lifecycle,
+                rewards,
+            },
         )),
         _ => Arc::new(NotConfigured),
     };
@@ -110,6 +113,9 @@ mod not_configured {
 
     #[clanwar_domain::async_trait]
     impl WorkflowStarter for NotConfigured {
+        async fn start_declaration(&self, _: &War) -> Result<(), WorkflowError> {
+            Err(refuse())
+        }
         async fn start_lifecycle(&self, _: &War) -> Result<(), WorkflowError> {
             Err(refuse())
         }

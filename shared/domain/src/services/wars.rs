@@ -68,11 +68,12 @@ impl WarService {
         Self { deps }
     }
 
-    /// The whole declaration with the saga's steps run in-process: create the war, start its
-    /// timers, and compensate (cancel the war, release everything) if the timers cannot start.
+    /// A declaration: validate and write the war, then start its declare-war saga (which
+    /// starts the timers and compensates if they cannot start). If even the saga cannot start,
+    /// compensate here (cancel the war, release everything) and report the outage.
     pub async fn declare(&self, cmd: DeclareCommand) -> DomainResult<Declared> {
         let declared = self.create(cmd).await?;
-        if let Err(err) = self.deps.workflows.start_lifecycle(&declared.war).await {
+        if let Err(err) = self.deps.workflows.start_declaration(&declared.war).await {
             self.compensate_declaration(&declared.war.war_id).await?;
             return Err(DomainError::WorkflowUnavailable(err));
         }
@@ -799,7 +800,7 @@ mod tests {
         assert_eq!(w.clan("def").await.active_war_ids, vec![war.war_id.clone()]);
         assert_eq!(
             w.h.workflows.calls(),
-            vec![WorkflowCall::StartLifecycle(war.war_id.clone())]
+            vec![WorkflowCall::StartDeclaration(war.war_id.clone())]
         );
         let types = w.h.events.types();
         assert_eq!(
@@ -852,7 +853,7 @@ mod tests {
         assert_eq!(w.snapshot().await, before);
         assert_eq!(
             w.h.workflows.calls(),
-            vec![WorkflowCall::StartLifecycle(war.war_id)]
+            vec![WorkflowCall::StartDeclaration(war.war_id)]
         );
     }
 
@@ -874,7 +875,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn timers_that_cannot_start_compensate_the_declaration_completely() {
+    async fn a_saga_that_cannot_start_compensates_the_declaration_completely() {
         let w = World::new().await;
         w.h.workflows.set_fail_start(true);
         let err = w.wars.declare(w.command(&["t1"], None)).await.unwrap_err();

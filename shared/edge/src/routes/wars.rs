@@ -7,21 +7,18 @@
 //! the lifecycle, cancels the war, releases what it held) if either fails. If even the saga
 //! cannot start, `WarService::declare` compensates in process and answers 503.
 
-use crate::config::ConfigError;
 use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use chrono::{DateTime, Utc};
-use clanwar_aws::StepFunctionsWorkflows;
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
 use clanwar_domain::events::DomainEvent;
 use clanwar_domain::ids::WarId;
-use clanwar_domain::ports::{StoreError, WorkflowError, WorkflowStarter};
+use clanwar_domain::ports::StoreError;
 use clanwar_domain::services::outbox::relay;
 use clanwar_domain::services::wars::{ClanRequest, Declared, JoinRequest, WarService};
 use clanwar_domain::services::Deps;
-use clanwar_domain::war::{PhaseDeadlines, War, WarStatus};
+use clanwar_domain::war::{PhaseDeadlines, WarStatus};
 use clanwar_domain::{DomainError, DomainResult};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 pub const ROUTES: &[&str] = &[
     "POST /wars",
@@ -129,8 +126,7 @@ pub struct DeclarationStep {
     pub stopped: bool,
 }
 
-/// Runs one step of the declare-war saga. `deps.workflows` must be the plain starter (the
-/// lifecycle state machine itself), not [`ThroughDeclarationSaga`].
+/// Runs one step of the declare-war saga.
 pub async fn task(deps: &Deps, task: DeclarationTask) -> DomainResult<DeclarationStep> {
     match task {
         DeclarationTask::StartLifecycle { war_id, deadlines } => {
@@ -214,66 +210,9 @@ pub async fn task(deps: &Deps, task: DeclarationTask) -> DomainResult<Declaratio
     }
 }
 
-/// The war-manager's workflow starter. A declaration's `start_lifecycle` starts the declare-war
-/// saga instead (same input, same execution name: the war id), which starts the lifecycle
-/// itself; stopping the timers and starting the rewards go straight to their state machines.
-#[derive(Clone)]
-pub struct ThroughDeclarationSaga {
-    /// Starts the declare-war state machine with the lifecycle's input.
-    pub saga: Arc<dyn WorkflowStarter>,
-    /// The plain starter (lifecycle and reward state machines).
-    pub direct: Arc<dyn WorkflowStarter>,
-}
-
-impl std::fmt::Debug for ThroughDeclarationSaga {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThroughDeclarationSaga")
-            .finish_non_exhaustive()
-    }
-}
-
-#[clanwar_domain::async_trait]
-impl WorkflowStarter for ThroughDeclarationSaga {
-    async fn start_lifecycle(&self, war: &War) -> Result<(), WorkflowError> {
-        self.saga.start_lifecycle(war).await
-    }
-    async fn stop_lifecycle(&self, war: &WarId) -> Result<(), WorkflowError> {
-        self.direct.stop_lifecycle(war).await
-    }
-    async fn start_rewards(&self, war: &WarId) -> Result<(), WorkflowError> {
-        self.direct.start_rewards(war).await
-    }
-}
-
-/// `deps` with declarations going through the declare-war saga of
-/// `DECLARE_WAR_STATE_MACHINE_ARN`; everything else keeps `deps.workflows` (which
-/// `deps_from_env` builds from `LIFECYCLE_STATE_MACHINE_ARN` and `REWARDS_STATE_MACHINE_ARN`).
-pub async fn with_declaration_saga(deps: Deps) -> Result<Deps, ConfigError> {
-    let var = |name: &'static str| std::env::var(name).map_err(|_| ConfigError::Missing(name));
-    let (declare, rewards) = (
-        var("DECLARE_WAR_STATE_MACHINE_ARN")?,
-        var("REWARDS_STATE_MACHINE_ARN")?,
-    );
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok(Deps {
-        workflows: Arc::new(ThroughDeclarationSaga {
-            // The adapter's "lifecycle" slot names the saga: it is started exactly like the
-            // lifecycle would be ({war_id, deadlines}, execution name = war id).
-            saga: Arc::new(StepFunctionsWorkflows::new(
-                aws_sdk_sfn::Client::new(&sdk),
-                declare,
-                rewards,
-            )),
-            direct: deps.workflows.clone(),
-        }),
-        ..deps
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clanwar_domain::memory::{MemoryWorkflows, WorkflowCall};
 
     #[test]
     fn saga_task_payloads_deserialise_and_unknown_ones_are_refused() {
@@ -316,25 +255,5 @@ mod tests {
         assert!(deadlines.describe(&stored));
         stored.ended_at = at("2026-01-05T00:00:00Z");
         assert!(!deadlines.describe(&stored));
-    }
-
-    #[tokio::test]
-    async fn only_the_lifecycle_start_goes_through_the_saga() {
-        let (saga, direct) = (MemoryWorkflows::default(), MemoryWorkflows::default());
-        let starter = ThroughDeclarationSaga {
-            saga: Arc::new(saga.clone()),
-            direct: Arc::new(direct.clone()),
-        };
-        let war_id = WarId::new("w1").unwrap();
-        starter.stop_lifecycle(&war_id).await.unwrap();
-        starter.start_rewards(&war_id).await.unwrap();
-        assert!(saga.calls().is_empty());
-        assert_eq!(
-            direct.calls(),
-            vec![
-                WorkflowCall::StopLifecycle(war_id.clone()),
-                WorkflowCall::StartRewards(war_id)
-            ]
-        );
     }
 }
