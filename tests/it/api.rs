@@ -497,3 +497,88 @@ async fn a_war_runs_on_its_timers_and_scores_battles_without_double_counting() {
         "released when the war ended"
     );
 }
+
+#[tokio::test]
+async fn fortify_and_surrender_through_the_api() {
+    let api = Api::local();
+    let t = unique_tag("sur");
+    let (att, def) = (format!("{t}-att"), format!("{t}-def"));
+    clan(&api, &att, 1000).await;
+    clan(&api, &def, 1000).await;
+    let (land, keep) = (format!("{t}-land"), format!("{t}-keep"));
+    territory(&api, &land, &def, 0.0).await;
+    territory(&api, &keep, &def, 50.0).await;
+
+    let path = format!("/territories/{keep}/fortify");
+    let (status, err) = api
+        .post(&path, Some(&format!("{def}-m0")), json!({"clan_id": def}))
+        .await;
+    assert_eq!((status, code(&err)), (403, "FORBIDDEN_ROLE"));
+    let (status, err) = api
+        .post(
+            &path,
+            Some(&format!("{att}-leader")),
+            json!({"clan_id": att}),
+        )
+        .await;
+    assert_eq!((status, code(&err)), (422, "NOT_TERRITORY_OWNER"), "{err}");
+    let (status, fortified) = api
+        .post(
+            &path,
+            Some(&format!("{def}-officer")),
+            json!({"clan_id": def}),
+        )
+        .await;
+    assert_eq!(
+        (status, fortified["defense_level"].as_i64()),
+        (200, Some(2)),
+        "{fortified}"
+    );
+
+    let (status, war) = api
+        .post(
+            "/wars",
+            Some(&format!("{att}-leader")),
+            declaration(&att, &def, std::slice::from_ref(&land), 30),
+        )
+        .await;
+    assert_eq!(status, 201, "{war}");
+    let war_id = war["war_id"].as_str().unwrap().to_owned();
+    wait_for_status(&api, &war_id, "ACTIVE", 30).await;
+    let surrender = format!("/wars/{war_id}/surrender");
+    let (status, err) = api
+        .post(
+            &surrender,
+            Some(&format!("{def}-m1")),
+            json!({"clan_id": def}),
+        )
+        .await;
+    assert_eq!((status, code(&err)), (403, "FORBIDDEN_ROLE"));
+    let (status, ended) = api
+        .post(
+            &surrender,
+            Some(&format!("{def}-leader")),
+            json!({"clan_id": def}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(
+        (ended["status"].as_str(), ended["winner_side"].as_str()),
+        (Some("ENDED"), Some("attacker"))
+    );
+    assert_eq!(ended["outcome"], "SURRENDER");
+    let (status, again) = api
+        .post(
+            &surrender,
+            Some(&format!("{def}-leader")),
+            json!({"clan_id": def}),
+        )
+        .await;
+    assert_eq!(
+        (status, &again["version"]),
+        (200, &ended["version"]),
+        "a repeated surrender changes nothing"
+    );
+    let (_, released) = api.get(&format!("/territories/{land}")).await;
+    assert!(released["contested_by"].is_null());
+}
