@@ -18,12 +18,17 @@ DEMO="${DEMO:-1}"
 CARGO="${CARGO:-cargo}"
 
 stop() {
-    echo
-    echo "stopping the local stack..."
-    scripts/localaws.sh down || true
+    # Stop first, then say so: the terminal (or a pipe reader) may already be gone, and a
+    # failed write must not keep the stack running.
+    trap - EXIT INT TERM HUP PIPE
+    scripts/localaws.sh down >/dev/null 2>&1 || true
+    echo "local stack stopped" >&2 2>/dev/null || true
 }
 trap stop EXIT
 trap 'exit 130' INT TERM
+# A closed terminal or pipe must end in the same clean stop, not a killed script.
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
 
 scripts/bootstrap.sh
 echo "building the functions (debug profile, shared target directory)..."
