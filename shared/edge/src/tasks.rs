@@ -2,10 +2,13 @@
 //! domain's stable code (`PHASE_DEADLINE_NOT_REACHED`, `CONCURRENT_MODIFICATION`, ...), which
 //! the state machines' Retry and Catch blocks name.
 
+use crate::http::{self, HttpRequest, HttpResponse};
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use clanwar_domain::{DomainError, DomainResult};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 
 /// A failed task, reported to Step Functions under the domain error's code.
 #[derive(Debug)]
@@ -20,6 +23,12 @@ impl From<TaskError> for Diagnostic {
     }
 }
 
+/// Logs a failed task and reports it under its domain code.
+fn failed(err: DomainError) -> TaskError {
+    tracing::warn!(code = err.code(), error = %err, "task failed");
+    TaskError(err)
+}
+
 /// The Lambda entry of a task function: every invocation goes through `handler`.
 pub async fn serve<I, O, H, Fut>(handler: H) -> Result<(), lambda_runtime::Error>
 where
@@ -30,11 +39,43 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<I>| async move {
-            handler(event.payload).await.map_err(|err| {
-                tracing::warn!(code = err.code(), error = %err, "task failed");
-                TaskError(err)
-            })
+        move |event: LambdaEvent<I>| async move { handler(event.payload).await.map_err(failed) },
+    ))
+    .await
+}
+
+/// The Lambda entry of a function that serves both HTTP API routes and Step Functions tasks:
+/// API Gateway events carry a `requestContext`, task inputs do not.
+pub async fn serve_with_http<I, O, T, TFut, H, HFut>(
+    tasks: T,
+    routes: H,
+) -> Result<(), lambda_runtime::Error>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    T: Fn(I) -> TFut,
+    TFut: std::future::Future<Output = DomainResult<O>>,
+    H: Fn(HttpRequest) -> HFut,
+    HFut: std::future::Future<Output = DomainResult<HttpResponse>>,
+{
+    let (tasks, routes) = (&tasks, &routes);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<Value>| async move {
+            let malformed = |what: &str, e: serde_json::Error| {
+                failed(DomainError::invalid(what, e.to_string()))
+            };
+            if event.payload.get("requestContext").is_some() {
+                let request: ApiGatewayV2httpRequest =
+                    serde_json::from_value(event.payload).map_err(|e| malformed("event", e))?;
+                let response = http::respond(http::from_apigw(request), routes).await;
+                return Ok(
+                    serde_json::to_value(http::to_apigw(response)).expect("responses serialise")
+                );
+            }
+            let input: I =
+                serde_json::from_value(event.payload).map_err(|e| malformed("task", e))?;
+            let output = tasks(input).await.map_err(failed)?;
+            Ok::<_, TaskError>(serde_json::to_value(output).expect("task outputs serialise"))
         },
     ))
     .await
