@@ -8,7 +8,7 @@
 # The jar comes from the npm package amplify-dynamodb-simulator (it ships DynamoDBLocal.jar and
 # its native sqlite4java libraries); only its emulator/ folder is unpacked, into
 # ${LOCALAWS_STATE_DIR:-.localaws}/ddb-local/. Port: ${DDB_LOCAL_PORT:-8000}.
-# Needs java (17 verified) and npm.
+# Needs java (17 verified) and npm; installs them from Debian's packages when missing (as root).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +23,20 @@ LOG_FILE="$STATE_DIR/ddb-local.log"
 READY_TIMEOUT="${DDB_LOCAL_READY_TIMEOUT:-60}"
 
 log() { echo "dynamodb-local: $*" >&2; }
+
+# The base image has both; a leaner machine gets them from Debian's packages.
+ensure_tools() {
+    local missing=()
+    command -v java > /dev/null || missing+=(openjdk-17-jre-headless)
+    command -v npm > /dev/null || missing+=(npm)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    if [[ $(id -u) -ne 0 ]]; then
+        log "needs ${missing[*]}: install them (apt-get install ${missing[*]})"
+        return 1
+    fi
+    log "installing ${missing[*]} from Debian's packages"
+    apt-get update -qq > /dev/null && apt-get install -y -qq "${missing[@]}" > /dev/null
+}
 
 install() (  # a subshell: its EXIT trap removes the temporary download
     local jar="$DDB_DIR/emulator/DynamoDBLocal.jar"
@@ -70,6 +84,7 @@ cmd_up() {
         log "cannot start: port $PORT is already served by another process"
         return 1
     fi
+    ensure_tools
     install
     (
         cd "$DDB_DIR/emulator"
