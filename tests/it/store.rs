@@ -11,27 +11,29 @@ use clanwar_domain::services::Deps;
 use clanwar_integration_tests::{aws_config, unique_tag, Resources};
 use std::sync::Arc;
 
-async fn store(shards: u32) -> DynamoDbStore {
+/// Counter shards of the made-up wars of these tests.
+const SHARDS: u32 = 8;
+
+async fn store() -> DynamoDbStore {
     let resources = Resources::load();
     let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
     DynamoDbStore::new(
         client,
         TableConfig {
             table: resources.name("WarTable"),
-            score_shards: shards,
         },
     )
 }
 
 #[tokio::test]
 async fn dynamodb_store_passes_the_store_contract() {
-    let store = store(4).await;
+    let store = store().await;
     clanwar_domain::testkit::run_all(&store, &unique_tag("contract")).await;
 }
 
 #[tokio::test]
 async fn concurrent_duplicated_score_events_are_applied_exactly_once() {
-    let store = Arc::new(store(8).await);
+    let store = Arc::new(store().await);
     let tag = unique_tag("conc");
     let war = WarId::new(format!("{tag}-war")).unwrap();
     let clans = ["red", "blue"].map(|c| ClanId::new(format!("{tag}-{c}")).unwrap());
@@ -54,6 +56,7 @@ async fn concurrent_duplicated_score_events_are_applied_exactly_once() {
                 let delta = ScoreDelta {
                     war_id: war.clone(),
                     dedupe_id: format!("evt-{e}"),
+                    shards: SHARDS,
                     players: vec![PlayerPoints {
                         player_id: PlayerId::new(format!("p{}", e % 10)).unwrap(),
                         clan_id: clan.clone(),
@@ -78,10 +81,10 @@ async fn concurrent_duplicated_score_events_are_applied_exactly_once() {
         applied, 400,
         "each event applied by exactly one of its two deliveries"
     );
-    let totals = store.clan_totals(&war).await.unwrap();
+    let totals = store.clan_totals(&war, SHARDS).await.unwrap();
     assert_eq!(totals[&clans[0]], 600);
     assert_eq!(totals[&clans[1]], 600);
-    let players = store.all_players(&war).await.unwrap();
+    let players = store.all_players(&war, SHARDS).await.unwrap();
     assert_eq!(players.iter().map(|p| p.points).sum::<i64>(), 1200);
     assert!(
         players.iter().all(|p| p.points == 120),
@@ -93,7 +96,7 @@ async fn concurrent_duplicated_score_events_are_applied_exactly_once() {
 async fn events_committed_while_eventbridge_fails_are_delivered_later_by_the_relay() {
     let resources = Resources::load();
     let config = aws_config().await;
-    let store = Arc::new(store(4).await);
+    let store = Arc::new(store().await);
     let failing = MemoryPublisher::default();
     failing.set_failing(true);
     let deps = Deps {

@@ -255,7 +255,6 @@ impl World {
             aws_sdk_dynamodb::Client::new(&config),
             TableConfig {
                 table: table.clone(),
-                score_shards: rules.score_shards,
             },
         ));
         // Wired as war-manager wires it (`clanwar_edge::deps_from_env`).

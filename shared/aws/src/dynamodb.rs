@@ -3,17 +3,17 @@
 //! and 25/100-item batch limits, and the translation of cancellation reasons into conflicts.
 
 use crate::keys::*;
+use crate::score_plan::{ItemWriter, Role, MAX_TRANSACTION_ITEMS};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
 use clanwar_domain::events::EventEnvelope;
-use clanwar_domain::ids::{AllianceId, BattleId, ClanId, PlayerId, WarId};
+use clanwar_domain::ids::{AllianceId, ClanId, PlayerId, WarId};
 use clanwar_domain::ports::*;
 use clanwar_domain::spatial::CellId;
 use clanwar_domain::territory::Territory;
@@ -23,8 +23,6 @@ use std::collections::{BTreeMap, HashMap};
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Most items one `TransactWriteItems` call takes.
-const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Most keys one `BatchGetItem` call takes.
 const MAX_BATCH_GET: usize = 100;
 /// Most requests one `BatchWriteItem` call takes.
@@ -32,21 +30,21 @@ const MAX_BATCH_WRITE: usize = 25;
 /// Outbox partitions.
 const OUTBOX_SHARDS: u32 = 4;
 /// How long exactly-once markers and farm guards are kept (longer than any war can last).
-const SCORE_MARKER_TTL_DAYS: i64 = 30;
+pub(crate) const SCORE_MARKER_TTL_DAYS: i64 = 30;
+/// Rounds of re-asking for unprocessed keys or items before giving up (with backoff).
+const MAX_UNPROCESSED_ROUNDS: u32 = 8;
 
-/// Tunables of the table layout.
+/// Where the table is. (The shard count of a war's counters is stamped on the war.)
 #[derive(Debug, Clone)]
 pub struct TableConfig {
     pub table: String,
-    /// Shards of each war's hot counters (clan points, top-player index).
-    pub score_shards: u32,
 }
 
 /// The store, outbox and score board on one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
-    client: Client,
-    config: TableConfig,
+    pub(crate) client: Client,
+    pub(crate) config: TableConfig,
 }
 
 impl DynamoDbStore {
@@ -61,15 +59,15 @@ impl DynamoDbStore {
 
 // ---- item mapping ---------------------------------------------------------------------------
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn key_item((pk, sk): (String, String)) -> Item {
+pub(crate) fn key_item((pk, sk): (String, String)) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
@@ -77,7 +75,7 @@ fn epoch(at: DateTime<Utc>) -> AttributeValue {
     n(at.timestamp())
 }
 
-fn corrupt(key: &str, err: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(key: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         key: key.to_owned(),
         message: err.to_string(),
@@ -114,32 +112,38 @@ fn decode_record(item: Item) -> Result<Record, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| corrupt(&pk, e))
 }
 
-fn number(item: &Item, name: &str) -> i64 {
+pub(crate) fn number(item: &Item, name: &str) -> i64 {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|raw| raw.parse().ok())
         .unwrap_or(0)
 }
 
-fn string(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn string(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
-/// Transaction items plus, for each, the index of the domain write it came from.
+/// Transaction items plus, for each, the index of the domain write it came from and its role.
 #[derive(Default)]
 struct TxItems {
     items: Vec<TransactWriteItem>,
     owner: Vec<usize>,
+    roles: Vec<Role>,
 }
 
 impl TxItems {
     fn push(&mut self, owner: usize, item: TransactWriteItem) {
+        self.push_with(owner, item, Role::Other);
+    }
+
+    fn push_with(&mut self, owner: usize, item: TransactWriteItem, role: Role) {
         self.items.push(item);
         self.owner.push(owner);
+        self.roles.push(role);
     }
 }
 
-fn invalid(err: impl std::fmt::Display) -> StoreError {
+pub(crate) fn invalid(err: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(err.to_string())
 }
 
@@ -203,8 +207,8 @@ impl DynamoDbStore {
             }
             Write::Emit(event) => out.push(index, self.put(self.outbox_item(event)?, None)?),
             Write::Score(delta) => {
-                for item in self.score_items(delta)? {
-                    out.push(index, item);
+                for (item, role) in self.score_items(delta)? {
+                    out.push_with(index, item, role);
                 }
             }
         }
@@ -242,97 +246,70 @@ impl DynamoDbStore {
         Ok(item)
     }
 
-    /// Items applying one score delta: the exactly-once marker (must not exist), the farm
-    /// guard, the clan counter shard, each player's item and the battle's kill tally.
-    fn score_items(&self, delta: &ScoreDelta) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let war = &delta.war_id;
-        let expires = epoch(Utc::now() + Duration::days(SCORE_MARKER_TTL_DAYS));
+    pub(crate) fn writer<'a>(&'a self, war: &'a WarId, shards: u32) -> ItemWriter<'a> {
+        ItemWriter {
+            table: self.table(),
+            war,
+            shards,
+            expires_at: (Utc::now() + Duration::days(SCORE_MARKER_TTL_DAYS)).timestamp(),
+        }
+    }
+
+    /// Items applying one score delta inside a state change (a capture, a battle bonus, a
+    /// snapshot's slot): its exactly-once record, the clan-counter shard (with the seal
+    /// condition), each player's item and the battle's kill tally, on the shard its id hashes
+    /// to. Batches of events take the planned path of `scoreboard.rs` instead.
+    fn score_items(
+        &self,
+        delta: &ScoreDelta,
+    ) -> Result<Vec<(TransactWriteItem, Role)>, StoreError> {
+        let writer = self.writer(&delta.war_id, delta.shards);
+        let shard = shard_of(&delta.dedupe_id, delta.shards);
         let mut items = Vec::new();
-        let mut marker = key_item(dedupe_key(war, &delta.dedupe_id));
-        marker.insert("expires_at".into(), expires.clone());
-        items.push(self.put(marker, Some(("attribute_not_exists(pk)", None)))?);
-
-        if let Some(guard) = &delta.farm_guard {
-            let cutoff = guard.occurred_at - Duration::seconds(guard.window_s);
-            let update = Update::builder()
-                .table_name(self.table())
-                .set_key(Some(key_item(farm_key(
-                    war,
-                    &guard.killer_id,
-                    &guard.victim_id,
-                ))))
-                .update_expression("SET last_at = :t, expires_at = :e")
-                .condition_expression("attribute_not_exists(pk) OR last_at <= :cutoff")
-                .expression_attribute_values(":t", n(guard.occurred_at.timestamp_millis()))
-                .expression_attribute_values(":cutoff", n(cutoff.timestamp_millis()))
-                .expression_attribute_values(":e", expires.clone())
-                .build()
-                .map_err(invalid)?;
-            items.push(TransactWriteItem::builder().update(update).build());
-        }
-
-        let clans: BTreeMap<&ClanId, i64> =
-            delta.clans.iter().fold(BTreeMap::new(), |mut acc, (c, p)| {
-                *acc.entry(c).or_default() += p;
-                acc
-            });
-        if !clans.is_empty() {
-            let shard = shard_of(&delta.dedupe_id, self.config.score_shards);
-            let mut update = Update::builder()
-                .table_name(self.table())
-                .set_key(Some(key_item(clan_shard_key(war, shard))));
-            let mut adds = Vec::new();
-            for (i, (clan, points)) in clans.iter().enumerate() {
-                adds.push(format!("#c{i} :c{i}"));
-                update = update
-                    .expression_attribute_names(format!("#c{i}"), format!("c_{clan}"))
-                    .expression_attribute_values(format!(":c{i}"), n(points));
+        match &delta.farm_guard {
+            Some(guard) => {
+                let at = guard.occurred_at.timestamp_millis();
+                let cutoff =
+                    (guard.occurred_at - Duration::seconds(guard.window_s)).timestamp_millis();
+                let pair = (guard.killer_id.clone(), guard.victim_id.clone());
+                items.push((
+                    writer.pair(&pair, cutoff, at, [delta.dedupe_id.clone()])?,
+                    Role::Other,
+                ));
             }
-            let update = update.update_expression(format!("ADD {}", adds.join(", ")));
-            items.push(
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(invalid)?)
-                    .build(),
-            );
+            None => items.push((writer.marker(&delta.dedupe_id)?, Role::Other)),
         }
-
+        let mut clans: BTreeMap<ClanId, i64> = BTreeMap::new();
+        for (clan, points) in &delta.clans {
+            *clans.entry(clan.clone()).or_default() += points;
+        }
+        if !clans.is_empty() {
+            items.push((writer.clan_shard(shard, &clans)?, Role::Seal));
+        }
         let mut players: BTreeMap<&PlayerId, (&ClanId, i64)> = BTreeMap::new();
         for p in &delta.players {
             players.entry(&p.player_id).or_insert((&p.clan_id, 0)).1 += p.points;
         }
         for (player, (clan, points)) in players {
-            let shard = shard_of(player.as_str(), self.config.score_shards);
-            let update = Update::builder()
-                .table_name(self.table())
-                .set_key(Some(key_item(player_key(war, player))))
-                .update_expression("SET player_id = :p, clan_id = :c, gsi2pk = :g ADD gsi2sk :n")
-                .expression_attribute_values(":p", s(player.as_str()))
-                .expression_attribute_values(":c", s(clan.as_str()))
-                .expression_attribute_values(":g", s(player_index_partition(war, shard)))
-                .expression_attribute_values(":n", n(points))
-                .build()
-                .map_err(invalid)?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            items.push((writer.player(player, clan, points)?, Role::Other));
         }
-
         if let Some((battle, side)) = &delta.battle_kill {
-            let field = match side {
-                Side::Attacker => "attacker_kills",
-                Side::Defender => "defender_kills",
+            let kills = match side {
+                Side::Attacker => (1, 0),
+                Side::Defender => (0, 1),
             };
-            let update = Update::builder()
-                .table_name(self.table())
-                .set_key(Some(key_item(battle_kills_key(war, battle))))
-                .update_expression(format!("ADD {field} :one"))
-                .expression_attribute_values(":one", n(1))
-                .build()
-                .map_err(invalid)?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            items.push((writer.battle(battle, shard, kills)?, Role::Other));
         }
         Ok(items)
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+    /// One `TransactWriteItems`. Its `ClientRequestToken` is new for every call and kept by the
+    /// SDK across its own retries: a retry after a lost response is answered as the success it
+    /// was, not mistaken for a duplicate or a conflict.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), TransactFailure> {
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(TransactFailure::Other(StoreError::Invalid(format!(
                 "{} items exceed the {MAX_TRANSACTION_ITEMS}-item transaction limit",
@@ -343,19 +320,22 @@ impl DynamoDbStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(uuid::Uuid::new_v4().to_string())
             .send()
             .await
         {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(ctx)) => match ctx.err() {
-                // A competing transaction on the same items shows up as a `TransactionConflict`
-                // reason; the position of a failed condition tells which write lost.
+                // Each item's reason: `ConditionalCheckFailed` names the write that lost,
+                // `TransactionConflict` a competing transaction on the same item, `None` the
+                // items that were fine.
                 TransactWriteItemsError::TransactionCanceledException(ex) => {
-                    let failed = ex
-                        .cancellation_reasons()
-                        .iter()
-                        .position(|r| r.code() == Some("ConditionalCheckFailed"));
-                    Err(TransactFailure::Condition(failed))
+                    Err(TransactFailure::Cancelled(
+                        ex.cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().map(str::to_owned))
+                            .collect(),
+                    ))
                 }
                 other => Err(TransactFailure::Other(StoreError::unavailable(
                     format!("TransactWriteItems: {}", other.code().unwrap_or("unknown")),
@@ -369,16 +349,33 @@ impl DynamoDbStore {
         }
     }
 
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(MAX_BATCH_GET) {
+    /// `BatchGetItem` of any number of keys: 100-key requests side by side, each asking again
+    /// (bounded, with backoff) for the keys DynamoDB left unprocessed under throttling.
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let requests = keys.chunks(MAX_BATCH_GET).map(|chunk| async move {
+            let mut found = Vec::new();
             let mut pending = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(consistent)
+                    .set_projection_expression(projection.map(str::to_owned))
                     .build()
                     .map_err(invalid)?,
             );
+            let mut round = 0;
             while let Some(request) = pending.take() {
+                if round > 0 {
+                    crate::retry::backoff(round).await;
+                }
+                if round >= MAX_UNPROCESSED_ROUNDS {
+                    return Err(StoreError::Contention { attempts: round });
+                }
+                round += 1;
                 let out = self
                     .client
                     .batch_get_item()
@@ -389,17 +386,18 @@ impl DynamoDbStore {
                 if let Some(items) = out.responses.and_then(|mut r| r.remove(self.table())) {
                     found.extend(items);
                 }
-                // Unprocessed keys come back under throttling; ask again for just those.
                 pending = out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(self.table()))
                     .filter(|k| !k.keys().is_empty());
             }
-        }
-        Ok(found)
+            Ok::<_, StoreError>(found)
+        });
+        let found = futures_util::future::try_join_all(requests).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
-    async fn query_all(
+    pub(crate) async fn query_all(
         &self,
         build: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
     ) -> Result<Vec<Item>, StoreError> {
@@ -448,9 +446,9 @@ impl DynamoDbStore {
 }
 
 /// Why a transaction did not apply.
-enum TransactFailure {
-    /// A condition failed; the index of the failing item, when DynamoDB says.
-    Condition(Option<usize>),
+pub(crate) enum TransactFailure {
+    /// Cancelled: each item's reason code, in item order (empty if DynamoDB gave none).
+    Cancelled(Vec<Option<String>>),
     Other(StoreError),
 }
 
@@ -477,12 +475,29 @@ impl Store for DynamoDbStore {
         if items.items.is_empty() {
             return Ok(());
         }
-        let owner = items.owner;
-        match self.transact(items.items).await {
+        let TxItems {
+            items,
+            owner,
+            roles,
+        } = items;
+        match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(TransactFailure::Condition(at)) => Err(StoreError::Conflict {
-                index: at.and_then(|i| owner.get(i).copied()),
-            }),
+            Err(TransactFailure::Cancelled(reasons)) => {
+                let failed = |i: &usize| reasons[*i].as_deref() == Some("ConditionalCheckFailed");
+                let positions = 0..reasons.len().min(owner.len());
+                if let Some(i) = positions
+                    .clone()
+                    .filter(failed)
+                    .find(|i| roles[*i] == Role::Seal)
+                {
+                    if let Some(Write::Score(delta)) = tx.writes.get(owner[i]) {
+                        return Err(StoreError::Sealed(delta.war_id.clone()));
+                    }
+                }
+                Err(StoreError::Conflict {
+                    index: positions.filter(failed).map(|i| owner[i]).next(),
+                })
+            }
             Err(TransactFailure::Other(err)) => Err(err),
         }
     }
@@ -532,7 +547,7 @@ impl Store for DynamoDbStore {
             .map(|w| key_item((format!("WAR#{w}"), "WAR".into())))
             .collect();
         let mut by_id: HashMap<WarId, War> = HashMap::new();
-        for item in self.batch_get(keys).await? {
+        for item in self.batch_get(keys, false, None).await? {
             if let Record::War(war) = decode_record(item)? {
                 by_id.insert(war.war_id.clone(), war);
             }
@@ -637,7 +652,15 @@ impl Outbox for DynamoDbStore {
         }
         for chunk in requests.chunks(MAX_BATCH_WRITE) {
             let mut pending = chunk.to_vec();
+            let mut round = 0;
             while !pending.is_empty() {
+                if round > 0 {
+                    crate::retry::backoff(round).await;
+                }
+                if round >= MAX_UNPROCESSED_ROUNDS {
+                    return Err(StoreError::Contention { attempts: round });
+                }
+                round += 1;
                 let out = self
                     .client
                     .batch_write_item()
@@ -653,152 +676,4 @@ impl Outbox for DynamoDbStore {
         }
         Ok(())
     }
-}
-
-#[async_trait]
-impl ScoreBoard for DynamoDbStore {
-    async fn apply(&self, delta: ScoreDelta) -> Result<ApplyOutcome, StoreError> {
-        let items = self.score_items(&delta)?;
-        let farm_index = delta.farm_guard.as_ref().map(|_| 1);
-        match self.transact(items).await {
-            Ok(()) => Ok(ApplyOutcome::Applied),
-            Err(TransactFailure::Condition(Some(0))) => Ok(ApplyOutcome::Duplicate),
-            Err(TransactFailure::Condition(at)) if at.is_some() && at == farm_index => {
-                // Farmed: remember the event so a replay reports a duplicate, score nothing.
-                let mut marker = key_item(dedupe_key(&delta.war_id, &delta.dedupe_id));
-                marker.insert(
-                    "expires_at".into(),
-                    epoch(Utc::now() + Duration::days(SCORE_MARKER_TTL_DAYS)),
-                );
-                let put = self
-                    .client
-                    .put_item()
-                    .table_name(self.table())
-                    .set_item(Some(marker))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await;
-                match put {
-                    Ok(_) => Ok(ApplyOutcome::Farmed),
-                    Err(err)
-                        if err
-                            .as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                    {
-                        Ok(ApplyOutcome::Duplicate)
-                    }
-                    Err(err) => Err(StoreError::unavailable("PutItem", err)),
-                }
-            }
-            Err(TransactFailure::Condition(_)) => Err(StoreError::Conflict { index: None }),
-            Err(TransactFailure::Other(err)) => Err(err),
-        }
-    }
-
-    async fn clan_totals(&self, war: &WarId) -> Result<BTreeMap<ClanId, i64>, StoreError> {
-        let keys = (0..self.config.score_shards.max(1))
-            .map(|shard| key_item(clan_shard_key(war, shard)))
-            .collect();
-        let mut totals: BTreeMap<ClanId, i64> = BTreeMap::new();
-        for item in self.batch_get(keys).await? {
-            for (name, value) in &item {
-                let Some(clan) = name.strip_prefix("c_") else {
-                    continue;
-                };
-                let points: i64 = value.as_n().ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-                let clan = ClanId::new(clan).map_err(|e| corrupt(name, e))?;
-                *totals.entry(clan).or_default() += points;
-            }
-        }
-        Ok(totals)
-    }
-
-    async fn top_players(&self, war: &WarId, limit: usize) -> Result<Vec<PlayerScore>, StoreError> {
-        let mut all = Vec::new();
-        for shard in 0..self.config.score_shards.max(1) {
-            let out = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name("gsi2")
-                .key_condition_expression("gsi2pk = :p")
-                .expression_attribute_values(":p", s(player_index_partition(war, shard)))
-                .scan_index_forward(false)
-                .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-                .send()
-                .await
-                .map_err(|e| StoreError::unavailable("Query top players", e))?;
-            for item in out.items.unwrap_or_default() {
-                all.push(player_score(&item)?);
-            }
-        }
-        // Each shard's best `limit`, merged: the overall best `limit` are among them.
-        Ok(leaderboard(all, limit))
-    }
-
-    async fn player_score(
-        &self,
-        war: &WarId,
-        player: &PlayerId,
-    ) -> Result<Option<PlayerScore>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(key_item(player_key(war, player))))
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable("GetItem", e))?;
-        out.item.as_ref().map(player_score).transpose()
-    }
-
-    async fn all_players(&self, war: &WarId) -> Result<Vec<PlayerScore>, StoreError> {
-        let mut all = Vec::new();
-        for shard in 0..self.config.score_shards.max(1) {
-            let partition = player_index_partition(war, shard);
-            let items = self
-                .query_all(|| {
-                    self.client
-                        .query()
-                        .table_name(self.table())
-                        .index_name("gsi2")
-                        .key_condition_expression("gsi2pk = :p")
-                        .expression_attribute_values(":p", s(partition.clone()))
-                })
-                .await?;
-            for item in items {
-                all.push(player_score(&item)?);
-            }
-        }
-        all.sort_by(|a, b| a.player_id.cmp(&b.player_id));
-        Ok(all)
-    }
-
-    async fn battle_kills(&self, war: &WarId, battle: &BattleId) -> Result<SideKills, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(key_item(battle_kills_key(war, battle))))
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable("GetItem", e))?;
-        Ok(out
-            .item
-            .map(|item| SideKills {
-                attacker: number(&item, "attacker_kills"),
-                defender: number(&item, "defender_kills"),
-            })
-            .unwrap_or_default())
-    }
-}
-
-fn player_score(item: &Item) -> Result<PlayerScore, StoreError> {
-    let player = string(item, "player_id").unwrap_or_default();
-    Ok(PlayerScore {
-        player_id: PlayerId::new(player.as_str()).map_err(|e| corrupt(&player, e))?,
-        clan_id: ClanId::new(string(item, "clan_id").unwrap_or_default())
-            .map_err(|e| corrupt(&player, e))?,
-        points: number(item, "gsi2sk"),
-    })
 }

@@ -58,12 +58,14 @@ pub(crate) fn player_index_partition(war: &WarId, shard: u32) -> String {
     format!("WARPTS#{war}#{shard}")
 }
 
-/// Per-side kill tally of a battle.
+/// One shard of a battle's per-side kill tally (its own partition: the war's partition stays
+/// cold however fast kills arrive).
 pub(crate) fn battle_kills_key(
     war: &WarId,
     battle: &clanwar_domain::ids::BattleId,
+    shard: u32,
 ) -> (String, String) {
-    (format!("WAR#{war}"), format!("KILLS#{battle}"))
+    (format!("KILLS#{war}#{battle}#{shard}"), "KILLS".into())
 }
 
 /// Outbox entries live in a few partitions so a burst of state changes does not heat one.

@@ -2,10 +2,14 @@
 //! (event publisher) and Step Functions (workflow starter). Endpoints come from the SDK's own
 //! configuration (`AWS_ENDPOINT_URL` selects an emulator); nothing here knows about "local".
 
+pub mod calls;
 pub mod dynamodb;
 pub mod eventbridge;
 mod keys;
 pub mod realtime;
+mod retry;
+mod score_plan;
+mod scoreboard;
 pub mod stepfunctions;
 
 pub use dynamodb::{DynamoDbStore, TableConfig};

@@ -77,6 +77,10 @@ impl BattleInput {
 #[serde(deny_unknown_fields)]
 pub struct ResolveInput {
     pub winner_side: Side,
+    /// When the battle ended in the game; a result reported late, during ENDING, counts if
+    /// this lies inside ACTIVE (SPEC §2). Defaults to the time of the request.
+    #[serde(default)]
+    pub occurred_at: Option<DateTime<Utc>>,
 }
 
 /// A battle.

@@ -4,6 +4,9 @@
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
+/// Shards of a war's score counters unless the deployment says otherwise (see `docs/scores.md`).
+pub const DEFAULT_SCORE_SHARDS: u32 = 16;
+
 /// Allowed range of one phase's length, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bounds {
@@ -98,7 +101,7 @@ impl Default for Rules {
             hold_points_per_tier_hour: 5,
             max_clock_skew_s: 5,
             elo_k: 32.0,
-            score_shards: 8,
+            score_shards: DEFAULT_SCORE_SHARDS,
             score_snapshot_interval_s: 5,
             base_reward: 10_000,
             min_participation_points: 1,

@@ -59,6 +59,8 @@ pub enum DomainError {
     // ---- 409: conflict / state --------------------------------------------------------------
     #[error("the record changed concurrently; retry")]
     ConcurrentModification,
+    #[error("war {0} has ended: its final tally is sealed and takes no more points")]
+    ScoringClosed(WarId),
     #[error("war {war_id} is {actual:?}; this needs {expected}")]
     InvalidWarState {
         war_id: WarId,
@@ -204,6 +206,7 @@ impl DomainError {
             PlayerNotFound { .. } => "PLAYER_NOT_FOUND",
             RewardsNotFound(_) => "REWARDS_NOT_FOUND",
             ConcurrentModification => "CONCURRENT_MODIFICATION",
+            ScoringClosed(_) => "SCORING_CLOSED",
             InvalidWarState { .. } => "INVALID_WAR_STATE",
             PhaseDeadlineNotReached { .. } => "PHASE_DEADLINE_NOT_REACHED",
             WarAlreadyExists(_) => "WAR_ALREADY_EXISTS",
@@ -262,6 +265,7 @@ impl DomainError {
             | PlayerNotFound { .. }
             | RewardsNotFound(_) => 404,
             ConcurrentModification
+            | ScoringClosed(_)
             | InvalidWarState { .. }
             | PhaseDeadlineNotReached { .. }
             | WarAlreadyExists(_)
@@ -322,6 +326,7 @@ impl From<crate::ports::StoreError> for DomainError {
     fn from(err: crate::ports::StoreError) -> Self {
         match err {
             crate::ports::StoreError::Conflict { .. } => DomainError::ConcurrentModification,
+            crate::ports::StoreError::Sealed(war_id) => DomainError::ScoringClosed(war_id),
             crate::ports::StoreError::BadCursor => {
                 DomainError::invalid("cursor", "not a cursor returned by this API")
             }

@@ -23,6 +23,7 @@ struct Inner {
     clan_points: HashMap<WarId, BTreeMap<ClanId, i64>>,
     player_points: HashMap<WarId, BTreeMap<PlayerId, (ClanId, i64)>>,
     battle_kills: HashMap<(WarId, BattleId), SideKills>,
+    sealed: HashSet<WarId>,
     unavailable: bool,
 }
 
@@ -65,6 +66,9 @@ impl Inner {
             Write::Delete { key, expect } => self.check_expect(index, key, *expect),
             Write::Emit(_) => Ok(()),
             Write::Score(delta) => {
+                if self.refuses_points(delta) {
+                    return Err(StoreError::Sealed(delta.war_id.clone()));
+                }
                 if self
                     .applied
                     .contains(&(delta.war_id.clone(), delta.dedupe_id.clone()))
@@ -99,6 +103,33 @@ impl Inner {
         } else {
             Err(StoreError::Conflict { index: Some(index) })
         }
+    }
+
+    /// Sealed counters take no points (as on DynamoDB, where the clan shard item carries the
+    /// seal condition).
+    fn refuses_points(&self, delta: &ScoreDelta) -> bool {
+        !delta.clans.is_empty() && self.sealed.contains(&delta.war_id)
+    }
+
+    /// One delta of a batch, judged against everything applied before it.
+    fn apply_one(&mut self, delta: ScoreDelta) -> ApplyOutcome {
+        let dedupe = (delta.war_id.clone(), delta.dedupe_id.clone());
+        if self.applied.contains(&dedupe) {
+            return ApplyOutcome::Duplicate;
+        }
+        if self.refuses_points(&delta) {
+            return ApplyOutcome::Sealed;
+        }
+        if delta
+            .farm_guard
+            .as_ref()
+            .is_some_and(|g| self.farmed(&delta.war_id, g))
+        {
+            self.applied.insert(dedupe);
+            return ApplyOutcome::Farmed;
+        }
+        self.apply_score(delta);
+        ApplyOutcome::Applied
     }
 
     fn farmed(&self, war: &WarId, guard: &FarmGuard) -> bool {
@@ -291,25 +322,22 @@ impl Outbox for MemoryStore {
 
 #[async_trait]
 impl ScoreBoard for MemoryStore {
-    async fn apply(&self, delta: ScoreDelta) -> Result<ApplyOutcome, StoreError> {
+    async fn apply_batch(&self, deltas: Vec<ScoreDelta>) -> Result<Vec<ApplyOutcome>, StoreError> {
         let mut inner = self.lock()?;
-        let dedupe = (delta.war_id.clone(), delta.dedupe_id.clone());
-        if inner.applied.contains(&dedupe) {
-            return Ok(ApplyOutcome::Duplicate);
-        }
-        if delta
-            .farm_guard
-            .as_ref()
-            .is_some_and(|g| inner.farmed(&delta.war_id, g))
-        {
-            inner.applied.insert(dedupe);
-            return Ok(ApplyOutcome::Farmed);
-        }
-        inner.apply_score(delta);
-        Ok(ApplyOutcome::Applied)
+        Ok(deltas.into_iter().map(|d| inner.apply_one(d)).collect())
     }
 
-    async fn clan_totals(&self, war: &WarId) -> Result<BTreeMap<ClanId, i64>, StoreError> {
+    async fn seal(&self, war: &WarId, _shards: u32) -> Result<BTreeMap<ClanId, i64>, StoreError> {
+        let mut inner = self.lock()?;
+        inner.sealed.insert(war.clone());
+        Ok(inner.clan_points.get(war).cloned().unwrap_or_default())
+    }
+
+    async fn clan_totals(
+        &self,
+        war: &WarId,
+        _shards: u32,
+    ) -> Result<BTreeMap<ClanId, i64>, StoreError> {
         Ok(self
             .lock()?
             .clan_points
@@ -318,8 +346,13 @@ impl ScoreBoard for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn top_players(&self, war: &WarId, limit: usize) -> Result<Vec<PlayerScore>, StoreError> {
-        Ok(leaderboard(self.all_players(war).await?, limit))
+    async fn top_players(
+        &self,
+        war: &WarId,
+        shards: u32,
+        limit: usize,
+    ) -> Result<Vec<PlayerScore>, StoreError> {
+        Ok(leaderboard(self.all_players(war, shards).await?, limit))
     }
 
     async fn player_score(
@@ -339,7 +372,7 @@ impl ScoreBoard for MemoryStore {
             }))
     }
 
-    async fn all_players(&self, war: &WarId) -> Result<Vec<PlayerScore>, StoreError> {
+    async fn all_players(&self, war: &WarId, _shards: u32) -> Result<Vec<PlayerScore>, StoreError> {
         let inner = self.lock()?;
         Ok(inner
             .player_points
@@ -356,7 +389,12 @@ impl ScoreBoard for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn battle_kills(&self, war: &WarId, battle: &BattleId) -> Result<SideKills, StoreError> {
+    async fn battle_kills(
+        &self,
+        war: &WarId,
+        _shards: u32,
+        battle: &BattleId,
+    ) -> Result<SideKills, StoreError> {
         Ok(self
             .lock()?
             .battle_kills

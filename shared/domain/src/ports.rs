@@ -38,6 +38,12 @@ pub enum StoreError {
     /// A stored item could not be decoded.
     #[error("corrupt record {key}: {message}")]
     Corrupt { key: String, message: String },
+    /// A score write reached counters that the end of the war sealed: nothing was written.
+    #[error("the score counters of war {0} are sealed")]
+    Sealed(WarId),
+    /// Competing writers kept cancelling this write; retrying later may succeed.
+    #[error("write contention persisted after {attempts} attempts")]
+    Contention { attempts: u32 },
 }
 
 impl StoreError {
@@ -238,6 +244,8 @@ pub struct FarmGuard {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScoreDelta {
     pub war_id: WarId,
+    /// The war's counter shard count ([`War::score_shards`]).
+    pub shards: u32,
     /// Applying the same id twice is a no-op (the event id, or an id derived from the action).
     pub dedupe_id: String,
     pub players: Vec<PlayerPoints>,
@@ -256,6 +264,8 @@ pub enum ApplyOutcome {
     Duplicate,
     /// The farm guard refused it: nothing changed but the dedupe id is remembered.
     Farmed,
+    /// The war's counters are sealed (its final tally ran): nothing changed.
+    Sealed,
 }
 
 /// One write of a [`Transaction`].
@@ -432,22 +442,49 @@ pub struct SideKills {
     pub defender: i64,
 }
 
-/// Score counters (sharded on DynamoDB) and their reads.
+/// Score counters (sharded on DynamoDB) and their reads. `shards` is always the war's own
+/// [`War::score_shards`].
 #[async_trait]
 pub trait ScoreBoard: Send + Sync {
-    async fn apply(&self, delta: ScoreDelta) -> Result<ApplyOutcome, StoreError>;
+    /// Applies the deltas of one batch (all of one war), each exactly once, judged in order:
+    /// one outcome per delta. Cost grows with the distinct keys the batch touches, not with
+    /// one round trip per delta. On `Err` some deltas may have been applied; applying the
+    /// same deltas again is always safe (they then come back `Duplicate`).
+    async fn apply_batch(&self, deltas: Vec<ScoreDelta>) -> Result<Vec<ApplyOutcome>, StoreError>;
+    /// One delta: [`ScoreBoard::apply_batch`] of one.
+    async fn apply(&self, delta: ScoreDelta) -> Result<ApplyOutcome, StoreError> {
+        let outcomes = self.apply_batch(vec![delta]).await?;
+        Ok(outcomes.first().copied().unwrap_or(ApplyOutcome::Duplicate))
+    }
+    /// Seals the war's counters and returns the points per clan they hold: every later score
+    /// write to them fails as a whole. Sealing again returns the same totals.
+    async fn seal(&self, war: &WarId, shards: u32) -> Result<BTreeMap<ClanId, i64>, StoreError>;
     /// Points per clan in the war (shards summed).
-    async fn clan_totals(&self, war: &WarId) -> Result<BTreeMap<ClanId, i64>, StoreError>;
+    async fn clan_totals(
+        &self,
+        war: &WarId,
+        shards: u32,
+    ) -> Result<BTreeMap<ClanId, i64>, StoreError>;
     /// Highest first; ties by player id.
-    async fn top_players(&self, war: &WarId, limit: usize) -> Result<Vec<PlayerScore>, StoreError>;
+    async fn top_players(
+        &self,
+        war: &WarId,
+        shards: u32,
+        limit: usize,
+    ) -> Result<Vec<PlayerScore>, StoreError>;
     async fn player_score(
         &self,
         war: &WarId,
         player: &PlayerId,
     ) -> Result<Option<PlayerScore>, StoreError>;
     /// Every player with points in the war, by player id.
-    async fn all_players(&self, war: &WarId) -> Result<Vec<PlayerScore>, StoreError>;
-    async fn battle_kills(&self, war: &WarId, battle: &BattleId) -> Result<SideKills, StoreError>;
+    async fn all_players(&self, war: &WarId, shards: u32) -> Result<Vec<PlayerScore>, StoreError>;
+    async fn battle_kills(
+        &self,
+        war: &WarId,
+        shards: u32,
+        battle: &BattleId,
+    ) -> Result<SideKills, StoreError>;
 }
 
 /// Publishing failed for these events (they stay in the outbox).

@@ -153,6 +153,8 @@ pub mod codes {
     pub const UNKNOWN_BATTLE: &str = "UNKNOWN_BATTLE";
     /// The killer already scored on this victim within the refarm window.
     pub const ANTI_FARMING: &str = "ANTI_FARMING";
+    /// The war ended while the event was being applied: its final tally is sealed.
+    pub const SCORING_CLOSED: &str = "SCORING_CLOSED";
 }
 
 /// Why an event does not count.
@@ -276,6 +278,7 @@ fn evaluate_kill(war: &War, kill: &KillEvent, rules: &Rules) -> Result<ScoreDelt
     Ok(ScoreDelta {
         war_id: war.war_id.clone(),
         dedupe_id: kill.event_id.to_string(),
+        shards: war.score_shards,
         players: vec![PlayerPoints {
             player_id: kill.killer_id.clone(),
             clan_id: kill.killer_clan_id.clone(),
@@ -301,6 +304,7 @@ fn evaluate_assist(
     Ok(ScoreDelta {
         war_id: war.war_id.clone(),
         dedupe_id: assist.event_id.to_string(),
+        shards: war.score_shards,
         players: vec![PlayerPoints {
             player_id: assist.player_id.clone(),
             clan_id: assist.clan_id.clone(),

@@ -6,6 +6,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ids::{ClanId, TerritoryId, WarId};
 use crate::spatial::{cell_of, validate_coordinate, CellId};
 use crate::war::{Side, War, WarStatus};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Longest territory name, in characters.
@@ -208,7 +209,8 @@ impl Territory {
         }
     }
 
-    /// Capture by `clan` in `war`: only while ACTIVE, only a territory this war contests, only
+    /// Capture by `clan` in `war` at `at`: only while ACTIVE (or reported late during ENDING,
+    /// [`War::require_scoring_at`]), only a territory this war contests, only
     /// by a clan on a side of it, never by its owner — nor by a clan on the owner's side, which
     /// would let allies pass a territory back and forth for capture points (refused as
     /// `AlreadyOwner` naming the owner). Ownership moves and defense resets to 1.
@@ -216,9 +218,10 @@ impl Territory {
         &mut self,
         war: &War,
         clan: &ClanId,
+        at: DateTime<Utc>,
         rules: &Rules,
     ) -> DomainResult<CaptureChange> {
-        war.require_active()?;
+        war.require_scoring_at(at)?;
         if self.contested_by.as_ref() != Some(&war.war_id) {
             return Err(DomainError::TerritoryNotInWar {
                 territory_id: self.territory_id.clone(),
@@ -491,7 +494,9 @@ mod tests {
     fn an_attacker_captures_a_contested_territory_during_active() {
         let w = war_in(WarStatus::Active);
         let mut t = contested(3, 5, &w);
-        let change = t.capture(&w, &clan("att"), &Rules::default()).unwrap();
+        let change = t
+            .capture(&w, &clan("att"), in_active(&w), &Rules::default())
+            .unwrap();
         assert_eq!(
             change,
             CaptureChange {
@@ -508,19 +513,41 @@ mod tests {
         assert_eq!(t.contested_by, Some(w.war_id));
     }
 
+    /// A time inside the war's ACTIVE phase.
+    fn in_active(w: &War) -> DateTime<Utc> {
+        w.phase_deadlines.active_at
+    }
+
     #[test]
     fn capture_outside_active_is_an_invalid_war_state() {
-        for status in [
-            WarStatus::Declared,
-            WarStatus::Preparation,
-            WarStatus::Ending,
-        ] {
+        for status in [WarStatus::Declared, WarStatus::Preparation] {
             let w = war_in(status);
             let mut t = contested(1, 1, &w);
-            let err = t.capture(&w, &clan("att"), &Rules::default()).unwrap_err();
+            let err = t
+                .capture(&w, &clan("att"), in_active(&w), &Rules::default())
+                .unwrap_err();
             assert_eq!(err.code(), "INVALID_WAR_STATE");
             assert_eq!(t.owner_clan_id, Some(clan("def")));
         }
+        let w = war_in(WarStatus::Ending);
+        let mut t = contested(1, 1, &w);
+        let after_active = w.phase_deadlines.ending_at;
+        let err = t
+            .capture(&w, &clan("att"), after_active, &Rules::default())
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+        assert_eq!(t.owner_clan_id, Some(clan("def")));
+    }
+
+    #[test]
+    fn a_capture_reported_late_during_ending_counts_if_it_happened_during_active() {
+        let w = war_in(WarStatus::Ending);
+        let mut t = contested(1, 1, &w);
+        let change = t
+            .capture(&w, &clan("att"), in_active(&w), &Rules::default())
+            .unwrap();
+        assert_eq!(change.to, clan("att"));
+        assert_eq!(t.owner_clan_id, Some(clan("att")));
     }
 
     #[test]
@@ -540,11 +567,18 @@ mod tests {
         ];
         for (t, by, code) in cases {
             let before = t.clone();
-            assert_eq!(t.capture(&w, &clan(by), &rules).unwrap_err().code(), code);
+            assert_eq!(
+                t.capture(&w, &clan(by), in_active(&w), &rules)
+                    .unwrap_err()
+                    .code(),
+                code
+            );
             assert_eq!(*t, before);
         }
         let before = target.clone();
-        let err = target.capture(&w, &clan("def"), &rules).unwrap_err();
+        let err = target
+            .capture(&w, &clan("def"), in_active(&w), &rules)
+            .unwrap_err();
         assert_eq!((err.code(), err.status()), ("ALREADY_OWNER", 409));
         assert_eq!(target, before);
     }
@@ -554,12 +588,17 @@ mod tests {
         let mut w = war_in(WarStatus::Active);
         w.sides.attacker.clan_ids.push(clan("ally"));
         let mut t = contested(1, 1, &w);
-        t.capture(&w, &clan("att"), &Rules::default()).unwrap();
-        let err = t.capture(&w, &clan("ally"), &Rules::default()).unwrap_err();
+        t.capture(&w, &clan("att"), in_active(&w), &Rules::default())
+            .unwrap();
+        let err = t
+            .capture(&w, &clan("ally"), in_active(&w), &Rules::default())
+            .unwrap_err();
         assert_eq!(err.code(), "ALREADY_OWNER");
         assert_eq!(t.owner_clan_id, Some(clan("att")));
         // The other side may take it back.
-        let back = t.capture(&w, &clan("def"), &Rules::default()).unwrap();
+        let back = t
+            .capture(&w, &clan("def"), in_active(&w), &Rules::default())
+            .unwrap();
         assert_eq!((back.side, back.from), (Side::Defender, Some(clan("att"))));
     }
 

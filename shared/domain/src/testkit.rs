@@ -19,6 +19,9 @@ pub trait Backend: Store + Outbox + ScoreBoard {}
 impl<T: Store + Outbox + ScoreBoard> Backend for T {}
 
 /// Every check of the contract, in order. `tag` keeps ids unique when backends share a table.
+/// Shard count of the contract's counters (the wars here are made up; any count works).
+pub const SHARDS: u32 = 4;
+
 pub async fn run_all(backend: &dyn Backend, tag: &str) {
     records_round_trip(backend, tag).await;
     a_failed_condition_writes_nothing(backend, tag).await;
@@ -113,6 +116,7 @@ fn delta(tag: &str, war: &str, dedupe: &str, player: &str, clan: &str, points: i
     ScoreDelta {
         war_id: id(tag, war),
         dedupe_id: dedupe.into(),
+        shards: SHARDS,
         players: vec![PlayerPoints {
             player_id: id(tag, player),
             clan_id: id(tag, clan),
@@ -341,10 +345,10 @@ pub async fn scores_apply_exactly_once(backend: &dyn Backend, tag: &str) {
     kill.battle_kill = Some((id(tag, "b1"), Side::Defender));
     apply(kill).await;
 
-    let totals = backend.clan_totals(&war).await.expect("totals");
+    let totals = backend.clan_totals(&war, SHARDS).await.expect("totals");
     assert_eq!(totals.get(&id(tag, "att")), Some(&20));
     assert_eq!(totals.get(&id(tag, "def")), Some(&12));
-    let top = backend.top_players(&war, 2).await.expect("top");
+    let top = backend.top_players(&war, SHARDS, 2).await.expect("top");
     let top: Vec<(String, i64)> = top
         .into_iter()
         .map(|p| (p.player_id.to_string(), p.points))
@@ -365,9 +369,12 @@ pub async fn scores_apply_exactly_once(backend: &dyn Backend, tag: &str) {
             .expect("player"),
         None
     );
-    assert_eq!(backend.all_players(&war).await.expect("all").len(), 3);
+    assert_eq!(
+        backend.all_players(&war, SHARDS).await.expect("all").len(),
+        3
+    );
     let kills = backend
-        .battle_kills(&war, &id(tag, "b1"))
+        .battle_kills(&war, SHARDS, &id(tag, "b1"))
         .await
         .expect("kills");
     assert_eq!(
@@ -404,7 +411,7 @@ pub async fn the_farm_guard_scores_a_pair_once_per_window(backend: &dyn Backend,
         "the window has passed"
     );
     let totals = backend
-        .clan_totals(&id(tag, "farm-war"))
+        .clan_totals(&id(tag, "farm-war"), SHARDS)
         .await
         .expect("totals");
     assert_eq!(totals.get(&id(tag, "att")), Some(&20));
@@ -427,7 +434,7 @@ pub async fn a_duplicate_score_in_a_transaction_cancels_it(backend: &dyn Backend
         .await
         .is_none());
     let totals = backend
-        .clan_totals(&id(tag, "txs-war"))
+        .clan_totals(&id(tag, "txs-war"), SHARDS)
         .await
         .expect("totals");
     assert_eq!(totals.get(&id(tag, "att")), Some(&100));

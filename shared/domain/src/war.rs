@@ -7,6 +7,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ids::{BattleId, ClanId, TerritoryId, WarId};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Lifecycle states. The declaration order is the only allowed direction of travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -274,7 +275,20 @@ pub struct War {
     pub closed_at: Option<DateTime<Utc>>,
     pub rewards_status: Option<RewardStatus>,
     pub transitions: Vec<Transition>,
+    /// Shards of this war's score counters, stamped at declaration so that changing the
+    /// deployment's parameter never hides the counters of a running war.
+    #[serde(default = "shards_before_stamping")]
+    pub score_shards: u32,
+    /// Every clan's final points (hold points included), recorded with the result when the war
+    /// ends; the sealed counters plus the tally's own additions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub final_clan_scores: BTreeMap<ClanId, i64>,
     pub version: u64,
+}
+
+/// Wars written before the shard count was stamped used the deployment default of that time.
+fn shards_before_stamping() -> u32 {
+    8
 }
 
 /// Result of asking the war to move to a phase.
@@ -323,6 +337,8 @@ impl War {
             closed_at: None,
             rewards_status: None,
             transitions: Vec::new(),
+            score_shards: crate::config::DEFAULT_SCORE_SHARDS,
+            final_clan_scores: BTreeMap::new(),
             version: 0,
         }
     }
@@ -390,6 +406,24 @@ impl War {
 
     pub fn require_active(&self) -> DomainResult<()> {
         self.require(&[WarStatus::Active], "ACTIVE")
+    }
+
+    /// A scoring action (capture, battle result) that happened at `at` still counts: during
+    /// ACTIVE, and during ENDING when `at` lies inside ACTIVE (a late report, SPEC §2).
+    pub fn require_scoring_at(&self, at: DateTime<Utc>) -> DomainResult<()> {
+        let in_time = match self.status {
+            WarStatus::Active => at <= self.phase_deadlines.ending_at,
+            WarStatus::Ending => self.in_active_window(at),
+            _ => false,
+        };
+        if in_time {
+            return Ok(());
+        }
+        Err(DomainError::InvalidWarState {
+            war_id: self.war_id.clone(),
+            actual: self.status,
+            expected: "ACTIVE (or ENDING, for what happened during ACTIVE)",
+        })
     }
 
     fn record(&mut self, to: WarStatus, at: DateTime<Utc>) {

@@ -1,6 +1,7 @@
 //! Typed configuration, read once per cold start from the environment the IaC sets. A missing
 //! or malformed variable fails the cold start with a message naming it.
 
+use clanwar_aws::calls;
 use clanwar_aws::{
     ApiGatewayPusher, DynamoDbConnections, DynamoDbStore, EventBridgePublisher, StateMachines,
     StepFunctionsWorkflows, TableConfig,
@@ -43,15 +44,15 @@ pub fn rules_from_env() -> Result<Rules, ConfigError> {
 pub async fn deps_from_env() -> Result<Deps, ConfigError> {
     let rules = rules_from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let clients = calls::counted(&sdk);
     let store = Arc::new(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        clients.dynamodb,
         TableConfig {
             table: required("TABLE_NAME")?,
-            score_shards: rules.score_shards,
         },
     ));
     let events = Arc::new(EventBridgePublisher::new(
-        aws_sdk_eventbridge::Client::new(&sdk),
+        clients.eventbridge,
         required("EVENT_BUS_NAME")?,
     ));
     let workflows: Arc<dyn WorkflowStarter> = match (
@@ -59,7 +60,7 @@ pub async fn deps_from_env() -> Result<Deps, ConfigError> {
         std::env::var("REWARDS_STATE_MACHINE_ARN"),
     ) {
         (Ok(lifecycle), Ok(rewards)) => Arc::new(StepFunctionsWorkflows::new(
-            aws_sdk_sfn::Client::new(&sdk),
+            clients.sfn,
             StateMachines {
                 declaration: std::env::var("DECLARE_WAR_STATE_MACHINE_ARN").ok(),
                 lifecycle,

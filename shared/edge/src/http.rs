@@ -2,9 +2,11 @@
 //! size-limited and parsed into `deny_unknown_fields` types before any service runs; every
 //! error becomes the SPEC's `{ "error": { code, message, details } }` body here, in one place.
 
+use crate::telemetry;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
+use clanwar_aws::calls;
 use clanwar_domain::ids::{IdError, PlayerId};
 use clanwar_domain::{DomainError, DomainResult};
 use serde::de::DeserializeOwned;
@@ -34,7 +36,12 @@ pub struct HttpRequest {
 pub struct HttpResponse {
     pub status: u16,
     pub body: Value,
+    /// Headers beyond `content-type` (names in lower case).
+    pub headers: Vec<(&'static str, String)>,
 }
+
+/// Seconds a client should wait before retrying a 503 (SPEC §10: "503 retry").
+pub const RETRY_AFTER_S: u32 = 1;
 
 impl HttpResponse {
     pub fn ok(body: impl Serialize) -> DomainResult<Self> {
@@ -48,13 +55,22 @@ impl HttpResponse {
     pub fn with_status(status: u16, body: impl Serialize) -> DomainResult<Self> {
         let body =
             serde_json::to_value(body).map_err(|e| DomainError::invalid("body", e.to_string()))?;
-        Ok(Self { status, body })
+        Ok(Self {
+            status,
+            body,
+            headers: Vec::new(),
+        })
     }
 
     pub fn error(err: &DomainError) -> Self {
+        let mut headers = Vec::new();
+        if err.status() == 503 {
+            headers.push(("retry-after", RETRY_AFTER_S.to_string()));
+        }
         Self {
             status: err.status(),
             body: err.to_body(),
+            headers,
         }
     }
 
@@ -66,6 +82,7 @@ impl HttpResponse {
                 "message": format!("no such route: {route}"),
                 "details": {}
             }}),
+            headers: Vec::new(),
         }
     }
 }
@@ -185,6 +202,11 @@ pub fn from_apigw(event: ApiGatewayV2httpRequest) -> HttpRequest {
 pub fn to_apigw(response: HttpResponse) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
+    for (name, value) in &response.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
+    }
     let mut out = ApiGatewayV2httpResponse::default();
     out.status_code = i64::from(response.status);
     out.headers = headers;
@@ -215,7 +237,8 @@ where
     Fut: std::future::Future<Output = DomainResult<HttpResponse>>,
 {
     let route = request.route.clone();
-    match handle(request).await {
+    calls::reset();
+    let mut response = match handle(request).await {
         Ok(response) => response,
         Err(err) => {
             if err.status() >= 500 {
@@ -230,7 +253,24 @@ where
             }
             HttpResponse::error(&err)
         }
-    }
+    };
+    let tally = calls::snapshot();
+    telemetry::aws_calls(&route, &tally);
+    response
+        .headers
+        .push(("server-timing", server_timing(&tally)));
+    response
+}
+
+/// The invocation's AWS calls as a `Server-Timing` entry (shown by browser tools and read by
+/// the integration tests' call budgets): `aws;dur=<ms busy>;desc="calls=N round-trips=M"`.
+pub fn server_timing(tally: &calls::CallTally) -> String {
+    format!(
+        "aws;dur={:.1};desc=\"calls={} round-trips={}\"",
+        tally.busy.as_secs_f64() * 1_000.0,
+        tally.calls,
+        tally.round_trips
+    )
 }
 
 #[cfg(test)]

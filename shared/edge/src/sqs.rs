@@ -14,6 +14,7 @@ where
     E: std::fmt::Display,
 {
     let mut failures = Vec::new();
+    clanwar_aws::calls::reset();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("sqs_record", message_id = %id);
@@ -24,6 +25,7 @@ where
             failures.push(failure);
         }
     }
+    crate::telemetry::aws_calls("sqs", &clanwar_aws::calls::snapshot());
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response

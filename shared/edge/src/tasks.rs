@@ -29,6 +29,14 @@ fn failed(err: DomainError) -> TaskError {
     TaskError(err)
 }
 
+/// Runs one task with its AWS calls counted and reported (`AwsCalls` metrics).
+async fn counted<T>(task: impl std::future::Future<Output = T>) -> T {
+    clanwar_aws::calls::reset();
+    let output = task.await;
+    crate::telemetry::aws_calls("task", &clanwar_aws::calls::snapshot());
+    output
+}
+
 /// The Lambda entry of a task function: every invocation goes through `handler`.
 pub async fn serve<I, O, H, Fut>(handler: H) -> Result<(), lambda_runtime::Error>
 where
@@ -39,7 +47,9 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<I>| async move { handler(event.payload).await.map_err(failed) },
+        move |event: LambdaEvent<I>| async move {
+            counted(handler(event.payload)).await.map_err(failed)
+        },
     ))
     .await
 }
@@ -74,7 +84,7 @@ where
             }
             let input: I =
                 serde_json::from_value(event.payload).map_err(|e| malformed("task", e))?;
-            let output = tasks(input).await.map_err(failed)?;
+            let output = counted(tasks(input)).await.map_err(failed)?;
             Ok::<_, TaskError>(serde_json::to_value(output).expect("task outputs serialise"))
         },
     ))

@@ -35,3 +35,26 @@ pub fn metric(name: &str, value: f64, unit: &str, dimensions: &[(&str, &str)]) {
     }
     println!("{line}");
 }
+
+/// The AWS calls of one invocation (`clanwar_aws::calls`), as two metrics of one EMF line:
+/// `AwsCalls` and `AwsRoundTrips` by `Operation` (the route or the event source).
+pub fn aws_calls(operation: &str, tally: &clanwar_aws::calls::CallTally) {
+    let line = json!({
+        "_aws": {
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "ClanWars",
+                "Dimensions": [["Operation"]],
+                "Metrics": [
+                    { "Name": "AwsCalls", "Unit": "Count" },
+                    { "Name": "AwsRoundTrips", "Unit": "Count" }
+                ]
+            }]
+        },
+        "Operation": operation,
+        "AwsCalls": tally.calls,
+        "AwsRoundTrips": tally.round_trips,
+        "AwsOperations": tally.operations,
+    });
+    println!("{line}");
+}

@@ -11,6 +11,7 @@ use crate::events::DomainEvent;
 use crate::ids::{BattleId, WarId};
 use crate::ports::{RecordKey, ScoreDelta, SideKills, StoreExt, Transaction};
 use crate::war::{OpenBattle, Side, War};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use crate::battle::{BattleInput, ResolveInput};
@@ -84,8 +85,14 @@ impl BattleService {
 
     /// The battle with its state at the clock's time and the kills recorded per side.
     pub async fn get(&self, war_id: &WarId, battle_id: &BattleId) -> DomainResult<BattleView> {
-        let battle = self.load(war_id, battle_id).await?;
-        let kills = self.deps.scores.battle_kills(war_id, battle_id).await?;
+        let (battle, war) =
+            futures_util::future::join(self.load(war_id, battle_id), self.deps.war(war_id)).await;
+        let (battle, war) = (battle?, war?);
+        let kills = self
+            .deps
+            .scores
+            .battle_kills(war_id, war.score_shards, battle_id)
+            .await?;
         Ok(BattleView {
             state: battle.state_at(self.deps.clock.now(), kills),
             battle,
@@ -99,9 +106,14 @@ impl BattleService {
         &self,
         war_id: &WarId,
         battle_id: &BattleId,
-        winner_side: Side,
+        input: ResolveInput,
     ) -> DomainResult<Battle> {
-        self.retrying(|| self.try_resolve(war_id, battle_id, winner_side))
+        let now = self.deps.clock.now();
+        let at = input.occurred_at.unwrap_or(now);
+        if at > now + chrono::Duration::seconds(self.deps.rules.max_clock_skew_s) {
+            return Err(DomainError::invalid("occurred_at", "lies in the future"));
+        }
+        self.retrying(|| self.try_resolve(war_id, battle_id, input.winner_side, at))
             .await
     }
 
@@ -110,12 +122,13 @@ impl BattleService {
         war_id: &WarId,
         battle_id: &BattleId,
         winner_side: Side,
+        at: DateTime<Utc>,
     ) -> DomainResult<(Battle, Transaction)> {
         let mut war = self.deps.war(war_id).await?;
         let mut battle = self.load(war_id, battle_id).await?;
-        // The bonus is a score event: it counts only while the war is ACTIVE (SPEC §6).
-        war.require_active()?;
-        battle.resolve(winner_side, self.deps.clock.now())?;
+        // The bonus is a score event: it counts if the battle ended during ACTIVE (SPEC §2, §6).
+        war.require_scoring_at(at)?;
+        battle.resolve(winner_side, at)?;
         war.open_battles.retain(|b| &b.battle_id != battle_id);
         let bonus = self.deps.rules.battle_win_bonus;
         let mut tx = Transaction::new();
@@ -165,6 +178,7 @@ fn bonus_delta(war: &War, battle_id: &BattleId, winner: Side, bonus: i64) -> Sco
     ScoreDelta {
         war_id: war.war_id.clone(),
         dedupe_id: bonus_dedupe_id(battle_id),
+        shards: war.score_shards,
         players: Vec::new(),
         clans: vec![(war.primary_clan(winner).clone(), bonus)],
         battle_kill: None,
@@ -175,6 +189,15 @@ fn bonus_delta(war: &War, battle_id: &BattleId, winner: Side, bonus: i64) -> Sco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_SCORE_SHARDS;
+
+    /// A result reported at the time of the request.
+    fn won_by(winner_side: Side) -> ResolveInput {
+        ResolveInput {
+            winner_side,
+            occurred_at: None,
+        }
+    }
     use crate::battle::fixtures::{at_position, on_territory};
     use crate::config::Rules;
     use crate::memory::FakeClock;
@@ -223,7 +246,10 @@ mod tests {
     }
 
     async fn totals(w: &World) -> BTreeMap<crate::ids::ClanId, i64> {
-        w.h.store.clan_totals(&war_id()).await.unwrap()
+        w.h.store
+            .clan_totals(&war_id(), DEFAULT_SCORE_SHARDS)
+            .await
+            .unwrap()
     }
 
     /// Records one kill for `side` in the battle, as ingestion would.
@@ -235,6 +261,7 @@ mod tests {
         let delta = ScoreDelta {
             war_id: war_id(),
             dedupe_id: dedupe.to_owned(),
+            shards: crate::config::DEFAULT_SCORE_SHARDS,
             players: vec![PlayerPoints {
                 player_id: player("p1"),
                 clan_id: killer_clan.clone(),
@@ -347,7 +374,7 @@ mod tests {
         let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
         let resolved = w
             .svc
-            .resolve(&war_id(), &battle.battle_id, Side::Attacker)
+            .resolve(&war_id(), &battle.battle_id, won_by(Side::Attacker))
             .await
             .unwrap();
         assert_eq!(resolved.status, BattleStatus::Resolved);
@@ -359,7 +386,7 @@ mod tests {
 
         let again = w
             .svc
-            .resolve(&war_id(), &battle.battle_id, Side::Defender)
+            .resolve(&war_id(), &battle.battle_id, won_by(Side::Defender))
             .await
             .unwrap_err();
         assert_eq!((again.code(), again.status()), ("BATTLE_NOT_OPEN", 409));
@@ -376,7 +403,7 @@ mod tests {
         let w = world_with(rules, WarStatus::Active).await;
         let battle = w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
         w.svc
-            .resolve(&war_id(), &battle.battle_id, Side::Defender)
+            .resolve(&war_id(), &battle.battle_id, won_by(Side::Defender))
             .await
             .unwrap();
         assert_eq!(totals(&w).await, BTreeMap::from([(clan("def"), 75)]));
@@ -389,7 +416,7 @@ mod tests {
         w.h.clock.set(battle.expires_at);
         let err = w
             .svc
-            .resolve(&war_id(), &battle.battle_id, Side::Attacker)
+            .resolve(&war_id(), &battle.battle_id, won_by(Side::Attacker))
             .await
             .unwrap_err();
         assert_eq!(err.code(), "BATTLE_NOT_OPEN");
@@ -406,13 +433,30 @@ mod tests {
         let mut tx = Transaction::new();
         tx.update(&mut war);
         w.deps.commit(tx).await.unwrap();
+        // A result reported now, after ACTIVE, is too late...
+        w.h.clock.set(war.phase_deadlines.ending_at);
         let err = w
             .svc
-            .resolve(&war_id(), &battle.battle_id, Side::Attacker)
+            .resolve(&war_id(), &battle.battle_id, won_by(Side::Attacker))
             .await
             .unwrap_err();
         assert_eq!(err.code(), "INVALID_WAR_STATE");
         assert!(totals(&w).await.is_empty());
+        // ...but a battle that ended during ACTIVE, reported during ENDING, still counts.
+        let late = ResolveInput {
+            winner_side: Side::Attacker,
+            occurred_at: Some(
+                battle.expires_at.min(war.phase_deadlines.ending_at) - chrono::Duration::seconds(1),
+            ),
+        };
+        w.svc
+            .resolve(&war_id(), &battle.battle_id, late)
+            .await
+            .unwrap();
+        assert_eq!(
+            totals(&w).await[&clan("att")],
+            Rules::default().battle_win_bonus
+        );
     }
 
     #[tokio::test]
@@ -425,7 +469,7 @@ mod tests {
         let missing = BattleId::new("nope").unwrap();
         let err = w
             .svc
-            .resolve(&war_id(), &missing, Side::Attacker)
+            .resolve(&war_id(), &missing, won_by(Side::Attacker))
             .await
             .unwrap_err();
         assert_eq!(err.code(), "BATTLE_NOT_FOUND");

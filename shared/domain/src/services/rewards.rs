@@ -108,7 +108,11 @@ impl RewardService {
         if let Some(plan) = self.find(war_id).await? {
             return Ok(plan);
         }
-        let players = self.deps.scores.all_players(war_id).await?;
+        let players = self
+            .deps
+            .scores
+            .all_players(war_id, war.score_shards)
+            .await?;
         let mut plan = rewards::plan(&war, &players, &self.deps.rules);
         let mut tx = Transaction::new();
         tx.insert(&mut plan);
@@ -577,6 +581,7 @@ mod tests {
             .apply(ScoreDelta {
                 war_id: war_id(),
                 dedupe_id: format!("{p}-{points}"),
+                shards: crate::config::DEFAULT_SCORE_SHARDS,
                 players: vec![PlayerPoints {
                     player_id: player(p),
                     clan_id: ClanId::new(clan).unwrap(),

@@ -14,6 +14,7 @@ use crate::ports::{ApplyOutcome, PlayerScore, RecordKey, ScoreDelta, Transaction
 use crate::scoring::{self, codes, BattleEvent, CaptureEvent, Evaluation, Rejection};
 use crate::war::{Side, War, WarStatus};
 use chrono::{DateTime, Duration, Utc};
+use futures_util::future::join;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -96,6 +97,12 @@ impl ScoreService {
 
     /// Judges and applies a batch. Refused as a whole (400) when larger than
     /// `max_events_per_batch`; an event id repeated inside the batch counts once.
+    ///
+    /// The batch is judged in memory against one read of the war (and of its battles, read in
+    /// the same round trip when an event names one); every kill and assist is then handed to
+    /// the score board in one call, which writes it with cost proportional to the distinct
+    /// keys touched (see `docs/scores.md`). A due `ScoreSnapshot` is taken beside that write,
+    /// not after it. Captures go through the territory rules one by one (they are rare).
     pub async fn ingest(
         &self,
         war_id: &WarId,
@@ -108,25 +115,71 @@ impl ScoreService {
                 format!("at most {max} events per batch, got {}", events.len()),
             ));
         }
-        let war = self.deps.war(war_id).await?;
-        let battles = self.battles_named(&war, &events).await?;
+        let (war, battles) = join(self.deps.war(war_id), self.battles_named(war_id, &events)).await;
+        let (war, battles) = (war?, battles?);
         let now = self.deps.clock.now();
-        let mut outcome = BatchOutcome::default();
+
+        let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(events.len());
+        let mut scored: Vec<(usize, ScoreDelta)> = Vec::new();
+        let mut captures: Vec<(usize, CaptureEvent)> = Vec::new();
         let mut seen = HashSet::new();
-        for event in &events {
-            let verdict = if seen.insert(event.event_id()) {
-                self.judge(&war, &battles, event, now).await?
-            } else {
-                Verdict::Duplicate
-            };
-            match verdict {
+        for (i, event) in events.iter().enumerate() {
+            if !seen.insert(event.event_id()) {
+                verdicts.push(Some(Verdict::Duplicate));
+                continue;
+            }
+            let evaluation = scoring::evaluate(&war, event, now, &self.deps.rules)
+                .and_then(|e| scoring::require_known_battle(event, &battles).map(|()| e));
+            verdicts.push(match evaluation {
+                Err(rejection) => Some(Verdict::Rejected(rejection)),
+                Ok(Evaluation::Score(delta)) => {
+                    scored.push((i, delta));
+                    None
+                }
+                Ok(Evaluation::Capture(capture)) => {
+                    captures.push((i, capture));
+                    None
+                }
+            });
+        }
+
+        let (positions, deltas): (Vec<usize>, Vec<ScoreDelta>) = scored.into_iter().unzip();
+        let snapshot = async {
+            if deltas.is_empty() {
+                return;
+            }
+            if let Err(err) = self.snapshot_if_due(&war).await {
+                // A missed snapshot is made up by a later batch.
+                tracing::warn!(war_id = %war_id, error = %err, "score snapshot skipped");
+            }
+        };
+        let apply = async {
+            if deltas.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.deps.scores.apply_batch(deltas.clone()).await
+        };
+        let (outcomes, ()) = join(apply, snapshot).await;
+        for ((position, delta), outcome) in positions.iter().zip(&deltas).zip(outcomes?) {
+            verdicts[*position] = Some(self.verdict_of(&war, delta, outcome));
+        }
+        for (position, capture) in captures {
+            verdicts[position] = Some(self.capture(&war, capture).await?);
+        }
+
+        let mut outcome = BatchOutcome::default();
+        for (event, verdict) in events.iter().zip(verdicts) {
+            match verdict.expect("every event is judged") {
                 Verdict::Accepted => outcome.accepted += 1,
                 Verdict::Duplicate => outcome.duplicates += 1,
-                Verdict::Rejected(r) => outcome.rejected.push(RejectedEvent {
-                    event_id: event.event_id().clone(),
-                    code: r.code.to_owned(),
-                    reason: r.reason,
-                }),
+                Verdict::Rejected(r) => {
+                    tracing::debug!(war_id = %war_id, event_id = %event.event_id(), code = r.code, "battle event rejected");
+                    outcome.rejected.push(RejectedEvent {
+                        event_id: event.event_id().clone(),
+                        code: r.code.to_owned(),
+                        reason: r.reason,
+                    });
+                }
             }
         }
         tracing::info!(
@@ -136,60 +189,38 @@ impl ScoreService {
             rejected = outcome.rejected.len(),
             "battle events ingested"
         );
-        if outcome.accepted > 0 {
-            if let Err(err) = self.snapshot_if_due(&war).await {
-                // The events are applied; a missed snapshot is made up by the next batch.
-                tracing::warn!(war_id = %war_id, error = %err, "score snapshot skipped");
-            }
-        }
         Ok(outcome)
     }
 
     /// The war's battle ids, read only when some event names a battle.
     async fn battles_named(
         &self,
-        war: &War,
+        war_id: &WarId,
         events: &[BattleEvent],
     ) -> DomainResult<BTreeSet<BattleId>> {
         if events.iter().all(|e| e.battle_id().is_none()) {
             return Ok(BTreeSet::new());
         }
-        let battles = self.deps.store.battles_of_war(&war.war_id).await?;
+        let battles = self.deps.store.battles_of_war(war_id).await?;
         Ok(battles.into_iter().map(|b| b.battle_id).collect())
     }
 
-    async fn judge(
-        &self,
-        war: &War,
-        battles: &BTreeSet<BattleId>,
-        event: &BattleEvent,
-        now: DateTime<Utc>,
-    ) -> DomainResult<Verdict> {
-        let evaluation = scoring::evaluate(war, event, now, &self.deps.rules)
-            .and_then(|e| scoring::require_known_battle(event, battles).map(|()| e));
-        let verdict = match evaluation {
-            Err(rejection) => Verdict::Rejected(rejection),
-            Ok(Evaluation::Score(delta)) => self.apply(event, delta).await?,
-            Ok(Evaluation::Capture(capture)) => self.capture(war, capture).await?,
-        };
-        if let Verdict::Rejected(r) = &verdict {
-            tracing::debug!(war_id = %war.war_id, event_id = %event.event_id(), code = r.code, "battle event rejected");
-        }
-        Ok(verdict)
-    }
-
-    async fn apply(&self, event: &BattleEvent, delta: ScoreDelta) -> DomainResult<Verdict> {
-        Ok(match self.deps.scores.apply(delta).await? {
+    fn verdict_of(&self, war: &War, delta: &ScoreDelta, outcome: ApplyOutcome) -> Verdict {
+        match outcome {
             ApplyOutcome::Applied => Verdict::Accepted,
             ApplyOutcome::Duplicate => Verdict::Duplicate,
-            ApplyOutcome::Farmed => Verdict::Rejected(self.farmed(event)),
-        })
+            ApplyOutcome::Farmed => Verdict::Rejected(self.farmed(delta)),
+            ApplyOutcome::Sealed => Verdict::Rejected(Rejection::new(
+                codes::SCORING_CLOSED,
+                format!("war {} has ended and its final tally is sealed", war.war_id),
+            )),
+        }
     }
 
-    fn farmed(&self, event: &BattleEvent) -> Rejection {
-        let pair = match event {
-            BattleEvent::Kill(k) => format!("{} already scored on {}", k.killer_id, k.victim_id),
-            _ => "this pair already scored".to_owned(),
+    fn farmed(&self, delta: &ScoreDelta) -> Rejection {
+        let pair = match &delta.farm_guard {
+            Some(g) => format!("{} already scored on {}", g.killer_id, g.victim_id),
+            None => "this pair already scored".to_owned(),
         };
         Rejection::new(
             codes::ANTI_FARMING,
@@ -211,6 +242,7 @@ impl ScoreService {
             clan_id: event.clan_id,
             actor: None,
             dedupe_id: dedupe_id.clone(),
+            occurred_at: Some(event.occurred_at),
         };
         match TerritoryService::new(self.deps.clone())
             .capture(command)
@@ -219,7 +251,7 @@ impl ScoreService {
             Ok(_) => Ok(Verdict::Accepted),
             Err(err) if is_transient(&err) => Err(err),
             Err(err) => {
-                if self.already_applied(&war.war_id, &dedupe_id).await? {
+                if self.already_applied(war, &dedupe_id).await? {
                     Ok(Verdict::Duplicate)
                 } else {
                     Ok(Verdict::Rejected(Rejection::from(&err)))
@@ -231,11 +263,13 @@ impl ScoreService {
     /// Whether a score write with this dedupe id was applied, without applying anything: the
     /// probe transaction always fails, and the store reports which write failed first — the
     /// score write when its id is taken, otherwise a delete that can never match.
-    async fn already_applied(&self, war_id: &WarId, dedupe_id: &str) -> DomainResult<bool> {
+    async fn already_applied(&self, war: &War, dedupe_id: &str) -> DomainResult<bool> {
+        let war_id = &war.war_id;
         let mut tx = Transaction::new();
         let score_write = tx.score(ScoreDelta {
             war_id: war_id.clone(),
             dedupe_id: dedupe_id.to_owned(),
+            shards: war.score_shards,
             players: Vec::new(),
             clans: Vec::new(),
             battle_kill: None,
@@ -262,12 +296,17 @@ impl ScoreService {
         if !war.accepts_score_events(now) || !self.locally_due(&war.war_id, now, interval) {
             return Ok(false);
         }
-        let totals = self.deps.scores.clan_totals(&war.war_id).await?;
+        let totals = self
+            .deps
+            .scores
+            .clan_totals(&war.war_id, war.score_shards)
+            .await?;
         let (attacker_score, defender_score) = scoring::side_totals(war, &totals);
         let mut tx = Transaction::new();
         tx.score(ScoreDelta {
             war_id: war.war_id.clone(),
             dedupe_id: format!("snapshot#{}", now.timestamp().div_euclid(interval)),
+            shards: war.score_shards,
             players: Vec::new(),
             clans: Vec::new(),
             battle_kill: None,
@@ -320,8 +359,18 @@ impl ScoreService {
             ));
         }
         let war = self.deps.war(war_id).await?;
-        let totals = self.deps.scores.clan_totals(war_id).await?;
+        let shards = war.score_shards;
+        let (totals, top_players) = join(
+            self.deps.scores.clan_totals(war_id, shards),
+            self.deps.scores.top_players(war_id, shards, limit),
+        )
+        .await;
+        let (mut totals, top_players) = (totals?, top_players?);
         let (attacker, defender) = if war.status == WarStatus::Ended {
+            // The final tally: sealed counters plus what the tally itself added (hold points).
+            if !war.final_clan_scores.is_empty() {
+                totals = war.final_clan_scores.clone();
+            }
             (war.sides.attacker.score, war.sides.defender.score)
         } else {
             scoring::side_totals(&war, &totals)
@@ -346,21 +395,23 @@ impl ScoreService {
                 defender: SideScore { score: defender },
             },
             clans,
-            top_players: self.deps.scores.top_players(war_id, limit).await?,
+            top_players,
         })
     }
 
-    /// One player's points in the war.
+    /// One player's points in the war: the war (for a clear 404) and the player's counter are
+    /// read side by side.
     pub async fn player(&self, war_id: &WarId, player_id: &PlayerId) -> DomainResult<PlayerScore> {
-        self.deps.war(war_id).await?;
-        self.deps
-            .scores
-            .player_score(war_id, player_id)
-            .await?
-            .ok_or_else(|| DomainError::PlayerNotFound {
-                war_id: war_id.clone(),
-                player_id: player_id.clone(),
-            })
+        let (war, score) = join(
+            self.deps.war(war_id),
+            self.deps.scores.player_score(war_id, player_id),
+        )
+        .await;
+        war?;
+        score?.ok_or_else(|| DomainError::PlayerNotFound {
+            war_id: war_id.clone(),
+            player_id: player_id.clone(),
+        })
     }
 }
 
@@ -374,6 +425,7 @@ mod tests {
     use super::*;
     use crate::battle::{fixtures::on_territory, Battle};
     use crate::config::Rules;
+    use crate::config::DEFAULT_SCORE_SHARDS;
     use crate::ids::{ClanId, TerritoryId};
     use crate::memory::FakeClock;
     use crate::ports::ScoreBoard;
@@ -432,7 +484,11 @@ mod tests {
         }
 
         async fn totals(&self) -> BTreeMap<ClanId, i64> {
-            self.h.store.clan_totals(&war_id()).await.unwrap()
+            self.h
+                .store
+                .clan_totals(&war_id(), DEFAULT_SCORE_SHARDS)
+                .await
+                .unwrap()
         }
 
         async fn points(&self, p: &str) -> Option<i64> {
@@ -551,7 +607,11 @@ mod tests {
         assert_eq!(w.points("a2").await, Some(3));
         let kills =
             w.h.store
-                .battle_kills(&war_id(), &BattleId::new("b1").unwrap())
+                .battle_kills(
+                    &war_id(),
+                    DEFAULT_SCORE_SHARDS,
+                    &BattleId::new("b1").unwrap(),
+                )
                 .await
                 .unwrap();
         assert_eq!((kills.attacker, kills.defender), (0, 2));
@@ -1074,7 +1134,10 @@ mod tests {
     async fn scores_of(w: &World) -> (BTreeMap<ClanId, i64>, Vec<PlayerScore>) {
         (
             w.totals().await,
-            w.h.store.all_players(&war_id()).await.unwrap(),
+            w.h.store
+                .all_players(&war_id(), DEFAULT_SCORE_SHARDS)
+                .await
+                .unwrap(),
         )
     }
 

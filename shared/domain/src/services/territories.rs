@@ -11,6 +11,7 @@ use crate::ports::{RecordKey, ScoreDelta, StoreError, StoreExt, Transaction};
 use crate::spatial::{cells_covering, nearest_first, validate_query};
 use crate::territory::{CaptureChange, Position, Territory, TerritoryInput};
 use crate::war::{Capture, War};
+use chrono::{DateTime, Utc};
 
 /// How often a capture is re-tried on fresh reads when another write to the territory or war
 /// (another capture, a battle, a phase change) won the optimistic-lock race.
@@ -29,6 +30,9 @@ pub struct CaptureCommand {
     pub actor: Option<PlayerId>,
     /// Makes the capture's points count once: the event id, or an id derived from the request.
     pub dedupe_id: String,
+    /// When it happened, as the game server reports it (batch events always say; the API may):
+    /// the time its hold points count from, and what lets a late report count during ENDING.
+    pub occurred_at: Option<DateTime<Utc>>,
 }
 
 /// A committed capture: the territory as stored now, and the points it scored.
@@ -124,6 +128,13 @@ impl TerritoryService {
                 format!("must be 1..={MAX_DEDUPE_ID_LEN} bytes"),
             ));
         }
+        let skew = chrono::Duration::seconds(self.deps.rules.max_clock_skew_s);
+        if cmd
+            .occurred_at
+            .is_some_and(|at| at > self.deps.clock.now() + skew)
+        {
+            return Err(DomainError::invalid("occurred_at", "lies in the future"));
+        }
         if let Some(actor) = &cmd.actor {
             let clan = self.deps.clan(&cmd.clan_id).await?;
             require_role(&clan, actor, Role::Member)?;
@@ -144,19 +155,21 @@ impl TerritoryService {
     async fn try_capture(&self, cmd: &CaptureCommand) -> DomainResult<Attempt> {
         let mut territory = self.get(&cmd.territory_id).await?;
         let mut war = self.deps.war(&cmd.war_id).await?;
-        let change = territory.capture(&war, &cmd.clan_id, &self.deps.rules)?;
+        let at = cmd.occurred_at.unwrap_or_else(|| self.deps.clock.now());
+        let change = territory.capture(&war, &cmd.clan_id, at, &self.deps.rules)?;
         war.captures.push(Capture {
             territory_id: change.territory_id.clone(),
             from_clan_id: change.from.clone(),
             to_clan_id: change.to.clone(),
             side: change.side,
-            at: self.deps.clock.now(),
+            at,
         });
         let mut tx = Transaction::new();
         // First, so a backend reporting only the first failed condition names the duplicate.
         let score_write = tx.score(ScoreDelta {
             war_id: war.war_id.clone(),
             dedupe_id: cmd.dedupe_id.clone(),
+            shards: war.score_shards,
             players: Vec::new(),
             clans: vec![(change.to.clone(), change.points)],
             battle_kill: None,
@@ -293,13 +306,13 @@ mod tests {
     use super::*;
     use crate::clan::fixtures::clan;
     use crate::config::Rules;
+    use crate::config::DEFAULT_SCORE_SHARDS;
     use crate::memory::{FakeClock, RacingStore};
     use crate::ports::{Outbox, Record, ScoreBoard, Store};
     use crate::services::MemoryHandles;
     use crate::territory::fixtures::input;
     use crate::war::fixtures::seconds;
     use crate::war::{Side, WarStatus};
-    use chrono::{DateTime, Utc};
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -387,7 +400,11 @@ mod tests {
             records.push(w.h.store.get(&key).await.unwrap());
         }
         let outbox = w.h.store.pending(1_000).await.unwrap().len();
-        let totals = w.h.store.clan_totals(&war_id()).await.unwrap();
+        let totals =
+            w.h.store
+                .clan_totals(&war_id(), DEFAULT_SCORE_SHARDS)
+                .await
+                .unwrap();
         (records, outbox, totals, w.h.events.published().len())
     }
 
@@ -398,11 +415,15 @@ mod tests {
             clan_id: cid(clan),
             actor: actor.map(pid),
             dedupe_id: dedupe.to_owned(),
+            occurred_at: None,
         }
     }
 
     async fn totals(w: &World) -> BTreeMap<ClanId, i64> {
-        w.h.store.clan_totals(&war_id()).await.unwrap()
+        w.h.store
+            .clan_totals(&war_id(), DEFAULT_SCORE_SHARDS)
+            .await
+            .unwrap()
     }
 
     // ---- upsert / get / nearby -----------------------------------------------------------
@@ -642,7 +663,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_capture_racing_the_end_of_active_is_refused() {
+    async fn a_capture_racing_the_end_of_active_counts_when_it_happened_during_active() {
         let w = world(WarStatus::Active).await;
         let ending_at = w
             .deps
@@ -655,10 +676,35 @@ mod tests {
             war.advance(WarStatus::Ending, ending_at).unwrap();
         })
         .await;
-        let err = svc
-            .capture(cmd("t1", "att", None, "cap-1"))
+        // The race moves the war to ENDING; the capture happened during ACTIVE (SPEC §2).
+        svc.capture(cmd("t1", "att", None, "cap-1")).await.unwrap();
+        assert_eq!(
+            w.svc.get(&tid("t1")).await.unwrap().owner_clan_id,
+            Some(cid("att"))
+        );
+        assert_eq!(totals(&w).await[&cid("att")], 600);
+    }
+
+    #[tokio::test]
+    async fn a_capture_reported_after_active_is_refused() {
+        let w = world(WarStatus::Active).await;
+        let ending_at = w
+            .deps
+            .war(&war_id())
             .await
-            .unwrap_err();
+            .unwrap()
+            .phase_deadlines
+            .ending_at;
+        let svc = racing_service(&w, |war| {
+            war.advance(WarStatus::Ending, ending_at).unwrap();
+        })
+        .await;
+        let late = CaptureCommand {
+            occurred_at: Some(ending_at),
+            ..cmd("t1", "att", None, "cap-1")
+        };
+        w.h.clock.set(ending_at);
+        let err = svc.capture(late).await.unwrap_err();
         assert_eq!(err.code(), "INVALID_WAR_STATE");
         assert_eq!(
             w.svc.get(&tid("t1")).await.unwrap().owner_clan_id,

@@ -13,7 +13,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::events::DomainEvent;
 use crate::ids::{ClanId, PlayerId, TerritoryId, WarId};
 use crate::ports::{
-    IdempotencyRecord, Page, PageRequest, PairLock, RecordKey, ScoreDelta, StoreExt, Transaction,
+    IdempotencyRecord, Page, PageRequest, PairLock, RecordKey, StoreExt, Transaction,
 };
 use crate::scoring;
 use crate::territory::Territory;
@@ -131,6 +131,7 @@ impl WarService {
                 durations,
                 now,
             );
+            war.score_shards = rules.score_shards;
             let clans = vec![attacker.clan_id.clone(), defender.clan_id.clone()];
             let mut tx = Transaction::new();
             tx.insert(&mut war);
@@ -216,7 +217,11 @@ impl WarService {
     pub async fn get(&self, war_id: &WarId) -> DomainResult<War> {
         let mut war = self.deps.war(war_id).await?;
         if !war.status.is_terminal() {
-            let totals = self.deps.scores.clan_totals(war_id).await?;
+            let totals = self
+                .deps
+                .scores
+                .clan_totals(war_id, war.score_shards)
+                .await?;
             let (attacker, defender) = scoring::side_totals(&war, &totals);
             war.sides.attacker.score = attacker;
             war.sides.defender.score = defender;
@@ -279,22 +284,31 @@ impl WarService {
 
     /// The surrendering side loses at once; scores freeze; timers stop; rewards start.
     /// Repeating a surrender that already happened returns the ended war.
+    ///
+    /// The surrender is checked first, then the war's counters are sealed (no later score
+    /// write lands), and the frozen scores are the sealed values themselves.
     pub async fn surrender(
         &self,
         war_id: &WarId,
         clan_id: &ClanId,
         actor: &PlayerId,
     ) -> DomainResult<War> {
+        let war = self.deps.war(war_id).await?;
+        if war.surrendered_by.as_ref() == Some(clan_id) {
+            return Ok(war);
+        }
+        let clan = self.deps.clan(clan_id).await?;
+        require_role(&clan, actor, Role::Officer)?;
+        war.clone().surrender(clan_id, (0, 0), self.now())?;
+        let sealed = &self.deps.scores.seal(war_id, war.score_shards).await?;
         let war = self
             .retrying(war_id, |mut war| async move {
                 if war.surrendered_by.as_ref() == Some(clan_id) {
                     return Ok((war, None));
                 }
-                let clan = self.deps.clan(clan_id).await?;
-                require_role(&clan, actor, Role::Officer)?;
-                let totals = self.deps.scores.clan_totals(war_id).await?;
                 let now = self.now();
-                let side = war.surrender(clan_id, scoring::side_totals(&war, &totals), now)?;
+                let side = war.surrender(clan_id, scoring::side_totals(&war, sealed), now)?;
+                war.final_clan_scores = final_scores(&war, sealed);
                 let winner = war.winner_side.expect("set by surrender");
                 let mut tx = self.close(&mut war, Close::Ended(winner)).await?;
                 tx.emit(self.war_event(
@@ -384,7 +398,25 @@ impl WarService {
 
     /// Final tally at the close of ENDING: hold points, side totals, winner, ratings; the war
     /// ends, its territories are released and the reward saga starts. Idempotent.
+    ///
+    /// Once the deadline is checked, the war's counters are sealed: every score write still in
+    /// flight either landed before (and is in the sealed values) or fails as a whole. The
+    /// tally reads the sealed values, so side scores, clans, players and rewards agree.
     pub async fn finish(&self, war_id: &WarId) -> DomainResult<(War, Advance)> {
+        let war = self.deps.war(war_id).await?;
+        if war.status.is_terminal() {
+            return Ok((war, Advance::AlreadyDone));
+        }
+        war.clone().conclude(
+            WarResult {
+                attacker_score: 0,
+                defender_score: 0,
+                winner: crate::war::WinnerSide::Draw,
+                outcome: crate::war::Outcome::Draw,
+            },
+            self.now(),
+        )?;
+        let sealed = &self.deps.scores.seal(war_id, war.score_shards).await?;
         let (war, outcome) = self
             .retrying_with(
                 war_id,
@@ -400,7 +432,7 @@ impl WarService {
                         war.phase_deadlines.ending_at,
                         rules,
                     );
-                    let mut totals = self.deps.scores.clan_totals(war_id).await?;
+                    let mut totals = sealed.clone();
                     for (clan, points) in &hold {
                         *totals.entry(clan.clone()).or_default() += points;
                     }
@@ -417,19 +449,8 @@ impl WarService {
                         },
                         self.now(),
                     )?;
+                    war.final_clan_scores = final_scores(&war, &totals);
                     let mut tx = self.close(&mut war, Close::Ended(winner)).await?;
-                    let hold: Vec<(ClanId, i64)> =
-                        hold.into_iter().filter(|(_, p)| *p != 0).collect();
-                    if !hold.is_empty() {
-                        tx.score(ScoreDelta {
-                            war_id: war_id.clone(),
-                            dedupe_id: format!("hold#{war_id}"),
-                            players: Vec::new(),
-                            clans: hold,
-                            battle_kill: None,
-                            farm_guard: None,
-                        });
-                    }
                     tx.emit(self.war_ended_event(&war));
                     Ok((war, Some(tx), outcome))
                 },
@@ -602,6 +623,17 @@ impl WarService {
     }
 }
 
+/// Every clan of the war with its final points (0 for a clan that scored none).
+fn final_scores(war: &War, totals: &BTreeMap<ClanId, i64>) -> BTreeMap<ClanId, i64> {
+    war.all_clans()
+        .into_iter()
+        .map(|clan| {
+            let points = totals.get(&clan).copied().unwrap_or(0);
+            (clan, points)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,7 +642,7 @@ mod tests {
     use crate::declaration::DeclareRequest;
     use crate::ids::AllianceId;
     use crate::memory::{FakeClock, WorkflowCall};
-    use crate::ports::{Outbox, PlayerPoints, Record, Store};
+    use crate::ports::{Outbox, PlayerPoints, Record, ScoreDelta, Store};
     use crate::services::clans::ClanService;
     use crate::services::outbox::relay;
     use crate::services::territories::TerritoryService;
@@ -738,6 +770,7 @@ mod tests {
                 .apply(ScoreDelta {
                     war_id: war.war_id.clone(),
                     dedupe_id: id.to_owned(),
+                    shards: war.score_shards,
                     players: vec![PlayerPoints {
                         player_id: player(&format!("{clan_id}-m0")),
                         clan_id: clan(clan_id),
@@ -940,12 +973,24 @@ mod tests {
         ] {
             assert!(types.contains(&t), "{t} missing from {types:?}");
         }
-        // Hold points were added to the counters exactly once, even if the tally runs again.
-        let (_, again) = w.wars.finish(&war.war_id).await.unwrap();
+        // Hold points are part of the final clan scores, once, even if the tally runs again.
+        assert_eq!(ended.final_clan_scores[&clan("def")], 130);
+        let (again_war, again) = w.wars.finish(&war.war_id).await.unwrap();
         assert_eq!(again, Advance::AlreadyDone);
+        assert_eq!(again_war.final_clan_scores, ended.final_clan_scores);
+        // The counters were sealed: a late score write changes nothing.
+        let late = ScoreDelta {
+            war_id: war.war_id.clone(),
+            dedupe_id: "late".into(),
+            shards: war.score_shards,
+            players: vec![],
+            clans: vec![(clan("att"), 999)],
+            battle_kill: None,
+            farm_guard: None,
+        };
         assert_eq!(
-            w.deps.scores.clan_totals(&war.war_id).await.unwrap()[&clan("def")],
-            130
+            w.deps.scores.apply(late).await.unwrap(),
+            crate::ports::ApplyOutcome::Sealed
         );
     }
 

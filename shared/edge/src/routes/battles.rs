@@ -27,7 +27,7 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
         "POST /wars/{war_id}/battles/{battle_id}/resolve" => {
             let input: ResolveInput = req.json(MAX_BODY_BYTES)?;
             let battle = battles
-                .resolve(&req.id("war_id")?, &req.id("battle_id")?, input.winner_side)
+                .resolve(&req.id("war_id")?, &req.id("battle_id")?, input)
                 .await?;
             HttpResponse::ok(battle)
         }

@@ -22,6 +22,9 @@ pub const ROUTES: &[&str] = &[
 struct CaptureBody {
     war_id: WarId,
     clan_id: ClanId,
+    /// When the capture happened in the game (a late report during ENDING still counts).
+    #[serde(default)]
+    occurred_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +76,7 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
                     clan_id: body.clan_id,
                     actor: Some(req.actor()?),
                     dedupe_id,
+                    occurred_at: body.occurred_at,
                 })
                 .await?;
             HttpResponse::ok(json!({ "territory": receipt.territory, "points": receipt.points }))

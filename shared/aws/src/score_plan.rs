@@ -1,0 +1,604 @@
+//! The write plan of a score batch (pure: no I/O). Given the batch's deltas and what the table
+//! is known to hold for their keys, it judges each delta (duplicate, farmed, scoring) in order
+//! and packs the writes into transactions that never share an item, so they can be sent side
+//! by side. Cost grows with the distinct keys touched, plus one exactly-once item per event:
+//!
+//! - a scoring kill is recorded on its killer → victim pair item (the anti-farming guard, which
+//!   also keeps the ids of the pair's scoring kills: it *is* the kill's exactly-once record);
+//! - every other delta (assists, farmed kills, captures, bonuses) has its own marker item;
+//! - points are aggregated: one ADD per player, per battle and per clan-counter shard in each
+//!   transaction. Each parallel transaction uses a shard of its own, and only the shard item
+//!   carries the seal condition of the war's final tally.
+//!
+//! `docs/scores.md` explains the design and its figures.
+
+use crate::dynamodb::{invalid, key_item, n, s};
+use crate::keys::*;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use clanwar_domain::ids::{BattleId, ClanId, PlayerId, WarId};
+use clanwar_domain::ports::{FarmGuard, ScoreDelta, StoreError};
+use clanwar_domain::war::Side;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Most items one `TransactWriteItems` call takes.
+pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
+
+pub(crate) type Pair = (PlayerId, PlayerId);
+
+/// What the table holds for one killer → victim pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PairState {
+    /// `occurred_at` (ms) of the pair's last scoring kill.
+    pub last_at_ms: i64,
+    /// The ids of the pair's scoring kills.
+    pub ids: HashSet<String>,
+}
+
+/// What a read found for the keys of some deltas; empty when nothing was read yet (the first,
+/// optimistic attempt assumes new events, and the conditions catch every other case).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Known {
+    /// Dedupe ids whose marker item exists.
+    pub markers: HashSet<String>,
+    pub pairs: HashMap<Pair, PairState>,
+}
+
+/// What becomes of one delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Judgement {
+    Duplicate,
+    /// Refused by the farm guard: only its marker is written (a replay is then a duplicate).
+    Farmed,
+    Scores,
+}
+
+fn pair_of(guard: &FarmGuard) -> Pair {
+    (guard.killer_id.clone(), guard.victim_id.clone())
+}
+
+/// Whether the guard lets a kill score after the pair's last scoring kill at `last_at_ms`.
+pub(crate) fn guard_allows(guard: &FarmGuard, last_at_ms: i64) -> bool {
+    last_at_ms <= cutoff_ms(guard)
+}
+
+fn cutoff_ms(guard: &FarmGuard) -> i64 {
+    (guard.occurred_at - chrono::Duration::seconds(guard.window_s)).timestamp_millis()
+}
+
+/// Judges `deltas` in order against `known` and against each other.
+pub(crate) fn judge(deltas: &[&ScoreDelta], known: &Known) -> Vec<Judgement> {
+    let mut pairs = known.pairs.clone();
+    let mut seen = HashSet::new();
+    deltas
+        .iter()
+        .map(|delta| {
+            let id = &delta.dedupe_id;
+            if known.markers.contains(id) || !seen.insert(id.clone()) {
+                return Judgement::Duplicate;
+            }
+            let Some(guard) = &delta.farm_guard else {
+                return Judgement::Scores;
+            };
+            let state = pairs.entry(pair_of(guard)).or_insert_with(|| PairState {
+                last_at_ms: i64::MIN,
+                ids: HashSet::new(),
+            });
+            if state.ids.contains(id) {
+                Judgement::Duplicate
+            } else if !guard_allows(guard, state.last_at_ms) {
+                Judgement::Farmed
+            } else {
+                state.last_at_ms = guard.occurred_at.timestamp_millis();
+                state.ids.insert(id.clone());
+                Judgement::Scores
+            }
+        })
+        .collect()
+}
+
+/// What one item of a chunk is for, to read its cancellation reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The clan-counter shard: fails only when the war's counters are sealed.
+    Seal,
+    Other,
+}
+
+/// One transaction of the plan.
+#[derive(Debug, Default)]
+pub(crate) struct Chunk {
+    /// Positions (in the batch) of the deltas this chunk decides.
+    pub deltas: Vec<usize>,
+    pub items: Vec<TransactWriteItem>,
+    pub roles: Vec<Role>,
+}
+
+/// The writes of one planned chunk, aggregated by key before they become items.
+#[derive(Debug, Default)]
+struct Draft {
+    deltas: Vec<usize>,
+    markers: BTreeSet<String>,
+    /// pair → (cutoff of its first scoring kill, last scoring time, ids).
+    pairs: BTreeMap<Pair, (i64, i64, BTreeSet<String>)>,
+    players: BTreeMap<PlayerId, (ClanId, i64)>,
+    clans: BTreeMap<ClanId, i64>,
+    battles: BTreeMap<BattleId, (i64, i64)>,
+}
+
+impl Draft {
+    fn item_count(&self) -> usize {
+        self.markers.len()
+            + self.pairs.len()
+            + self.players.len()
+            + self.battles.len()
+            + usize::from(!self.clans.is_empty())
+    }
+
+    /// Items `delta` would add to this draft.
+    fn added_by(&self, delta: &ScoreDelta, judgement: Judgement) -> usize {
+        match judgement {
+            Judgement::Duplicate => 0,
+            Judgement::Farmed => 1,
+            Judgement::Scores => {
+                let record = match &delta.farm_guard {
+                    Some(g) => usize::from(!self.pairs.contains_key(&pair_of(g))),
+                    None => 1,
+                };
+                let players = delta
+                    .players
+                    .iter()
+                    .filter(|p| !self.players.contains_key(&p.player_id))
+                    .count();
+                let battle = delta
+                    .battle_kill
+                    .as_ref()
+                    .is_some_and(|(b, _)| !self.battles.contains_key(b));
+                let shard = !delta.clans.is_empty() && self.clans.is_empty();
+                record + players + usize::from(battle) + usize::from(shard)
+            }
+        }
+    }
+
+    fn add(&mut self, position: usize, delta: &ScoreDelta, judgement: Judgement) {
+        self.deltas.push(position);
+        match judgement {
+            Judgement::Duplicate => {}
+            Judgement::Farmed => {
+                self.markers.insert(delta.dedupe_id.clone());
+            }
+            Judgement::Scores => {
+                match &delta.farm_guard {
+                    Some(guard) => {
+                        let at = guard.occurred_at.timestamp_millis();
+                        let entry = self.pairs.entry(pair_of(guard)).or_insert((
+                            cutoff_ms(guard),
+                            at,
+                            BTreeSet::new(),
+                        ));
+                        entry.1 = entry.1.max(at);
+                        entry.2.insert(delta.dedupe_id.clone());
+                    }
+                    None => {
+                        self.markers.insert(delta.dedupe_id.clone());
+                    }
+                }
+                for p in &delta.players {
+                    self.players
+                        .entry(p.player_id.clone())
+                        .or_insert((p.clan_id.clone(), 0))
+                        .1 += p.points;
+                }
+                for (clan, points) in &delta.clans {
+                    *self.clans.entry(clan.clone()).or_default() += points;
+                }
+                if let Some((battle, side)) = &delta.battle_kill {
+                    let kills = self.battles.entry(battle.clone()).or_default();
+                    match side {
+                        Side::Attacker => kills.0 += 1,
+                        Side::Defender => kills.1 += 1,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Builds the items of score writes for one table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ItemWriter<'a> {
+    pub table: &'a str,
+    pub war: &'a WarId,
+    pub shards: u32,
+    /// TTL (epoch s) of exactly-once records: longer than any war lasts.
+    pub expires_at: i64,
+}
+
+impl ItemWriter<'_> {
+    fn update(&self, key: (String, String)) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(self.table)
+            .set_key(Some(key_item(key)))
+    }
+
+    /// The exactly-once marker of a delta: it must not exist yet.
+    pub fn marker(&self, dedupe_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let mut item = key_item(dedupe_key(self.war, dedupe_id));
+        item.insert("expires_at".into(), n(self.expires_at));
+        let put = Put::builder()
+            .table_name(self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(invalid)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A pair's scoring kills: allowed if the pair never scored, or last scored no later than
+    /// the cutoff of the first of these kills. A replay always fails the condition (the pair's
+    /// last score is then at or after its own time).
+    pub fn pair(
+        &self,
+        (killer, victim): &Pair,
+        cutoff_ms: i64,
+        last_at_ms: i64,
+        ids: impl IntoIterator<Item = String>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = self
+            .update(farm_key(self.war, killer, victim))
+            .update_expression("SET last_at = :t, expires_at = :e ADD ids :ids")
+            .condition_expression("attribute_not_exists(pk) OR last_at <= :cutoff")
+            .expression_attribute_values(":t", n(last_at_ms))
+            .expression_attribute_values(":cutoff", n(cutoff_ms))
+            .expression_attribute_values(":e", n(self.expires_at))
+            .expression_attribute_values(":ids", AttributeValue::Ss(ids.into_iter().collect()))
+            .build()
+            .map_err(invalid)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Points of some clans on one counter shard, refused once the shard is sealed.
+    pub fn clan_shard(
+        &self,
+        shard: u32,
+        clans: &BTreeMap<ClanId, i64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = self
+            .update(clan_shard_key(self.war, shard))
+            .condition_expression("attribute_not_exists(sealed)");
+        let mut adds = Vec::new();
+        for (i, (clan, points)) in clans.iter().enumerate() {
+            adds.push(format!("#c{i} :c{i}"));
+            update = update
+                .expression_attribute_names(format!("#c{i}"), format!("c_{clan}"))
+                .expression_attribute_values(format!(":c{i}"), n(points));
+        }
+        let update = update
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .build()
+            .map_err(invalid)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A player's points; the item is also the player's entry in the top-N index.
+    pub fn player(
+        &self,
+        player: &PlayerId,
+        clan: &ClanId,
+        points: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let index_shard = shard_of(player.as_str(), self.shards);
+        let update = self
+            .update(player_key(self.war, player))
+            .update_expression("SET player_id = :p, clan_id = :c, gsi2pk = :g ADD gsi2sk :n")
+            .expression_attribute_values(":p", s(player.as_str()))
+            .expression_attribute_values(":c", s(clan.as_str()))
+            .expression_attribute_values(":g", s(player_index_partition(self.war, index_shard)))
+            .expression_attribute_values(":n", n(points))
+            .build()
+            .map_err(invalid)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Kills per side of one battle, on one shard of its tally.
+    pub fn battle(
+        &self,
+        battle: &BattleId,
+        shard: u32,
+        (attacker, defender): (i64, i64),
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = self
+            .update(battle_kills_key(self.war, battle, shard))
+            .update_expression("ADD attacker_kills :a, defender_kills :d")
+            .expression_attribute_values(":a", n(attacker))
+            .expression_attribute_values(":d", n(defender))
+            .build()
+            .map_err(invalid)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn chunk(&self, draft: Draft, shard: u32) -> Result<Chunk, StoreError> {
+        let mut chunk = Chunk {
+            deltas: draft.deltas,
+            ..Chunk::default()
+        };
+        let mut push = |item: TransactWriteItem, role: Role| {
+            chunk.items.push(item);
+            chunk.roles.push(role);
+        };
+        if !draft.clans.is_empty() {
+            push(self.clan_shard(shard, &draft.clans)?, Role::Seal);
+        }
+        for (pair, (cutoff, last, ids)) in &draft.pairs {
+            push(self.pair(pair, *cutoff, *last, ids.clone())?, Role::Other);
+        }
+        for id in &draft.markers {
+            push(self.marker(id)?, Role::Other);
+        }
+        for (player, (clan, points)) in &draft.players {
+            push(self.player(player, clan, *points)?, Role::Other);
+        }
+        for (battle, kills) in &draft.battles {
+            push(self.battle(battle, shard, *kills)?, Role::Other);
+        }
+        Ok(chunk)
+    }
+
+    /// Packs the judged deltas at `positions` into waves of item-disjoint chunks: the chunks of
+    /// one wave can run side by side (each on its own counter shard, starting at `offset`), and
+    /// a wave runs only after the one before it. Realistic batches fit in one wave; a player
+    /// with more events than one transaction holds spills into the next.
+    pub fn plan(
+        &self,
+        deltas: &[ScoreDelta],
+        positions: &[usize],
+        judged: &[Judgement],
+        offset: u32,
+    ) -> Result<Vec<Vec<Chunk>>, StoreError> {
+        // Group by the credited player, so each player item sits in one chunk.
+        let mut order: Vec<(usize, Judgement)> = positions
+            .iter()
+            .copied()
+            .zip(judged.iter().copied())
+            .collect();
+        let group = |p: usize| deltas[p].players.first().map(|pl| pl.player_id.to_string());
+        order.sort_by_key(|(p, _)| group(*p));
+
+        let mut drafts: Vec<Draft> = vec![Draft::default()];
+        for members in order.chunk_by(|a, b| group(a.0) == group(b.0)) {
+            // A player's events go into one chunk whenever they fit in one: split players
+            // would put one item into two chunks, which then cannot run side by side.
+            let mut alone = Draft::default();
+            for &(p, j) in members {
+                alone.add(p, &deltas[p], j);
+            }
+            let current = drafts.last().expect("never empty");
+            if !current.deltas.is_empty()
+                && current.item_count() + alone.item_count() > MAX_TRANSACTION_ITEMS
+            {
+                drafts.push(Draft::default());
+            }
+            for &(position, judgement) in members {
+                let delta = &deltas[position];
+                let current = drafts.last_mut().expect("never empty");
+                if current.item_count() + current.added_by(delta, judgement) > MAX_TRANSACTION_ITEMS
+                {
+                    drafts.push(Draft::default());
+                }
+                drafts
+                    .last_mut()
+                    .expect("never empty")
+                    .add(position, delta, judgement);
+            }
+        }
+
+        // Waves: a chunk joins the first wave whose chunks share none of its players (and so
+        // none of its pairs) and that still has a free shard.
+        let shards = self.shards.max(1) as usize;
+        let mut waves: Vec<Vec<Draft>> = Vec::new();
+        for draft in drafts.into_iter().filter(|d| !d.deltas.is_empty()) {
+            let fits = |wave: &Vec<Draft>| {
+                wave.len() < shards
+                    && wave
+                        .iter()
+                        .all(|other| other.players.keys().all(|p| !draft.players.contains_key(p)))
+            };
+            match waves.iter_mut().find(|w| fits(w)) {
+                Some(wave) => wave.push(draft),
+                None => waves.push(vec![draft]),
+            }
+        }
+        waves
+            .into_iter()
+            .map(|wave| {
+                wave.into_iter()
+                    .enumerate()
+                    .map(|(i, draft)| {
+                        let shard = (offset as usize + i) % shards;
+                        self.chunk(draft, u32::try_from(shard).expect("below shards"))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Duration, Utc};
+    use clanwar_domain::ports::PlayerPoints;
+
+    fn t0() -> DateTime<Utc> {
+        "2026-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    fn kill(id: &str, killer: &str, victim: &str, minute: i64) -> ScoreDelta {
+        ScoreDelta {
+            war_id: WarId::new("w").unwrap(),
+            dedupe_id: id.into(),
+            shards: 4,
+            players: vec![PlayerPoints {
+                player_id: PlayerId::new(killer).unwrap(),
+                clan_id: ClanId::new("att").unwrap(),
+                points: 10,
+            }],
+            clans: vec![(ClanId::new("att").unwrap(), 10)],
+            battle_kill: Some((BattleId::new("b").unwrap(), Side::Attacker)),
+            farm_guard: Some(FarmGuard {
+                killer_id: PlayerId::new(killer).unwrap(),
+                victim_id: PlayerId::new(victim).unwrap(),
+                occurred_at: t0() + Duration::minutes(minute),
+                window_s: 300,
+            }),
+        }
+    }
+
+    fn writer(war: &WarId) -> ItemWriter<'_> {
+        ItemWriter {
+            table: "t",
+            war,
+            shards: 4,
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_pair_scores_once_per_window_within_a_batch_and_against_the_table() {
+        let deltas = [
+            kill("k1", "a", "v", 0),
+            kill("k2", "a", "v", 4),
+            kill("k3", "a", "v", 5),
+        ];
+        let refs: Vec<&ScoreDelta> = deltas.iter().collect();
+        use Judgement::*;
+        assert_eq!(judge(&refs, &Known::default()), [Scores, Farmed, Scores]);
+
+        let mut known = Known::default();
+        known.pairs.insert(
+            (PlayerId::new("a").unwrap(), PlayerId::new("v").unwrap()),
+            PairState {
+                last_at_ms: (t0() - Duration::minutes(2)).timestamp_millis(),
+                ids: HashSet::from(["k0".to_owned()]),
+            },
+        );
+        // k1 is 2 min after the stored kill; k2 is 6 min after it; k3 only 1 min after k2.
+        assert_eq!(judge(&refs, &known), [Farmed, Scores, Farmed]);
+    }
+
+    #[test]
+    fn replays_are_duplicates_whether_they_scored_or_were_farmed() {
+        let deltas = [kill("k1", "a", "v", 0), kill("k2", "a", "v", 1)];
+        let refs: Vec<&ScoreDelta> = deltas.iter().collect();
+        let mut known = Known::default();
+        known.markers.insert("k2".into());
+        known.pairs.insert(
+            (PlayerId::new("a").unwrap(), PlayerId::new("v").unwrap()),
+            PairState {
+                last_at_ms: t0().timestamp_millis(),
+                ids: HashSet::from(["k1".to_owned()]),
+            },
+        );
+        assert_eq!(
+            judge(&refs, &known),
+            [Judgement::Duplicate, Judgement::Duplicate]
+        );
+    }
+
+    #[test]
+    fn one_id_twice_in_a_batch_counts_once() {
+        let deltas = [kill("k1", "a", "v", 0), kill("k1", "a", "v", 0)];
+        let refs: Vec<&ScoreDelta> = deltas.iter().collect();
+        assert_eq!(
+            judge(&refs, &Known::default()),
+            [Judgement::Scores, Judgement::Duplicate]
+        );
+    }
+
+    #[test]
+    fn a_batch_of_distinct_kills_needs_one_item_per_kill_plus_its_distinct_keys() {
+        let war = WarId::new("w").unwrap();
+        // 500 kills by 50 killers on distinct victims, one battle.
+        let deltas: Vec<ScoreDelta> = (0..500)
+            .map(|i| {
+                kill(
+                    &format!("e{i}"),
+                    &format!("k{}", i % 50),
+                    &format!("v{i}"),
+                    0,
+                )
+            })
+            .collect();
+        let positions: Vec<usize> = (0..deltas.len()).collect();
+        let judged = vec![Judgement::Scores; deltas.len()];
+        let waves = writer(&war).plan(&deltas, &positions, &judged, 0).unwrap();
+        assert_eq!(waves.len(), 2, "the shard count (4) caps a wave");
+        let chunks: Vec<&Chunk> = waves.iter().flatten().collect();
+        let items: usize = chunks.iter().map(|c| c.items.len()).sum();
+        // 500 pair records + 50 players (one more where a player's kills straddle two
+        // chunks) + per chunk one clan shard and one battle item.
+        let base = 500 + 50 + 2 * chunks.len();
+        assert!(
+            (base..base + chunks.len()).contains(&items),
+            "{items} items"
+        );
+        assert!(chunks
+            .iter()
+            .all(|c| c.items.len() <= MAX_TRANSACTION_ITEMS));
+        let decided: BTreeSet<usize> = chunks.iter().flat_map(|c| c.deltas.clone()).collect();
+        assert_eq!(
+            decided.len(),
+            500,
+            "every delta is decided by exactly one chunk"
+        );
+
+        let sixteen = ItemWriter {
+            shards: 16,
+            ..writer(&war)
+        };
+        let waves = sixteen.plan(&deltas, &positions, &judged, 0).unwrap();
+        assert_eq!(
+            waves.len(),
+            1,
+            "with 16 shards a 500-event batch is one round trip"
+        );
+    }
+
+    #[test]
+    fn chunks_of_one_wave_share_no_player_and_use_distinct_shards() {
+        let war = WarId::new("w").unwrap();
+        // One player with more kills than a transaction holds, and a few others.
+        let mut deltas: Vec<ScoreDelta> = (0..150)
+            .map(|i| kill(&format!("a{i}"), "hero", &format!("v{i}"), 0))
+            .collect();
+        deltas.extend((0..30).map(|i| kill(&format!("b{i}"), &format!("p{i}"), "v", 0)));
+        let positions: Vec<usize> = (0..deltas.len()).collect();
+        let judged = vec![Judgement::Scores; deltas.len()];
+        let waves = writer(&war).plan(&deltas, &positions, &judged, 3).unwrap();
+        assert!(waves.len() >= 2, "the hero's second chunk must wait");
+        for wave in &waves {
+            let mut players = HashSet::new();
+            let mut shards = HashSet::new();
+            for chunk in wave {
+                for d in &chunk.deltas {
+                    let p = deltas[*d].players[0].player_id.clone();
+                    let owned_here = wave
+                        .iter()
+                        .filter(|c| {
+                            c.deltas
+                                .iter()
+                                .any(|x| deltas[*x].players[0].player_id == p)
+                        })
+                        .count();
+                    assert_eq!(owned_here, 1, "{p} is in two chunks of one wave");
+                    players.insert(p);
+                }
+                let key = chunk.items[0].update().unwrap().key()["pk"]
+                    .as_s()
+                    .unwrap()
+                    .clone();
+                assert!(shards.insert(key), "two chunks of one wave on one shard");
+                assert_eq!(chunk.roles[0], Role::Seal);
+            }
+        }
+    }
+}
