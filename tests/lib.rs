@@ -1,7 +1,12 @@
 //! Test helpers shared by the integration tests: AWS clients on `AWS_ENDPOINT_URL`, resource
-//! names from the local stack's `resources.json` (or environment overrides), unique test tags.
+//! names from the local stack's `resources.json` (or environment overrides), unique test tags,
+//! an HTTP API client, and waiting on conditions with deadlines ([`wait`]).
+
+pub mod wait;
 
 use std::path::PathBuf;
+use std::time::Duration;
+use wait::{wait_until, Seen};
 
 /// Resources of the running stack, keyed by the template's logical ids (as the local stack's
 /// provisioner recorded them: `Ref`, `Arn`, `Name`, `QueueUrl`, ...).
@@ -146,6 +151,26 @@ impl Api {
             .header("idempotency-key", key)
             .json(&body);
         self.send(request).await
+    }
+
+    /// Reads `GET /wars/{war}` until its status is `wanted` and returns it; fails after
+    /// `within` with the last read.
+    pub async fn wait_for_status(
+        &self,
+        war: &str,
+        wanted: &str,
+        within: Duration,
+    ) -> serde_json::Value {
+        let path = format!("/wars/{war}");
+        wait_until(&format!("war {war} to be {wanted}"), within, || async {
+            let (status, body) = self.get(&path).await;
+            if status == 200 && body["status"] == wanted {
+                Seen::Ready(body)
+            } else {
+                Seen::NotYet(format!("{status} {body}"))
+            }
+        })
+        .await
     }
 
     pub async fn delete(&self, path: &str, actor: &str) -> Reply {

@@ -2,7 +2,8 @@
 //! endpoint's happy path and main rejections, a whole war from declaration to scores, and
 //! duplicate deliveries over HTTP and SQS never counted twice.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use clanwar_integration_tests::wait::{until, wait_until, Seen, PATIENCE, SLACK};
 use clanwar_integration_tests::{aws_config, unique_tag, Api, Resources};
 use serde_json::{json, Value};
 
@@ -38,19 +39,10 @@ fn declaration(attacker: &str, defender: &str, territories: &[String], active_s:
     })
 }
 
-async fn wait_for_status(api: &Api, war: &str, wanted: &str, within_s: i64) -> Value {
-    let deadline = Utc::now() + Duration::seconds(within_s);
-    loop {
-        let (_, body) = api.get(&format!("/wars/{war}")).await;
-        if body["status"] == wanted {
-            return body;
-        }
-        assert!(
-            Utc::now() < deadline,
-            "war {war} did not reach {wanted}: {body}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
+/// When the war (as the API answered it) is due to enter a phase: `"active_at"`, `"ended_at"`.
+fn deadline(war: &Value, phase: &str) -> DateTime<Utc> {
+    serde_json::from_value(war["phase_deadlines"][phase].clone())
+        .unwrap_or_else(|e| panic!("no {phase} deadline ({e}) in {war}"))
 }
 
 #[tokio::test]
@@ -326,6 +318,10 @@ fn kill(
             "killer_level": 10, "victim_id": victim.0, "victim_clan_id": victim.1, "victim_level": 10, "battle_id": battle })
 }
 
+/// ACTIVE of the HTTP war: a battle, two batches, three queued messages, a capture, a result
+/// and a read — about ten calls, each of which may take seconds on a loaded machine.
+const ACTIVE_S: u64 = 30;
+
 #[tokio::test]
 async fn a_war_runs_on_its_timers_and_scores_battles_without_double_counting() {
     let api = Api::local();
@@ -340,7 +336,7 @@ async fn a_war_runs_on_its_timers_and_scores_battles_without_double_counting() {
         .post(
             "/wars",
             Some(&format!("{att}-leader")),
-            declaration(&att, &def, std::slice::from_ref(&land), 12),
+            declaration(&att, &def, std::slice::from_ref(&land), ACTIVE_S),
         )
         .await;
     assert_eq!(status, 201, "{war}");
@@ -358,7 +354,12 @@ async fn a_war_runs_on_its_timers_and_scores_battles_without_double_counting() {
         "no battles before ACTIVE"
     );
 
-    wait_for_status(&api, &war_id, "ACTIVE", 30).await;
+    api.wait_for_status(
+        &war_id,
+        "ACTIVE",
+        until(deadline(&war, "active_at")) + SLACK,
+    )
+    .await;
     let (status, battle) = api
         .post(
             &format!("/wars/{war_id}/battles"),
@@ -444,15 +445,16 @@ async fn a_war_runs_on_its_timers_and_scores_battles_without_double_counting() {
     );
 
     // Attacker: 10 (k1) + 3 (assist) + 10 (queued kill, once) + 200 (capture) + 50 (battle) = 273.
-    let deadline = Utc::now() + Duration::seconds(20);
-    let board = loop {
-        let (_, board) = api.get(&format!("/wars/{war_id}/scoreboard?limit=3")).await;
-        if board["sides"]["attacker"]["score"] == 273 || Utc::now() > deadline {
-            break board;
+    let scoreboard = format!("/wars/{war_id}/scoreboard?limit=3");
+    let board = wait_until("the queued kill on the scoreboard", PATIENCE, || async {
+        let (_, board) = api.get(&scoreboard).await;
+        if board["sides"]["attacker"]["score"] == 273 {
+            Seen::Ready(board)
+        } else {
+            Seen::NotYet(board.to_string())
         }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    };
-    assert_eq!(board["sides"]["attacker"]["score"], 273, "{board}");
+    })
+    .await;
     assert_eq!(board["sides"]["defender"]["score"], 10);
     assert_eq!(
         board["top_players"][0]["player_id"],
@@ -463,8 +465,7 @@ async fn a_war_runs_on_its_timers_and_scores_battles_without_double_counting() {
     assert_eq!((status, player["points"].as_i64()), (200, Some(10)));
 
     let dlq = resources.queue_url("ScoreEventsDlq");
-    let deadline = Utc::now() + Duration::seconds(30);
-    let poisoned = loop {
+    wait_until("the poison message in the DLQ", SLACK, || async {
         let out = sqs
             .receive_message()
             .queue_url(&dlq)
@@ -473,17 +474,19 @@ async fn a_war_runs_on_its_timers_and_scores_battles_without_double_counting() {
             .send()
             .await
             .unwrap();
-        if out.messages().iter().any(|m| m.body() == Some("{not json")) {
-            break true;
+        let bodies: Vec<&str> = out.messages().iter().filter_map(|m| m.body()).collect();
+        if bodies.contains(&"{not json") {
+            Seen::Ready(())
+        } else {
+            Seen::NotYet(format!("DLQ messages {bodies:?}"))
         }
-        if Utc::now() > deadline {
-            break false;
-        }
-    };
-    assert!(poisoned, "the poison message reached the DLQ");
+    })
+    .await;
 
     // The war ends by its timers; the attacker holds more points and wins.
-    let ended = wait_for_status(&api, &war_id, "ENDED", 40).await;
+    let ended = api
+        .wait_for_status(&war_id, "ENDED", until(deadline(&war, "ended_at")) + SLACK)
+        .await;
     assert_eq!(ended["winner_side"], "attacker", "{ended}");
     let (_, final_board) = api.get(&format!("/wars/{war_id}/scoreboard")).await;
     assert_eq!(
@@ -544,7 +547,12 @@ async fn fortify_and_surrender_through_the_api() {
         .await;
     assert_eq!(status, 201, "{war}");
     let war_id = war["war_id"].as_str().unwrap().to_owned();
-    wait_for_status(&api, &war_id, "ACTIVE", 30).await;
+    api.wait_for_status(
+        &war_id,
+        "ACTIVE",
+        until(deadline(&war, "active_at")) + SLACK,
+    )
+    .await;
     let surrender = format!("/wars/{war_id}/surrender");
     let (status, err) = api
         .post(

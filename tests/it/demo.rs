@@ -1,17 +1,20 @@
 //! The demo war player (`tools/demo`) run headless with short phases against the local stack,
 //! then its result checked independently through the public API: the war ENDED by its timers,
-//! the winner agrees with the final scores, a territory changed hands, the scoreboard has top
-//! players, and the rewards were paid in full within the pools.
+//! the winner agrees with the final scores, the territories' owners agree with the war's
+//! captures, and the rewards were paid in full within the pools. The demo paces itself by the
+//! war, so on a loaded machine some of its timed steps may be missed; what this test demands of
+//! a step depends on whether the demo reports it missed, never on the machine being fast.
 
-use clanwar_demo::{play, DemoConfig, DemoOutcome, LogProgress, Phases};
+use clanwar_demo::{play, DemoConfig, DemoOutcome, LogProgress, Phases, StepKind};
 use clanwar_domain::config::Rules;
 use clanwar_integration_tests::{Api, Resources};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::time::Duration;
 
-/// The whole test: setup, ~12 s of phases (timers lag a little locally), the reward saga.
-const BUDGET: Duration = Duration::from_secs(90);
+/// Only a hang fails on time: setup, ~30 s of phases, timers and the reward saga running late
+/// on a loaded machine.
+const BUDGET: Duration = Duration::from_secs(240);
 
 async fn run_demo() -> DemoOutcome {
     let url = std::env::var("CLANWAR_API_URL").unwrap_or_else(|_| Resources::load().url("HttpApi"));
@@ -19,11 +22,19 @@ async fn run_demo() -> DemoOutcome {
     config.phases = Phases::TEST;
     config.players_per_clan = 12;
     config.seed = 7;
-    config.slack = Duration::from_secs(40);
+    config.slack = clanwar_integration_tests::wait::SLACK;
     let played = tokio::time::timeout(BUDGET, play(config, Box::new(LogProgress::stderr()))).await;
-    played
+    let outcome = played
         .expect("the demo finishes within its budget")
-        .unwrap_or_else(|e| panic!("the demo failed: {e}"))
+        .unwrap_or_else(|e| panic!("the demo failed: {e}"));
+    for step in &outcome.missed {
+        eprintln!("the demo missed {step}");
+    }
+    outcome
+}
+
+fn missed(outcome: &DemoOutcome, kind: StepKind) -> bool {
+    outcome.missed.iter().any(|m| m.kind == kind)
 }
 
 fn score(board: &Value, side: &str) -> i64 {
@@ -83,43 +94,61 @@ async fn the_demo_plays_a_whole_war_and_the_api_confirms_its_result() {
     );
     let (status, board) = api.get(&format!("/wars/{war_id}/scoreboard?limit=5")).await;
     assert_eq!(status, 200, "{board}");
+    let scored = board["top_players"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty());
     assert!(
-        board["top_players"]
-            .as_array()
-            .is_some_and(|p| !p.is_empty()),
-        "{board}"
+        scored || outcome.totals.accepted == 0,
+        "{} events accepted, yet no top players: {board}",
+        outcome.totals.accepted
     );
 
-    // Territories: released, and at least one no longer the defender's.
+    // Territories: released, each held by whoever captured it last (else still the defender's).
     let defender = &outcome.cast.defender().id;
+    let captures = war["captures"].as_array().cloned().unwrap_or_default();
     let mut owners = Vec::new();
     for territory in outcome.cast.targets() {
         let (status, t) = api.get(&format!("/territories/{}", territory.id)).await;
         assert_eq!(status, 200, "{t}");
         assert!(t["contested_by"].is_null(), "released at the end: {t}");
-        owners.push(t["owner_clan_id"].as_str().unwrap_or_default().to_owned());
+        let owner = t["owner_clan_id"].as_str().unwrap_or_default().to_owned();
+        let expected = captures
+            .iter()
+            .rfind(|c| c["territory_id"] == territory.id.as_str())
+            .and_then(|c| c["to_clan_id"].as_str())
+            .unwrap_or(defender);
+        assert_eq!(
+            owner, expected,
+            "{} after captures {captures:?}",
+            territory.id
+        );
+        owners.push(owner);
     }
-    assert!(
-        owners.iter().any(|o| o != defender),
-        "a territory changed hands: {owners:?}"
-    );
-    assert!(!war["captures"].as_array().unwrap().is_empty(), "{war}");
+    // The capture through the API, unless the demo reports it missed.
+    if !missed(&outcome, StepKind::Capture) {
+        let (first, attacker) = (&outcome.cast.targets()[0].id, &outcome.cast.attacker().id);
+        assert_eq!(&owners[0], attacker, "{first} captured through the API");
+    }
 
     let winner = expected_winner(&board, &war, &owners);
     assert_eq!(war["winner_side"], winner, "war {war}\nscoreboard {board}");
     assert_eq!(outcome.winner_side.as_deref(), Some(winner));
 
-    // The stream showed the service's guards at work.
-    assert!(
-        outcome
-            .totals
-            .rejected
-            .get("ANTI_FARMING")
-            .is_some_and(|n| *n > 0),
-        "{:?}",
-        outcome.totals
+    // The stream's answers add up; its second battle round always refarms and replays, so the
+    // service's guards show once both rounds landed.
+    let t = &outcome.totals;
+    assert_eq!(
+        t.accepted + t.duplicates + t.rejected_total(),
+        t.sent,
+        "{t:?}"
     );
-    assert!(outcome.totals.duplicates > 0, "{:?}", outcome.totals);
+    if t.batches >= 2 && !missed(&outcome, StepKind::ScoreBattles) {
+        assert!(
+            t.rejected.get("ANTI_FARMING").is_some_and(|n| *n > 0),
+            "{t:?}"
+        );
+        assert!(t.duplicates > 0, "{t:?}");
+    }
 
     // Rewards: paid in full, each side within its pool.
     let (status, rewards) = api.get(&format!("/wars/{war_id}/rewards")).await;
@@ -129,7 +158,11 @@ async fn the_demo_plays_a_whole_war_and_the_api_confirms_its_result() {
         "{rewards}"
     );
     let grants = rewards["grants"].as_array().expect("grants");
-    assert!(!grants.is_empty());
+    assert_eq!(
+        !grants.is_empty(),
+        scored,
+        "players with points are paid: {rewards}"
+    );
     assert!(grants.iter().all(|g| g["status"] == "GRANTED"), "{rewards}");
     let (attacker_pool, defender_pool) = pools(winner, &war);
     let side_total = |side: &str| -> u64 {

@@ -1,9 +1,9 @@
 //! Real-time pushes: a WebSocket client subscribed to a war sees its `WarDeclared` and
 //! `TerritoryCaptured` events, pushed by the event handler through the management API.
 
-use chrono::{Duration, Utc};
+use clanwar_integration_tests::wait::{next_matching, until, PATIENCE, SLACK};
 use clanwar_integration_tests::{unique_tag, Api, Resources};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -23,35 +23,36 @@ async fn subscribe(url: &str, topic: Value) -> Socket {
         .send(Message::text(message.to_string()))
         .await
         .unwrap();
-    let reply = next_json(&mut socket, 10)
-        .await
-        .expect("a subscription reply");
+    let reply = next_matching(
+        "a subscription reply",
+        PATIENCE,
+        &mut pushes(&mut socket),
+        |_| true,
+    )
+    .await;
     assert!(reply["subscribed"].is_string(), "{reply}");
     socket
 }
 
-async fn next_json(socket: &mut Socket, within_s: u64) -> Option<Value> {
-    let wait = std::time::Duration::from_secs(within_s);
-    loop {
-        match tokio::time::timeout(wait, socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
-    }
+/// The JSON texts the socket receives (other frames skipped; the stream ends with the socket).
+fn pushes(socket: &mut Socket) -> impl Stream<Item = Value> + Unpin + '_ {
+    socket
+        .take_while(|frame| std::future::ready(frame.is_ok()))
+        .filter_map(|frame| {
+            std::future::ready(match frame {
+                Ok(Message::Text(text)) => serde_json::from_str(&text).ok(),
+                _ => None,
+            })
+        })
 }
 
-/// Reads pushes until one of type `kind` arrives (or the time is up).
-async fn wait_for(socket: &mut Socket, kind: &str, within_s: i64) -> Value {
-    let deadline = Utc::now() + Duration::seconds(within_s);
-    while Utc::now() < deadline {
-        if let Some(event) = next_json(socket, 2).await {
-            if event["type"] == kind {
-                return event;
-            }
-        }
-    }
-    panic!("no {kind} pushed within {within_s}s");
+/// Reads pushes until one of type `kind` arrives.
+async fn wait_for(socket: &mut Socket, kind: &str) -> Value {
+    let what = format!("a {kind} push");
+    next_matching(&what, PATIENCE, &mut pushes(socket), |event| {
+        event["type"] == kind
+    })
+    .await
 }
 
 #[tokio::test]
@@ -76,26 +77,20 @@ async fn a_subscribed_client_sees_war_declared_and_territory_captured() {
     let mut clan_socket = subscribe(&ws_url, json!({ "clan_id": def })).await;
     let declaration = json!({
         "attacker_clan_id": att, "defender_clan_id": def, "territory_ids": [land],
-        "phase_durations": { "declared_s": 1, "preparation_s": 1, "active_s": 20, "ending_s": 1 }
+        "phase_durations": { "declared_s": 1, "preparation_s": 1, "active_s": 30, "ending_s": 1 }
     });
     let (status, war) = api
         .post("/wars", Some(&format!("{att}-leader")), declaration)
         .await;
     assert_eq!(status, 201, "{war}");
     let war_id = war["war_id"].as_str().unwrap().to_owned();
-    let declared = wait_for(&mut clan_socket, "WarDeclared", 15).await;
+    let declared = wait_for(&mut clan_socket, "WarDeclared").await;
     assert_eq!(declared["war_id"], war_id.as_str());
 
     let mut war_socket = subscribe(&ws_url, json!({ "war_id": war_id })).await;
-    let deadline = Utc::now() + Duration::seconds(20);
-    loop {
-        let (_, w) = api.get(&format!("/wars/{war_id}")).await;
-        if w["status"] == "ACTIVE" {
-            break;
-        }
-        assert!(Utc::now() < deadline, "war never became ACTIVE: {w}");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
+    let active_at = serde_json::from_value(war["phase_deadlines"]["active_at"].clone()).unwrap();
+    api.wait_for_status(&war_id, "ACTIVE", until(active_at) + SLACK)
+        .await;
     let (status, capture) = api
         .post(
             &format!("/territories/{land}/capture"),
@@ -104,7 +99,7 @@ async fn a_subscribed_client_sees_war_declared_and_territory_captured() {
         )
         .await;
     assert_eq!(status, 200, "{capture}");
-    let captured = wait_for(&mut war_socket, "TerritoryCaptured", 15).await;
+    let captured = wait_for(&mut war_socket, "TerritoryCaptured").await;
     assert_eq!(captured["detail"]["to_clan_id"], att.as_str());
     assert_eq!(captured["detail"]["territory_id"], land.as_str());
 }

@@ -4,8 +4,9 @@
 //!
 //! Wars are declared through `WarService` wired to the AWS adapters exactly as war-manager wires
 //! it (a declaration starts the declare-war saga), so these tests do not depend on the HTTP API.
-//! Each test has its own clans, territory and EventBridge rule (a unique tag), phases of a few
-//! seconds, and polls with a deadline. Needs the stack up with
+//! Each test has its own clans, territory and EventBridge rule (a unique tag), phases of
+//! seconds (ACTIVE long enough for its work on a loaded machine), and waits on conditions with
+//! deadlines tied to the war's own clock (`clanwar_integration_tests::wait`). Needs the stack up with
 //! `LOCALAWS_PARAMS="PhaseMinSeconds=1 DeployEconomySimulator=true"`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -30,12 +31,12 @@ use clanwar_domain::services::wars::WarService;
 use clanwar_domain::services::Deps;
 use clanwar_domain::territory::TerritoryInput;
 use clanwar_domain::war::{Outcome, PhaseDurations, RewardStatus, War, WarStatus, WinnerSide};
+use clanwar_integration_tests::wait::{until, wait_until, Seen, PATIENCE, SLACK};
 use clanwar_integration_tests::{aws_config, unique_tag, Resources};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Players per clan: with both clans scoring, 30 grants make two chunks of the default 25.
 const CLAN_SIZE: usize = 15;
@@ -50,24 +51,12 @@ fn rules() -> Rules {
     }
 }
 
-/// Polls `probe` every 250 ms until it yields a value; fails the test after `timeout_s`.
-async fn eventually<T, F, Fut>(what: &str, timeout_s: u64, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(timeout_s);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout_s} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+/// Phases of the wars that score during ACTIVE: a second each, and an ACTIVE long enough for a
+/// 31-event ingest on a loaded machine.
+const SCORED: [u64; 4] = [1, 1, 20, 1];
+
+/// Source of the tap's marker events: matched by the tap's rule, by no rule of the stack.
+const MARKER_SOURCE: &str = "clanwar.tests";
 
 /// The domain events of one test's clans, copied to a queue of its own by an EventBridge rule.
 struct EventTap {
@@ -76,6 +65,7 @@ struct EventTap {
     bus: String,
     rule: String,
     queue_url: String,
+    clan: ClanId,
     /// Envelopes by event id (the outbox may deliver an event twice; consumers dedupe).
     seen: BTreeMap<String, Value>,
 }
@@ -111,7 +101,8 @@ impl EventTap {
             .name(&name)
             .event_bus_name(bus)
             .event_pattern(
-                json!({"source": ["clanwar"], "detail": {"clan_ids": [clan]}}).to_string(),
+                json!({"source": ["clanwar", MARKER_SOURCE], "detail": {"clan_ids": [clan]}})
+                    .to_string(),
             )
             .send()
             .await
@@ -136,6 +127,7 @@ impl EventTap {
             bus: bus.to_owned(),
             rule: name,
             queue_url,
+            clan: clan.clone(),
             seen: BTreeMap::new(),
         }
     }
@@ -181,21 +173,56 @@ impl EventTap {
             .collect()
     }
 
+    /// The types of every event seen so far (what a failed wait reports).
+    fn types(&self) -> Vec<String> {
+        let types = self.seen.values().filter_map(|e| e["type"].as_str());
+        types.map(str::to_owned).collect()
+    }
+
     /// Waits until at least `count` distinct events of `type` about `war` arrived.
-    async fn wait_for(&mut self, war: &WarId, event_type: &str, count: usize, timeout_s: u64) {
-        let deadline = Instant::now() + Duration::from_secs(timeout_s);
-        while self.of(war, event_type).len() < count {
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} {event_type} event(s) for war {war}, saw {:?}",
-                self.seen
-                    .values()
-                    .map(|e| e["type"].clone())
-                    .collect::<Vec<_>>()
-            );
-            self.drain().await;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+    async fn wait_for(&mut self, war: &WarId, event_type: &str, count: usize) {
+        let what = format!("{count} {event_type} event(s) for war {war}");
+        // The probe borrows the tap anew on each look.
+        let tap = tokio::sync::Mutex::new(self);
+        wait_until(&what, PATIENCE, || async {
+            let mut tap = tap.lock().await;
+            tap.drain().await;
+            let found = tap.of(war, event_type).len();
+            if found >= count {
+                Seen::Ready(())
+            } else {
+                Seen::NotYet(format!("{found}; all events: {:?}", tap.types()))
+            }
+        })
+        .await;
+    }
+
+    /// Waits until everything the stack published so far has reached the tap: puts a marker
+    /// on the bus and waits for it. The local bus delivers to its targets while it takes an
+    /// event, so what was published before the marker is queued before it; what is absent
+    /// afterwards was never published.
+    async fn settle(&mut self, war: &WarId) {
+        let marker = uuid::Uuid::new_v4().to_string();
+        let detail = json!({"type": "TapMarker", "event_id": marker, "war_id": war,
+                            "clan_ids": [self.clan]});
+        let out = self
+            .events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus)
+                    .source(MARKER_SOURCE)
+                    .detail_type("TapMarker")
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put the tap marker");
+        assert_eq!(out.failed_entry_count(), 0, "{out:?}");
+        self.wait_for(war, "TapMarker", 1).await;
+        // Everything queued before the marker is in `seen` once the queue reads empty.
+        self.drain().await;
     }
 
     async fn remove(self) {
@@ -372,23 +399,32 @@ impl World {
         self.deps.war(war_id).await.expect("load war")
     }
 
-    async fn wait_for_status(&self, war_id: &WarId, status: WarStatus, timeout_s: u64) -> War {
-        let w = self;
-        eventually(
-            &format!("war {war_id} to be {status:?}"),
-            timeout_s,
-            move || async move {
-                let war = w.war(war_id).await;
-                (war.status == status).then_some(war)
+    /// Waits until the war's timers moved it to `status`: by its deadline, plus [`SLACK`].
+    async fn wait_for_status(&self, war: &War, status: WarStatus) -> War {
+        let due = war
+            .phase_deadlines
+            .deadline_of(status)
+            .expect("a timed status");
+        let id = &war.war_id;
+        wait_until(
+            &format!("war {id} to be {status:?}"),
+            until(due) + SLACK,
+            || async {
+                let war = self.war(id).await;
+                if war.status == status {
+                    Seen::Ready(war)
+                } else {
+                    Seen::NotYet(format!("{:?}, version {}", war.status, war.version))
+                }
             },
         )
         .await
     }
 
     /// One assist (3 points) for every player of both clans plus one more for the leader of
-    /// `ahead`, occurring now, in one batch: 31 events, so the batch lands well inside the few
-    /// seconds of ACTIVE these tests give (a batch still running when the final tally reads the
-    /// counters would be missing from the result).
+    /// `ahead`, occurring now, in one batch: 31 events, which must land inside ACTIVE (a batch
+    /// still running when the final tally reads the counters would be missing from the result);
+    /// [`SCORED`] leaves ample time for that.
     async fn score(&self, war: &War, ahead: &ClanId) {
         let now = chrono::Utc::now();
         let assist = |player: &PlayerId, clan: &ClanId, n: usize| -> BattleEvent {
@@ -431,18 +467,15 @@ impl World {
         &self,
         machine_arn: &str,
         name: &str,
-        timeout_s: u64,
+        within: Duration,
     ) -> DescribeExecutionOutput {
-        let w = self;
-        eventually(
-            &format!("execution {name} to finish"),
-            timeout_s,
-            move || async move {
-                w.execution(machine_arn, name)
-                    .await
-                    .filter(|e| e.status != ExecutionStatus::Running)
-            },
-        )
+        wait_until(&format!("execution {name} to finish"), within, || async {
+            match self.execution(machine_arn, name).await {
+                Some(e) if e.status != ExecutionStatus::Running => Seen::Ready(e),
+                Some(e) => Seen::NotYet(format!("{:?}", e.status)),
+                None => Seen::NotYet("no such execution yet".into()),
+            }
+        })
         .await
     }
 
@@ -510,11 +543,11 @@ async fn ledger_requests(w: &World, plan: &RewardPlan, war: &WarId) -> Vec<i64> 
 #[tokio::test]
 async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_once() {
     let (w, mut tap) = World::new("wf-full").await;
-    let war = w.declare([1, 1, 10, 1]).await;
+    let war = w.declare(SCORED).await;
     let id = war.war_id.clone();
 
     // The declare-war saga started the lifecycle and confirmed WarDeclared.
-    let declaration = w.finished(&w.declare_arn, id.as_str(), 20).await;
+    let declaration = w.finished(&w.declare_arn, id.as_str(), PATIENCE).await;
     assert_eq!(
         declaration.status,
         ExecutionStatus::Succeeded,
@@ -528,10 +561,10 @@ async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_o
     );
     assert!(w.execution(&w.lifecycle_arn, id.as_str()).await.is_some());
 
-    w.wait_for_status(&id, WarStatus::Active, 20).await;
+    w.wait_for_status(&war, WarStatus::Active).await;
     w.score(&war, &w.attacker).await;
 
-    let ended = w.wait_for_status(&id, WarStatus::Ended, 30).await;
+    let ended = w.wait_for_status(&war, WarStatus::Ended).await;
     assert_eq!(ended.winner_side, Some(WinnerSide::Attacker));
     assert_eq!(ended.outcome, Some(Outcome::Score));
     assert_eq!(
@@ -549,10 +582,10 @@ async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_o
             (WarStatus::Ending, WarStatus::Ended),
         ]
     );
-    let lifecycle = w.finished(&w.lifecycle_arn, id.as_str(), 10).await;
+    let lifecycle = w.finished(&w.lifecycle_arn, id.as_str(), PATIENCE).await;
     assert_eq!(lifecycle.status, ExecutionStatus::Succeeded);
 
-    let rewards = w.finished(&w.rewards_arn, id.as_str(), 40).await;
+    let rewards = w.finished(&w.rewards_arn, id.as_str(), SLACK).await;
     assert_eq!(rewards.status, ExecutionStatus::Succeeded, "{rewards:?}");
     let plan = w.plan(&id).await.expect("reward plan");
     assert_eq!(plan.status, RewardStatus::Distributed);
@@ -594,7 +627,7 @@ async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_o
         .send()
         .await
         .expect("re-run the reward saga");
-    let rerun = w.finished(&w.rewards_arn, &rerun, 20).await;
+    let rerun = w.finished(&w.rewards_arn, &rerun, PATIENCE).await;
     assert_eq!(rerun.status, ExecutionStatus::Succeeded);
     assert_eq!(
         World::output(&rerun)["PreparePlanResult"]["status"],
@@ -606,8 +639,8 @@ async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_o
         "no economy call at all"
     );
 
-    tap.wait_for(&id, "WarPhaseChanged", 3, 10).await;
-    tap.wait_for(&id, "RewardsDistributed", 1, 10).await;
+    tap.wait_for(&id, "RewardsDistributed", 1).await;
+    tap.settle(&id).await;
     for (event_type, count) in [
         ("WarDeclared", 1),
         ("WarPhaseChanged", 3),
@@ -622,16 +655,16 @@ async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_o
 #[tokio::test]
 async fn an_economy_failing_mid_distribution_is_compensated_and_pays_nothing_in_the_end() {
     let (w, mut tap) = World::new("wf-comp").await;
-    let war = w.declare([1, 1, 10, 1]).await;
+    let war = w.declare(SCORED).await;
     let id = war.war_id.clone();
     // 30 grants in chunks of 25: chunk 0 is paid, chunk 1 fails on its third grant.
     w.fail_economy_on_grant(&id, 28).await;
 
-    w.wait_for_status(&id, WarStatus::Active, 20).await;
+    w.wait_for_status(&war, WarStatus::Active).await;
     w.score(&war, &w.attacker).await;
-    w.wait_for_status(&id, WarStatus::Ended, 30).await;
+    w.wait_for_status(&war, WarStatus::Ended).await;
 
-    let rewards = w.finished(&w.rewards_arn, id.as_str(), 50).await;
+    let rewards = w.finished(&w.rewards_arn, id.as_str(), SLACK).await;
     assert_eq!(rewards.status, ExecutionStatus::Failed, "{rewards:?}");
     assert_eq!(rewards.error(), Some("REWARDS_FAILED"));
     let plan = w.plan(&id).await.expect("reward plan");
@@ -661,7 +694,8 @@ async fn an_economy_failing_mid_distribution_is_compensated_and_pays_nothing_in_
         "every grant of both chunks was revoked"
     );
 
-    tap.wait_for(&id, "RewardDistributionFailed", 1, 10).await;
+    tap.wait_for(&id, "RewardDistributionFailed", 1).await;
+    tap.settle(&id).await;
     let failed = &tap.of(&id, "RewardDistributionFailed")[0];
     assert!(
         failed["detail"]["reason"]
@@ -698,8 +732,10 @@ async fn a_duplicated_lifecycle_execution_changes_nothing() {
         .await
         .expect("start duplicate lifecycle");
 
-    let first = w.finished(&w.lifecycle_arn, id.as_str(), 40).await;
-    let second = w.finished(&w.lifecycle_arn, &duplicate, 20).await;
+    let first = w
+        .finished(&w.lifecycle_arn, id.as_str(), until(d.ended_at) + SLACK)
+        .await;
+    let second = w.finished(&w.lifecycle_arn, &duplicate, PATIENCE).await;
     assert_eq!(first.status, ExecutionStatus::Succeeded, "{first:?}");
     assert_eq!(second.status, ExecutionStatus::Succeeded, "{second:?}");
     // Each phase moved exactly once, by whichever timer came first.
@@ -717,7 +753,7 @@ async fn a_duplicated_lifecycle_execution_changes_nothing() {
     assert_eq!(ended.transitions.len(), 4, "{:?}", ended.transitions);
 
     // Once the rewards settled, a late replay of the timers changes nothing at all.
-    let rewards = w.finished(&w.rewards_arn, id.as_str(), 30).await;
+    let rewards = w.finished(&w.rewards_arn, id.as_str(), SLACK).await;
     assert_eq!(rewards.status, ExecutionStatus::Succeeded);
     let before = w.war(&id).await;
     let replay = format!("{id}-replay");
@@ -729,7 +765,7 @@ async fn a_duplicated_lifecycle_execution_changes_nothing() {
         .send()
         .await
         .expect("start late replay");
-    let replayed = w.finished(&w.lifecycle_arn, &replay, 20).await;
+    let replayed = w.finished(&w.lifecycle_arn, &replay, PATIENCE).await;
     assert_eq!(replayed.status, ExecutionStatus::Succeeded);
     assert_eq!(
         World::output(&replayed)["EnterPreparationResult"]["moved"],
@@ -741,9 +777,8 @@ async fn a_duplicated_lifecycle_execution_changes_nothing() {
         (before.version, &before.transitions)
     );
 
-    tap.wait_for(&id, "WarEnded", 1, 10).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    tap.drain().await;
+    tap.wait_for(&id, "WarEnded", 1).await;
+    tap.settle(&id).await;
     assert_eq!(
         tap.of(&id, "WarPhaseChanged").len(),
         3,
@@ -758,7 +793,7 @@ async fn surrender_mid_active_ends_the_war_at_once_stops_its_timers_and_starts_r
     let (w, mut tap) = World::new("wf-surr").await;
     let war = w.declare([1, 1, 60, 1]).await;
     let id = war.war_id.clone();
-    w.wait_for_status(&id, WarStatus::Active, 20).await;
+    w.wait_for_status(&war, WarStatus::Active).await;
     w.score(&war, &w.defender).await;
 
     let ended = w
@@ -779,9 +814,9 @@ async fn surrender_mid_active_ends_the_war_at_once_stops_its_timers_and_starts_r
         "scores freeze"
     );
 
-    let lifecycle = w.finished(&w.lifecycle_arn, id.as_str(), 10).await;
+    let lifecycle = w.finished(&w.lifecycle_arn, id.as_str(), PATIENCE).await;
     assert_eq!(lifecycle.status, ExecutionStatus::Aborted);
-    let rewards = w.finished(&w.rewards_arn, id.as_str(), 40).await;
+    let rewards = w.finished(&w.rewards_arn, id.as_str(), SLACK).await;
     assert_eq!(rewards.status, ExecutionStatus::Succeeded, "{rewards:?}");
     let plan = w.plan(&id).await.expect("reward plan");
     assert_eq!(plan.status, RewardStatus::Distributed);
@@ -796,8 +831,8 @@ async fn surrender_mid_active_ends_the_war_at_once_stops_its_timers_and_starts_r
         "no timer moved it later"
     );
 
-    tap.wait_for(&id, "WarSurrendered", 1, 10).await;
-    tap.wait_for(&id, "WarEnded", 1, 10).await;
+    tap.wait_for(&id, "WarSurrendered", 1).await;
+    tap.wait_for(&id, "WarEnded", 1).await;
     tap.remove().await;
 }
 
@@ -826,7 +861,7 @@ async fn a_declaration_saga_that_cannot_start_the_timers_is_compensated() {
         .await
         .expect("start the saga");
 
-    let saga = w.finished(&w.declare_arn, id.as_str(), 30).await;
+    let saga = w.finished(&w.declare_arn, id.as_str(), SLACK).await;
     assert_eq!(saga.status, ExecutionStatus::Failed, "{saga:?}");
     assert_eq!(saga.error(), Some("DECLARATION_FAILED"));
     let output = World::output(&saga);
@@ -847,7 +882,7 @@ async fn a_declaration_saga_that_cannot_start_the_timers_is_compensated() {
         assert!(clan.active_war_ids.is_empty(), "{clan:?}");
         assert_eq!(clan.last_war_ended_at, None);
     }
-    tap.wait_for(&id, "WarCancelled", 1, 10).await;
+    tap.wait_for(&id, "WarCancelled", 1).await;
     // The pair is free again.
     let again = w
         .wars()

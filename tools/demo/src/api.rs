@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +52,13 @@ impl fmt::Display for ApiError {
     }
 }
 
+impl DemoError {
+    /// The API's `409 INVALID_WAR_STATE`: the war is not in the phase the call needs.
+    pub fn is_invalid_war_state(&self) -> bool {
+        matches!(self, DemoError::Api(e) if e.status == 409 && e.code == "INVALID_WAR_STATE")
+    }
+}
+
 impl ApiError {
     /// Reads the SPEC error body; the gateway's own `{"message": ...}` answers and empty bodies
     /// become `HTTP_<status>` with whatever text there was.
@@ -81,14 +89,28 @@ impl ApiError {
 pub struct Api {
     base: String,
     http: reqwest::Client,
-    /// Exponentially weighted latency of the answers so far, in milliseconds.
-    latency_ms: Arc<Mutex<f64>>,
+    /// Exponentially weighted answer times per route, in milliseconds (shared by the clones).
+    latency_ms: Arc<Mutex<HashMap<String, f64>>>,
 }
 
 /// Latency assumed before the first answer.
 const FIRST_GUESS_MS: f64 = 300.0;
 /// Weight of the newest answer in the latency average.
 const LATENCY_WEIGHT: f64 = 0.3;
+
+/// The route of a call, ids blanked: `POST /wars/w-1/battles/b-2/resolve` →
+/// `POST /wars/{}/battles/{}/resolve`. The API's paths alternate collection and id, so every
+/// second segment is an id; the query string is dropped.
+pub fn route(method: &str, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .enumerate()
+        .map(|(i, segment)| if i % 2 == 1 { "{}" } else { segment })
+        .collect();
+    format!("{method} /{}", segments.join("/"))
+}
 
 impl Api {
     pub fn new(base: &str) -> Result<Self, DemoError> {
@@ -103,19 +125,29 @@ impl Api {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             http,
-            latency_ms: Arc::new(Mutex::new(FIRST_GUESS_MS)),
+            latency_ms: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
-    /// How long a call has been taking lately (a slow, shared stack shows here first).
-    pub fn latency(&self) -> Duration {
-        let ms = *self.latency_ms.lock().unwrap_or_else(|p| p.into_inner());
+    /// How long a call of this route has been taking lately (a slow, shared stack shows here
+    /// first). A route not called yet is assumed as slow as the slowest one so far.
+    pub fn latency(&self, method: &str, path: &str) -> Duration {
+        let routes = self.latency_ms.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = routes
+            .get(&route(method, path))
+            .copied()
+            .or_else(|| routes.values().copied().reduce(f64::max))
+            .unwrap_or(FIRST_GUESS_MS);
         Duration::from_millis(ms as u64)
     }
 
-    fn observe(&self, took: Duration) {
-        let mut ms = self.latency_ms.lock().unwrap_or_else(|p| p.into_inner());
-        *ms = (1.0 - LATENCY_WEIGHT) * *ms + LATENCY_WEIGHT * took.as_millis() as f64;
+    fn observe(&self, method: &str, path: &str, took: Duration) {
+        let mut routes = self.latency_ms.lock().unwrap_or_else(|p| p.into_inner());
+        let took = took.as_millis() as f64;
+        routes
+            .entry(route(method, path))
+            .and_modify(|ms| *ms = (1.0 - LATENCY_WEIGHT) * *ms + LATENCY_WEIGHT * took)
+            .or_insert(took);
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, DemoError> {
@@ -197,7 +229,7 @@ impl Api {
         let response = request.send().await.map_err(|e| transport(chain(&e)))?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(|e| transport(chain(&e)))?;
-        self.observe(started.elapsed());
+        self.observe(method.as_str(), path, started.elapsed());
         if !(200..300).contains(&status) {
             return Err(DemoError::Api(ApiError::from_body(
                 method.as_str(),
@@ -241,17 +273,55 @@ mod tests {
     }
 
     #[test]
-    fn the_latency_average_follows_the_answers() {
-        let api = Api::new("http://127.0.0.1:1").unwrap();
-        assert_eq!(api.latency(), Duration::from_millis(300));
-        for _ in 0..20 {
-            api.observe(Duration::from_secs(2));
-        }
-        assert!(
-            api.latency() > Duration::from_millis(1_900),
-            "{:?}",
-            api.latency()
+    fn routes_blank_their_ids_and_drop_the_query() {
+        assert_eq!(
+            route("POST", "/wars/w-1/battles/b-2/resolve"),
+            "POST /wars/{}/battles/{}/resolve"
         );
+        assert_eq!(
+            route("GET", "/wars/w-1/scoreboard?limit=5"),
+            "GET /wars/{}/scoreboard"
+        );
+        assert_eq!(route("POST", "/wars"), "POST /wars");
+    }
+
+    #[test]
+    fn latency_is_measured_per_route() {
+        let api = Api::new("http://127.0.0.1:1").unwrap();
+        let resolve = "/wars/w-1/battles/b-1/resolve";
+        assert_eq!(api.latency("POST", resolve), Duration::from_millis(300));
+        api.observe("GET", "/wars/w-1", Duration::from_millis(100));
+        for _ in 0..20 {
+            api.observe(
+                "POST",
+                "/wars/w-1/battles/b-9/resolve",
+                Duration::from_secs(2),
+            );
+        }
+        let slow = api.latency("POST", resolve);
+        assert!(slow > Duration::from_millis(1_900), "{slow:?}");
+        assert_eq!(api.latency("GET", "/wars/w-2"), Duration::from_millis(100));
+        assert_eq!(
+            api.latency("POST", "/territories/t-1/capture"),
+            slow,
+            "an unknown route is assumed as slow as the slowest"
+        );
+    }
+
+    #[test]
+    fn only_a_409_invalid_war_state_is_a_phase_conflict() {
+        let error = |status, code: &str| {
+            DemoError::Api(ApiError {
+                method: "POST".into(),
+                path: "/x".into(),
+                status,
+                code: code.into(),
+                message: String::new(),
+            })
+        };
+        assert!(error(409, "INVALID_WAR_STATE").is_invalid_war_state());
+        assert!(!error(409, "CONCURRENT_MODIFICATION").is_invalid_war_state());
+        assert!(!error(422, "INVALID_WAR_STATE").is_invalid_war_state());
     }
 
     #[derive(Debug)]

@@ -21,14 +21,16 @@ impl Phases {
         active_s: 40,
         ending_s: 3,
     };
-    /// Tests: short, yet long enough for the allies to join before ACTIVE and for several
-    /// batches, a capture and the battle results during it, even when the local stack is shared
-    /// with other tests (a call then takes a second or more).
+    /// Tests: short, yet with room for the allies to join before ACTIVE and for the must-do
+    /// steps and some batches during it on a loaded machine whose local stack is shared with
+    /// other tests (a call then takes seconds), and an ENDING long enough for a batch still in
+    /// flight to land before the final tally. The demo paces itself by the war either way: on a
+    /// machine slower still, steps are missed, not the war.
     pub const TEST: Phases = Phases {
-        declared_s: 2,
-        preparation_s: 2,
-        active_s: 12,
-        ending_s: 2,
+        declared_s: 3,
+        preparation_s: 3,
+        active_s: 20,
+        ending_s: 4,
     };
 
     pub fn total_s(&self) -> u64 {

@@ -1,33 +1,29 @@
-//! The ACTIVE phase of the demo war, as two flows running side by side:
-//! - the game servers' event stream: a batch of kills and assists every interval (a capture
-//!   event in one of them), until just before ACTIVE ends;
-//! - the story's must-do steps: a capture through `POST /territories/{id}/capture`, then every
-//!   battle resolved with the side that scored more kills in it.
-//!
-//! The steps fall due at fixed shares of the fighting time, or earlier when the API's current
-//! latency says they would otherwise not finish inside ACTIVE (a shared local stack can take
-//! seconds per call); a slow batch never holds them up.
+//! The ACTIVE phase of the demo war. The story's must-do steps come first, each paced by the
+//! war (see [`crate::pace`]): the battles opened (in parallel), two rounds of battle kills (the
+//! first with a capture event), a capture through `POST /territories/{id}/capture`, and every
+//! battle resolved for the side that scored more kills in it (in parallel). Then the game
+//! servers' event stream fills the rest of ACTIVE: a batch of open-world kills and assists every
+//! interval, sized by the API's pace, the last one sent while it can still land inside ACTIVE.
+//! A step the clock leaves no time for is reported as missed; the war goes on without it.
 
 use crate::api::{Api, DemoError};
 use crate::cast::{Cast, Side, ATTACKER_ALLY};
 use crate::config::DemoConfig;
 use crate::live::Live;
 use crate::model::{BatchAnswer, Battle, BattleState, CaptureAnswer, WarView};
+use crate::pace::{fits, Pacer, StepKind, Window};
 use crate::stream::{CaptureOrder, EventStream};
 use chrono::{DateTime, Duration, Utc};
+use futures_util::future::try_join_all;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Shares of the fighting time at which the story's ACTIVE steps happen.
-const CAPTURE_BY_API_AT: f64 = 0.25;
-const CAPTURE_BY_EVENT_AT: f64 = 0.4;
-const RESOLVE_AT: f64 = 0.5;
+/// Rounds of battle kills before the battles are resolved (the second always carries a refarmed
+/// kill and a replayed event, so the service's guards show early).
+const BATTLE_ROUNDS: usize = 2;
 /// No event happens closer than this to the end of ACTIVE (its `occurred_at` must be inside).
 const LAST_EVENT_MARGIN_MS: i64 = 400;
 /// Kills in the first batch, before the API's pace is known.
 const FIRST_KILL_BUDGET: usize = 6;
-/// How often a waiting step re-checks whether it is due.
-const STEP_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What the fight needs from the story.
 #[derive(Clone, Copy)]
@@ -38,123 +34,296 @@ pub(crate) struct Ctx<'a> {
     pub live: &'a Live,
 }
 
+impl<'a> Ctx<'a> {
+    fn pacer(&self, war: &'a WarView) -> Pacer<'a> {
+        Pacer {
+            api: self.api,
+            live: self.live,
+            war_id: &war.war_id,
+        }
+    }
+}
+
 /// A battle of the war and where it is.
 struct BattleSite {
     id: String,
     place: String,
 }
 
-/// The fighting time: from when the story saw ACTIVE to the end of ACTIVE.
-#[derive(Debug, Clone, Copy)]
-struct Timeline {
-    begin: DateTime<Utc>,
-    end: DateTime<Utc>,
+/// The event stream and where it is on the war's timeline.
+struct Flow<'s> {
+    stream: &'s mut EventStream,
+    /// Where the next batch's events begin.
+    from: DateTime<Utc>,
     /// The last moment an event may have happened.
     stop: DateTime<Utc>,
+    /// The capture event the next batch carries.
+    capture: Option<CaptureOrder>,
 }
 
-impl Timeline {
-    fn new(war: &WarView, begin: DateTime<Utc>) -> Self {
-        let end = war.phase_deadlines.ending_at;
+impl<'s> Flow<'s> {
+    fn new(stream: &'s mut EventStream, war: &WarView, cast: &Cast) -> Self {
+        let active_at = war.phase_deadlines.active_at + Duration::milliseconds(1);
+        stream.set_max_kills(FIRST_KILL_BUDGET);
         Self {
-            begin,
-            end,
-            stop: end - Duration::milliseconds(LAST_EVENT_MARGIN_MS),
+            stream,
+            from: (Utc::now() - Duration::milliseconds(900)).max(active_at),
+            stop: war.phase_deadlines.ending_at - Duration::milliseconds(LAST_EVENT_MARGIN_MS),
+            capture: Some(capture_order(cast)),
         }
     }
 
-    fn at(&self, share: f64) -> DateTime<Utc> {
-        let span = (self.end - self.begin).num_milliseconds() as f64;
-        self.begin + Duration::milliseconds((span * share) as i64)
-    }
-
-    /// Due at `share` of the fighting time, or once `calls` more requests at `latency` would
-    /// otherwise run past the end of ACTIVE.
-    fn due(
-        &self,
-        share: f64,
-        calls: usize,
-        latency: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> bool {
-        now >= self.at(share) || now + reserve(latency, calls) >= self.end
+    /// The next batch's time span: from the end of the last one to now (never past `stop`).
+    fn window(&mut self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let to = Utc::now().min(self.stop);
+        let from = std::mem::replace(&mut self.from, to);
+        (from, to)
     }
 }
 
-/// What `calls` more requests are likely to take at `latency`, with a margin.
-fn reserve(latency: std::time::Duration, calls: usize) -> Duration {
-    Duration::milliseconds((latency.as_millis() as f64 * calls as f64 * 2.5) as i64 + 2_000)
-}
-
-/// What the two flows tell each other.
-#[derive(Debug, Default)]
-struct Flags {
-    /// The battles are resolved: later kills happen in the open world.
-    resolved: AtomicBool,
-    /// A story step is running: the stream holds its next batch so the step gets the stack.
-    busy: AtomicBool,
-}
-
-/// Plays ACTIVE: opens the battles, then runs the event stream and the story's steps together.
+/// Plays ACTIVE: the must-do steps, then the event stream until the end of the phase.
 pub(crate) async fn play(
     ctx: Ctx<'_>,
     stream: &mut EventStream,
     war: &WarView,
 ) -> Result<(), DemoError> {
-    let timeline = Timeline::new(war, Utc::now());
+    let pacer = ctx.pacer(war);
+    let mut flow = Flow::new(stream, war, ctx.cast);
     ctx.live.step("ACTIVE: opening battles");
-    let sites = open_battles(ctx, war).await?;
+    let sites = open_battles(ctx, pacer, war).await?;
+    ctx.live.step("ACTIVE: the battles report their kills");
+    score_battles(ctx, pacer, war, &sites, &mut flow).await?;
+    ctx.live.step("ACTIVE: capturing through the API");
+    capture_by_api(ctx, pacer, war).await?;
+    ctx.live.step("ACTIVE: resolving the battles");
+    resolve_battles(ctx, pacer, war, &sites).await?;
     ctx.live.step(format!(
-        "ACTIVE: a batch of battle events every {:?}",
+        "ACTIVE: open-world skirmishes every {:?}",
         ctx.config.batch_interval
     ));
-    let flags = Flags::default();
-    // The steps are polled first: one already due marks the stack busy before any batch goes.
-    tokio::try_join!(
-        steps(ctx, war, &sites, &timeline, &flags),
-        events(ctx, stream, war, &sites, &timeline, &flags)
-    )?;
+    skirmishes(ctx, pacer, war, &mut flow).await
+}
+
+fn events_path(war: &WarView) -> String {
+    format!("/wars/{}/events", war.war_id)
+}
+
+// ---- the must-do steps ------------------------------------------------------------------------
+
+async fn open_battles(
+    ctx: Ctx<'_>,
+    pacer: Pacer<'_>,
+    war: &WarView,
+) -> Result<Vec<BattleSite>, DemoError> {
+    let targets = ctx.cast.targets();
+    let mut requests: Vec<(Value, String)> = targets
+        .iter()
+        .take(2)
+        .map(|t| {
+            (
+                json!({ "territory_id": t.id, "max_players": 40 }),
+                t.name.clone(),
+            )
+        })
+        .collect();
+    let field = targets.last().expect("the war has targets");
+    requests.push((
+        json!({ "position": { "x": field.x + 60.0, "y": field.y - 45.0 }, "max_players": 24 }),
+        format!("open field near {}", field.name),
+    ));
+    let path = format!("/wars/{}/battles", war.war_id);
+    let needed = pacer.needed(&[("POST", &path)]);
+    let opened = try_join_all(requests.into_iter().map(|(body, place)| {
+        let path = &path;
+        let what = format!("battle at {place}");
+        pacer.step(
+            StepKind::OpenBattle,
+            what,
+            Window::Fighting,
+            needed,
+            move || async move {
+                let battle: Battle = ctx.api.post(path, None, &body).await?;
+                Ok(BattleSite {
+                    id: battle.battle_id,
+                    place,
+                })
+            },
+        )
+    }))
+    .await?;
+    let sites: Vec<BattleSite> = opened.into_iter().flatten().collect();
+    let places: Vec<&str> = sites.iter().map(|s| s.place.as_str()).collect();
+    if !sites.is_empty() {
+        ctx.live.milestone(format!(
+            "{} battles opened: {}",
+            sites.len(),
+            places.join(", ")
+        ));
+    }
+    Ok(sites)
+}
+
+/// A few rounds of kills in the battles, a batch an interval; the first carries a capture event.
+async fn score_battles(
+    ctx: Ctx<'_>,
+    pacer: Pacer<'_>,
+    war: &WarView,
+    sites: &[BattleSite],
+    flow: &mut Flow<'_>,
+) -> Result<(), DemoError> {
+    let battles: Vec<String> = sites.iter().map(|s| s.id.clone()).collect();
+    let path = events_path(war);
+    for round in 1..=BATTLE_ROUNDS {
+        let tick = tokio::time::Instant::now();
+        let needed = pacer.needed(&[("POST", &path)]);
+        let what = format!("battle kills, round {round} of {BATTLE_ROUNDS}");
+        let sent = pacer
+            .step(
+                StepKind::ScoreBattles,
+                what,
+                Window::Fighting,
+                needed,
+                || send_batch(ctx, flow, war, &battles),
+            )
+            .await?;
+        let Some(sent) = sent else {
+            return Ok(());
+        };
+        flow.stream
+            .set_max_kills(kill_budget(ctx.config.batch_interval, &sent));
+        if round < BATTLE_ROUNDS {
+            pause(ctx.config.batch_interval, tick, flow.stop).await;
+        }
+    }
+    Ok(())
+}
+
+/// The attacker takes the first target through `POST /territories/{id}/capture`.
+async fn capture_by_api(ctx: Ctx<'_>, pacer: Pacer<'_>, war: &WarView) -> Result<(), DemoError> {
+    let (territory, clan) = (ctx.cast.targets()[0], ctx.cast.attacker());
+    let body = json!({ "war_id": war.war_id, "clan_id": clan.id });
+    let key = format!("{}-capture-{}", ctx.cast.run_id, territory.id);
+    let path = format!("/territories/{}/capture", territory.id);
+    let needed = pacer.needed(&[("POST", &path)]);
+    let answer = pacer
+        .step(
+            StepKind::Capture,
+            format!("capture of {}", territory.name),
+            Window::Fighting,
+            needed,
+            || {
+                ctx.api
+                    .post_once::<CaptureAnswer>(&path, &clan.officer, &key, &body)
+            },
+        )
+        .await?;
+    if let Some(answer) = answer {
+        ctx.live.milestone(format!(
+            "{} captured by {} (capture API, +{} points)",
+            territory.name, clan.name, answer.points
+        ));
+    }
+    Ok(())
+}
+
+/// Every battle at once: each goes to the side with more kills in it (ties to the defenders,
+/// who hold).
+async fn resolve_battles(
+    ctx: Ctx<'_>,
+    pacer: Pacer<'_>,
+    war: &WarView,
+    sites: &[BattleSite],
+) -> Result<(), DemoError> {
+    try_join_all(sites.iter().map(|site| resolve(ctx, pacer, war, site))).await?;
+    Ok(())
+}
+
+async fn resolve(
+    ctx: Ctx<'_>,
+    pacer: Pacer<'_>,
+    war: &WarView,
+    site: &BattleSite,
+) -> Result<(), DemoError> {
+    let path = format!("/wars/{}/battles/{}", war.war_id, site.id);
+    let resolve = format!("{path}/resolve");
+    let needed = pacer.needed(&[("GET", &path), ("POST", &resolve)]);
+    let what = format!("result of the battle at {}", site.place);
+    let resolved = pacer
+        .step(
+            StepKind::Resolve,
+            what,
+            Window::Fighting,
+            needed,
+            || async {
+                let state: BattleState = ctx.api.get(&path).await?;
+                let k = state.kills;
+                let winner = if k.attacker > k.defender {
+                    Side::Attacker
+                } else {
+                    Side::Defender
+                };
+                let body = json!({ "winner_side": winner.as_str() });
+                let _: Value = ctx.api.post(&resolve, None, &body).await?;
+                Ok((state, winner))
+            },
+        )
+        .await?;
+    if let Some((state, winner)) = resolved {
+        ctx.live.milestone(format!(
+            "battle at {} ({}) resolved: {} wins (kills {}–{}, battle bonus)",
+            site.place,
+            state.state,
+            winner.as_str(),
+            state.kills.attacker,
+            state.kills.defender
+        ));
+    }
     Ok(())
 }
 
 // ---- the event stream -------------------------------------------------------------------------
 
-async fn events(
+/// Open-world batches until a batch could no longer land inside ACTIVE. The war as the poller
+/// last read it and the batch route's latency decide; no extra read per batch.
+async fn skirmishes(
     ctx: Ctx<'_>,
-    stream: &mut EventStream,
+    pacer: Pacer<'_>,
     war: &WarView,
-    sites: &[BattleSite],
-    timeline: &Timeline,
-    flags: &Flags,
+    flow: &mut Flow<'_>,
 ) -> Result<(), DemoError> {
-    let active_at = war.phase_deadlines.active_at + Duration::milliseconds(1);
-    let mut last = (timeline.begin - Duration::milliseconds(900)).max(active_at);
-    let mut captured = false;
-    let mut batch_took = ctx.config.batch_interval;
-    // Start small and let the API's pace set the size (`kill_budget`).
-    stream.set_max_kills(FIRST_KILL_BUDGET);
-    while Utc::now() < timeline.stop {
+    let path = events_path(war);
+    let margin = Duration::milliseconds(LAST_EVENT_MARGIN_MS)
+        .to_std()
+        .unwrap_or_default();
+    loop {
         let tick = tokio::time::Instant::now();
-        if flags.busy.load(Ordering::Acquire) {
-            tokio::time::sleep(STEP_CHECK).await;
-            continue;
+        let needed = pacer.needed(&[("POST", &path)]) + margin;
+        let shown = ctx
+            .live
+            .read(|s| s.war.clone())
+            .unwrap_or_else(|| war.clone());
+        if let Err(reason) = fits(&shown, Window::Fighting, needed, Utc::now()) {
+            ctx.live.milestone(format!(
+                "the event stream stops before its next batch: {reason}"
+            ));
+            return Ok(());
         }
-        let open: Vec<String> = if flags.resolved.load(Ordering::Acquire) {
-            Vec::new()
-        } else {
-            sites.iter().map(|s| s.id.clone()).collect()
+        let call = send_batch(ctx, flow, war, &[]);
+        let sent = pacer
+            .attempt(
+                StepKind::Batch,
+                "a batch of open-world events",
+                Window::Fighting,
+                call,
+            )
+            .await?;
+        let Some(sent) = sent else {
+            return Ok(());
         };
-        let order = (!captured && timeline.due(CAPTURE_BY_EVENT_AT, 0, batch_took, Utc::now()))
-            .then(|| capture_order(ctx.cast));
-        let to = Utc::now().min(timeline.stop);
-        let sent = send_batch(ctx, stream, war, &open, (last, to), order.as_ref()).await?;
-        batch_took = sent.took;
-        stream.set_max_kills(kill_budget(ctx.config.batch_interval, &sent));
-        last = to;
-        captured |= order.is_some();
-        pause(ctx.config.batch_interval, tick, timeline.stop).await;
+        flow.stream
+            .set_max_kills(kill_budget(ctx.config.batch_interval, &sent));
+        pause(ctx.config.batch_interval, tick, flow.stop).await;
     }
-    Ok(())
 }
 
 /// What one batch cost.
@@ -187,26 +356,26 @@ fn capture_order(cast: &Cast) -> CaptureOrder {
     }
 }
 
-/// Sends one batch; returns its size and how long the API took to answer it.
+/// Sends the next batch (kills in `battles`, or the open world when there are none, and the
+/// pending capture event); returns its size and how long the API took to answer it.
 async fn send_batch(
     ctx: Ctx<'_>,
-    stream: &mut EventStream,
+    flow: &mut Flow<'_>,
     war: &WarView,
     battles: &[String],
-    window: (DateTime<Utc>, DateTime<Utc>),
-    capture: Option<&CaptureOrder>,
 ) -> Result<Sent, DemoError> {
-    let batch = stream.batch(ctx.cast, battles, window, capture);
+    let window = flow.window();
+    let capture = flow.capture.take();
+    let batch = flow
+        .stream
+        .batch(ctx.cast, battles, window, capture.as_ref());
     let body = Value::Array(batch.events.clone());
     let started = std::time::Instant::now();
-    let answer: BatchAnswer = ctx
-        .api
-        .post(&format!("/wars/{}/events", war.war_id), None, &body)
-        .await?;
+    let answer: BatchAnswer = ctx.api.post(&events_path(war), None, &body).await?;
     let took = started.elapsed();
     ctx.live
         .record_batch(&batch.mix, batch.events.len(), took, &answer);
-    if let Some(order) = capture {
+    if let Some(order) = &capture {
         report_capture_event(ctx, order, &batch.events, &answer);
     }
     Ok(Sent {
@@ -240,165 +409,10 @@ fn report_capture_event(
     }
 }
 
-// ---- the story's steps ------------------------------------------------------------------------
-
-async fn steps(
-    ctx: Ctx<'_>,
-    war: &WarView,
-    sites: &[BattleSite],
-    timeline: &Timeline,
-    flags: &Flags,
-) -> Result<(), DemoError> {
-    // Reading the battles goes in parallel; the results one after the other.
-    let results = 1 + sites.len();
-    wait_until_due(ctx, timeline, CAPTURE_BY_API_AT, results + 1).await?;
-    flags.busy.store(true, Ordering::Release);
-    capture_by_api(ctx, war).await?;
-    flags.busy.store(false, Ordering::Release);
-    wait_until_due(ctx, timeline, RESOLVE_AT, results).await?;
-    flags.busy.store(true, Ordering::Release);
-    resolve_battles(ctx, war, sites).await?;
-    flags.resolved.store(true, Ordering::Release);
-    flags.busy.store(false, Ordering::Release);
-    Ok(())
-}
-
-/// Waits until a step is due; a step that can no longer happen inside ACTIVE is an error.
-async fn wait_until_due(
-    ctx: Ctx<'_>,
-    timeline: &Timeline,
-    share: f64,
-    calls: usize,
-) -> Result<(), DemoError> {
-    while !timeline.due(share, calls, ctx.api.latency(), Utc::now()) {
-        tokio::time::sleep(STEP_CHECK).await;
-    }
-    if Utc::now() >= timeline.end {
-        return Err(DemoError::Unexpected(
-            "ACTIVE ended before the story's capture and battle results were in: use a longer active phase"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
-async fn open_battles(ctx: Ctx<'_>, war: &WarView) -> Result<Vec<BattleSite>, DemoError> {
-    let targets = ctx.cast.targets();
-    let mut requests: Vec<(Value, String)> = targets
-        .iter()
-        .take(2)
-        .map(|t| {
-            (
-                json!({ "territory_id": t.id, "max_players": 40 }),
-                t.name.clone(),
-            )
-        })
-        .collect();
-    let field = targets.last().expect("the war has targets");
-    requests.push((
-        json!({ "position": { "x": field.x + 60.0, "y": field.y - 45.0 }, "max_players": 24 }),
-        format!("open field near {}", field.name),
-    ));
-    let mut sites = Vec::new();
-    for (body, place) in requests {
-        let battle: Battle = ctx
-            .api
-            .post(&format!("/wars/{}/battles", war.war_id), None, &body)
-            .await?;
-        sites.push(BattleSite {
-            id: battle.battle_id,
-            place,
-        });
-    }
-    let places: Vec<&str> = sites.iter().map(|s| s.place.as_str()).collect();
-    ctx.live.milestone(format!(
-        "{} battles opened: {}",
-        sites.len(),
-        places.join(", ")
-    ));
-    Ok(sites)
-}
-
-/// The attacker takes the first target through `POST /territories/{id}/capture`.
-async fn capture_by_api(ctx: Ctx<'_>, war: &WarView) -> Result<(), DemoError> {
-    let (territory, clan) = (ctx.cast.targets()[0], ctx.cast.attacker());
-    let body = json!({ "war_id": war.war_id, "clan_id": clan.id });
-    let key = format!("{}-capture-{}", ctx.cast.run_id, territory.id);
-    let path = format!("/territories/{}/capture", territory.id);
-    let answer: CaptureAnswer = ctx.api.post_once(&path, &clan.officer, &key, &body).await?;
-    ctx.live.milestone(format!(
-        "{} captured by {} (capture API, +{} points)",
-        territory.name, clan.name, answer.points
-    ));
-    Ok(())
-}
-
-/// Each battle goes to the side with more kills in it (ties to the defenders, who hold).
-async fn resolve_battles(
-    ctx: Ctx<'_>,
-    war: &WarView,
-    sites: &[BattleSite],
-) -> Result<(), DemoError> {
-    let path = |site: &BattleSite| format!("/wars/{}/battles/{}", war.war_id, site.id);
-    let paths: Vec<String> = sites.iter().map(path).collect();
-    let states: Vec<BattleState> =
-        futures_util::future::try_join_all(paths.iter().map(|p| ctx.api.get::<BattleState>(p)))
-            .await?;
-    for ((site, path), state) in sites.iter().zip(&paths).zip(states) {
-        let k = state.kills;
-        let winner = if k.attacker > k.defender {
-            Side::Attacker
-        } else {
-            Side::Defender
-        };
-        let body = json!({ "winner_side": winner.as_str() });
-        let _: Value = ctx
-            .api
-            .post(&format!("{path}/resolve"), None, &body)
-            .await?;
-        ctx.live.milestone(format!(
-            "battle at {} ({}) resolved: {} wins (kills {}–{}, battle bonus)",
-            site.place,
-            state.state,
-            winner.as_str(),
-            k.attacker,
-            k.defender
-        ));
-    }
-    ctx.live.step(format!(
-        "ACTIVE: open-world skirmishes every {:?}",
-        ctx.config.batch_interval
-    ));
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration as Std;
-
-    fn timeline(seconds: i64) -> (Timeline, DateTime<Utc>) {
-        let now = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let end = now + Duration::seconds(seconds);
-        (
-            Timeline {
-                begin: now,
-                end,
-                stop: end,
-            },
-            now,
-        )
-    }
-
-    #[test]
-    fn steps_fall_due_at_their_share_of_the_fighting_time() {
-        let (t, now) = timeline(60);
-        assert!(t.due(0.0, 0, Std::from_millis(300), now));
-        assert!(!t.due(0.5, 6, Std::from_millis(300), now));
-        assert!(t.due(0.5, 6, Std::from_millis(300), now + Duration::seconds(30)));
-    }
 
     #[test]
     fn batches_shrink_when_the_api_slows_down() {
@@ -426,16 +440,19 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_stack_brings_the_must_do_steps_forward() {
-        let (t, now) = timeline(20);
-        assert!(
-            !t.due(0.6, 6, Std::from_millis(300), now),
-            "six quick calls fit easily"
-        );
-        assert!(
-            t.due(0.6, 6, Std::from_secs(3), now),
-            "six slow calls must start now"
-        );
-        assert!(reserve(Std::from_millis(300), 0) < reserve(Std::from_millis(300), 6));
+    fn the_event_windows_follow_each_other_and_stop_inside_active() {
+        let cast = Cast::new("dt", 10, &mut crate::rng::Rng::new(1));
+        let mut war = crate::render::tests::war(&cast, "ACTIVE");
+        let now = Utc::now();
+        war.phase_deadlines.active_at = now - Duration::seconds(5);
+        war.phase_deadlines.ending_at = now + Duration::seconds(5);
+        let mut stream = EventStream::new(1, "dt");
+        let mut flow = Flow::new(&mut stream, &war, &cast);
+        let (a, b) = flow.window();
+        let (c, _) = flow.window();
+        assert!(a < b && b == c, "{a} {b} {c}");
+        assert!(a > war.phase_deadlines.active_at);
+        assert!(flow.stop < war.phase_deadlines.ending_at);
+        assert!(flow.capture.is_some());
     }
 }

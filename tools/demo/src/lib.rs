@@ -22,6 +22,7 @@ mod fight;
 mod live;
 mod model;
 mod outcome;
+mod pace;
 mod progress;
 mod render;
 mod rng;
@@ -35,13 +36,15 @@ pub use config::{fresh_run_id, DemoConfig, Phases};
 pub use live::{LiveState, Totals};
 pub use model::{CaptureView, ClanScore, PlayerScore, Scoreboard};
 pub use outcome::{DemoOutcome, RatingChange, RewardRow, RewardTable};
+pub use pace::{MissedStep, StepKind};
 pub use progress::{LogProgress, Progress, Silent, TerminalProgress};
 
 use std::sync::Arc;
 
 /// Plays one demo war and returns its result. Progress goes to `progress` (a redrawn terminal
-/// view, plain log lines, or nothing) until the end; any error answer of the API stops the
-/// demo with that error (SPEC code and message).
+/// view, plain log lines, or nothing) until the end. A timed step the war's clock leaves no
+/// time for is reported as missed (and listed in the outcome) while the war plays on; any other
+/// error answer of the API stops the demo with that error (SPEC code and message).
 pub async fn play(
     config: DemoConfig,
     progress: Box<dyn Progress>,

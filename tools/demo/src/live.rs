@@ -4,6 +4,7 @@
 use crate::api::Api;
 use crate::cast::Cast;
 use crate::model::{BatchAnswer, Scoreboard, WarView};
+use crate::pace::MissedStep;
 use crate::stream::Mix;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,6 +53,8 @@ pub struct LiveState {
     /// WebSocket pushes received so far.
     pub pushes_received: u64,
     pub totals: Totals,
+    /// Timed steps the war's clock left no time for (the story went on without them).
+    pub missed: Vec<MissedStep>,
     /// Reward saga progress, once the war ended.
     pub rewards: Option<String>,
     /// The poller's last failure (shown, never hidden; the story fails on its own errors).
@@ -77,6 +80,7 @@ impl Live {
             pushes: VecDeque::new(),
             pushes_received: 0,
             totals: Totals::default(),
+            missed: Vec::new(),
             rewards: None,
             poll_error: None,
             milestones: Vec::new(),
@@ -109,6 +113,20 @@ impl Live {
 
     pub fn take_milestones(&self) -> Vec<String> {
         std::mem::take(&mut self.lock().milestones)
+    }
+
+    /// A timed step that could not happen inside its phase: shown in the view for the rest of
+    /// the run, and printed once as a milestone.
+    pub fn missed(&self, step: MissedStep) {
+        let line = format!("MISSED {step}");
+        let mut state = self.lock();
+        push_bounded(&mut state.recent, line.clone(), RECENT_LINES);
+        state.milestones.push(line);
+        state.missed.push(step);
+    }
+
+    pub fn missed_steps(&self) -> Vec<MissedStep> {
+        self.lock().missed.clone()
     }
 
     /// What the story is doing now (the view's status line).
@@ -334,6 +352,22 @@ mod tests {
             "ACTIVE"
         );
         assert_eq!(live.take_milestones(), ["war w-1 is ACTIVE"]);
+    }
+
+    #[test]
+    fn a_missed_step_stays_in_the_state_and_is_printed_once() {
+        let live = live();
+        live.missed(MissedStep {
+            kind: crate::pace::StepKind::Resolve,
+            what: "result of the battle at Iron Ford".into(),
+            reason: "the war is already ENDING".into(),
+        });
+        assert_eq!(
+            live.take_milestones(),
+            ["MISSED result of the battle at Iron Ford: the war is already ENDING"]
+        );
+        assert_eq!(live.missed_steps().len(), 1);
+        assert!(live.take_milestones().is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::cast::{Cast, Side};
 use crate::live::Totals;
 use crate::model::{CaptureView, Scoreboard};
+use crate::pace::MissedStep;
 use std::fmt;
 
 /// A clan's war rating before and after the war (`GET /clans/{id}`).
@@ -64,6 +65,8 @@ pub struct DemoOutcome {
     pub ratings: Vec<RatingChange>,
     pub rewards: RewardTable,
     pub totals: Totals,
+    /// Timed steps the war's clock left no time for.
+    pub missed: Vec<MissedStep>,
 }
 
 impl DemoOutcome {
@@ -132,6 +135,10 @@ impl DemoOutcome {
                 reasons.join(", ")
             }
         )?;
+        for (i, step) in self.missed.iter().enumerate() {
+            let head = if i == 0 { " Missed" } else { "" };
+            writeln!(f, "{head:<11}{step}")?;
+        }
         for (i, r) in self.ratings.iter().enumerate() {
             let head = if i == 0 { " Ratings" } else { "" };
             writeln!(
@@ -277,6 +284,11 @@ mod tests {
                 ],
             },
             totals: Totals::default(),
+            missed: vec![MissedStep {
+                kind: crate::pace::StepKind::Resolve,
+                what: "result of the battle at Amber Keep".into(),
+                reason: "the war is already ENDING".into(),
+            }],
             cast,
         };
         let text = outcome.to_string();
@@ -286,6 +298,12 @@ mod tests {
         );
         assert!(
             text.contains("Iron Ford: Azure Guard → Crimson Wolves"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                " Missed    result of the battle at Amber Keep: the war is already ENDING"
+            ),
             "{text}"
         );
         assert!(

@@ -244,7 +244,15 @@ mod tests {
         let renderer = Renderer::spawn(live.clone(), Box::new(recorder.clone()));
         live.milestone("war declared");
         live.step("waiting");
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        // Waits for the frames rather than for a time, so a loaded machine is only slower.
+        let frames = || {
+            let seen = recorder.0.lock().unwrap();
+            seen.iter().filter(|l| l.starts_with("frame")).count()
+        };
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while frames() < 4 && Instant::now() < give_up {
+            tokio::time::sleep(REDRAW_EVERY).await;
+        }
         renderer.stop().await;
         let seen = recorder.0.lock().unwrap().clone();
         assert_eq!(

@@ -242,6 +242,9 @@ pub fn view_lines(state: &LiveState, now: DateTime<Utc>) -> Vec<String> {
         lines.extend(territory_lines(cast, war));
     }
     lines.extend(event_lines(state));
+    for (i, step) in state.missed.iter().enumerate() {
+        lines.push(format!("{}{step}", head("Missed", i)));
+    }
     if let Some(rewards) = &state.rewards {
         lines.push(format!("{}{rewards}", head("Rewards", 0)));
     }
@@ -258,8 +261,12 @@ pub fn status_line(state: &LiveState, now: DateTime<Utc>) -> String {
     };
     let (attacker, defender) = side_scores(war, state.board.as_ref());
     let (_, _, percent) = phase_bar(war, now);
+    let missed = match state.missed.len() {
+        0 => String::new(),
+        n => format!(" | {n} step(s) missed"),
+    };
     format!(
-        "[{percent:>3}%] {} | attacker {attacker} vs defender {defender} | {} captured | {} events sent, {} accepted, {} duplicates, {} rejected | {} pushes",
+        "[{percent:>3}%] {} | attacker {attacker} vs defender {defender} | {} captured | {} events sent, {} accepted, {} duplicates, {} rejected | {} pushes{missed}",
         countdown(war, now),
         war.captures.len(),
         state.totals.sent,
@@ -396,6 +403,27 @@ pub(crate) mod tests {
             line.contains("attacker 412 vs defender 287 | 1 captured"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn missed_steps_stay_in_the_view_and_the_status_line() {
+        let cast = Arc::new(cast());
+        let live = Live::new(cast.clone());
+        live.set_war(war(&cast, "ENDING"));
+        live.missed(crate::pace::MissedStep {
+            kind: crate::pace::StepKind::Capture,
+            what: "capture of Iron Ford".into(),
+            reason: "ACTIVE ends in 0.4 s, the step takes about 1.9 s".into(),
+        });
+        let text = live.read(|s| view_lines(s, t(50))).join("\n");
+        assert!(
+            text.contains(
+                " Missed   capture of Iron Ford: ACTIVE ends in 0.4 s, the step takes about 1.9 s"
+            ),
+            "{text}"
+        );
+        let line = live.read(|s| status_line(s, t(50)));
+        assert!(line.ends_with("| 1 step(s) missed"), "{line}");
     }
 
     #[test]

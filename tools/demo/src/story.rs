@@ -1,7 +1,9 @@
 //! The demo war, step by step, through the public HTTP API only: register clans and
 //! territories, form two alliances, declare with short phases, let the allies join, fight
 //! (battles, event batches, captures, resolutions) during ACTIVE, wait for the timers to end
-//! the war, wait for the reward saga, and collect the result.
+//! the war, wait for the reward saga, and collect the result. The steps tied to a phase (joins,
+//! the fight) are paced by the war's clock: one that no longer fits its phase is reported as
+//! missed and the story goes on.
 
 use crate::api::{Api, DemoError};
 use crate::cast::{Cast, ATTACKER, ATTACKER_ALLY, DEFENDER, DEFENDER_ALLY};
@@ -10,6 +12,7 @@ use crate::fight;
 use crate::live::Live;
 use crate::model::{AllianceView, ClanView, RewardsView, Scoreboard, WarView};
 use crate::outcome::{DemoOutcome, RatingChange, RewardRow, RewardTable};
+use crate::pace::{Pacer, StepKind, Window};
 use crate::stream::EventStream;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
@@ -204,14 +207,25 @@ impl Story {
     async fn join(&self, war: &WarView, ally: usize) -> Result<(), DemoError> {
         let clan = &self.cast.clans[ally];
         let body = json!({ "clan_id": clan.id, "side": clan.side.as_str() });
-        let joined: WarView = self
-            .api
-            .post(
-                &format!("/wars/{}/join", war.war_id),
-                Some(&clan.leader),
-                &body,
+        let path = format!("/wars/{}/join", war.war_id);
+        let pacer = Pacer {
+            api: &self.api,
+            live: &self.live,
+            war_id: &war.war_id,
+        };
+        let needed = pacer.needed(&[("POST", &path)]);
+        let joined = pacer
+            .step(
+                StepKind::Join,
+                format!("{} joining the {} side", clan.name, clan.side.as_str()),
+                Window::Rosters,
+                needed,
+                || self.api.post::<WarView>(&path, Some(&clan.leader), &body),
             )
             .await?;
+        let Some(joined) = joined else {
+            return Ok(());
+        };
         self.live.milestone(format!(
             "{} joins the {} side during {}",
             clan.name,
@@ -343,6 +357,7 @@ impl Story {
             ratings,
             rewards: self.reward_table(rewards),
             totals: self.live.totals(),
+            missed: self.live.missed_steps(),
         })
     }
 
