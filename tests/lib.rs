@@ -82,6 +82,69 @@ pub fn unique_tag(test: &str) -> String {
     format!("{test}-{}", &id[..8])
 }
 
+/// What one request cost in AWS calls, as the function counted them (`clanwar_aws::calls`)
+/// and reported in `Server-Timing: aws;dur=..;desc="calls=N round-trips=M"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AwsCalls {
+    pub calls: u32,
+    pub round_trips: u32,
+}
+
+impl AwsCalls {
+    fn parse(header: &str) -> Self {
+        let field = |name: &str| {
+            header
+                .split(|c: char| c == '"' || c.is_whitespace() || c == ';')
+                .find_map(|part| part.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+                .unwrap_or(u32::MAX)
+        };
+        Self {
+            calls: field("calls"),
+            round_trips: field("round-trips"),
+        }
+    }
+}
+
+/// Registers a clan of twelve: a leader, an officer and ten members (`<clan>-m0` .. `-m9`).
+pub async fn register_clan(api: &Api, id: &str, rating: i32) {
+    let members: Vec<String> = (0..10).map(|i| format!("{id}-m{i}")).collect();
+    let body = serde_json::json!({
+        "name": format!("Clan {id}"), "leader_id": format!("{id}-leader"),
+        "officer_ids": [format!("{id}-officer")], "member_ids": members, "level": 20, "rating": rating
+    });
+    let (status, body) = api.put(&format!("/clans/{id}"), None, body).await;
+    assert_eq!(status, 200, "PUT /clans/{id}: {body}");
+}
+
+/// Registers a tier-2 territory owned by `owner` at `(x, 0)`.
+pub async fn register_territory(api: &Api, id: &str, owner: &str, x: f64) {
+    let body = serde_json::json!({ "name": id, "region": "north", "x": x, "y": 0.0, "tier": 2,
+                       "resource_yield": 50, "owner_clan_id": owner });
+    let (status, body) = api.put(&format!("/territories/{id}"), None, body).await;
+    assert_eq!(status, 200, "PUT /territories/{id}: {body}");
+}
+
+/// A declaration with `active_s` seconds of fighting, `ending_s` of ENDING and one second
+/// for each phase before.
+pub fn declaration(
+    attacker: &str,
+    defender: &str,
+    territories: &[String],
+    active_s: u64,
+    ending_s: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "attacker_clan_id": attacker, "defender_clan_id": defender, "territory_ids": territories,
+        "phase_durations": { "declared_s": 1, "preparation_s": 1, "active_s": active_s, "ending_s": ending_s }
+    })
+}
+
+/// When the war (as the API answered it) is due to enter a phase: `"active_at"`, `"ended_at"`.
+pub fn deadline(war: &serde_json::Value, phase: &str) -> chrono::DateTime<chrono::Utc> {
+    serde_json::from_value(war["phase_deadlines"][phase].clone())
+        .unwrap_or_else(|e| panic!("no {phase} deadline ({e}) in {war}"))
+}
+
 /// A client of the local HTTP API (`HttpApi` in resources.json, or `CLANWAR_API_URL`).
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -103,13 +166,39 @@ impl Api {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        self.send_counted(request).await.0
+    }
+
+    /// The reply and the AWS calls the function made for it (its `Server-Timing` header).
+    async fn send_counted(&self, request: reqwest::RequestBuilder) -> (Reply, AwsCalls) {
         let response = request.send().await.expect("the local API answers");
         let status = response.status().as_u16();
+        let calls = response
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .map(AwsCalls::parse)
+            .unwrap_or_default();
         let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-        )
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        ((status, body), calls)
+    }
+
+    /// `GET`, with the AWS calls it cost.
+    pub async fn get_counted(&self, path: &str) -> (Reply, AwsCalls) {
+        self.send_counted(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// `POST`, with the AWS calls it cost.
+    pub async fn post_counted(
+        &self,
+        path: &str,
+        actor: Option<&str>,
+        body: serde_json::Value,
+    ) -> (Reply, AwsCalls) {
+        let request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        self.send_counted(Self::with_actor(request, actor)).await
     }
 
     fn with_actor(

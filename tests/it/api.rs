@@ -4,45 +4,26 @@
 
 use chrono::{DateTime, Utc};
 use clanwar_integration_tests::wait::{until, wait_until, Seen, PATIENCE, SLACK};
-use clanwar_integration_tests::{aws_config, unique_tag, Api, Resources};
+use clanwar_integration_tests::{
+    aws_config, deadline, register_clan, register_territory, unique_tag, Api, Resources,
+};
 use serde_json::{json, Value};
 
-/// Twelve players: a leader, an officer and ten members (`<clan>-m0` .. `<clan>-m9`).
 async fn clan(api: &Api, id: &str, rating: i32) {
-    let members: Vec<String> = (0..10).map(|i| format!("{id}-m{i}")).collect();
-    let body = json!({
-        "name": format!("Clan {id}"), "leader_id": format!("{id}-leader"),
-        "officer_ids": [format!("{id}-officer")], "member_ids": members, "level": 20, "rating": rating
-    });
-    let (status, _) = api.put(&format!("/clans/{id}"), None, body).await;
-    assert_eq!(status, 200);
+    register_clan(api, id, rating).await;
 }
 
 async fn territory(api: &Api, id: &str, owner: &str, x: f64) {
-    let body = json!({ "name": id, "region": "north", "x": x, "y": 0.0, "tier": 2,
-                       "resource_yield": 50, "owner_clan_id": owner });
-    assert_eq!(
-        api.put(&format!("/territories/{id}"), None, body).await.0,
-        200
-    );
+    register_territory(api, id, owner, x).await;
 }
 
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<none>")
 }
 
-/// Phases of `active_s` seconds of fighting, one second everywhere else.
+/// Phases of `active_s` seconds of fighting, one second everywhere else but ENDING (2 s).
 fn declaration(attacker: &str, defender: &str, territories: &[String], active_s: u64) -> Value {
-    json!({
-        "attacker_clan_id": attacker, "defender_clan_id": defender, "territory_ids": territories,
-        "phase_durations": { "declared_s": 1, "preparation_s": 1, "active_s": active_s, "ending_s": 2 }
-    })
-}
-
-/// When the war (as the API answered it) is due to enter a phase: `"active_at"`, `"ended_at"`.
-fn deadline(war: &Value, phase: &str) -> DateTime<Utc> {
-    serde_json::from_value(war["phase_deadlines"][phase].clone())
-        .unwrap_or_else(|e| panic!("no {phase} deadline ({e}) in {war}"))
+    clanwar_integration_tests::declaration(attacker, defender, territories, active_s, 2)
 }
 
 #[tokio::test]

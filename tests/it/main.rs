@@ -3,6 +3,7 @@
 mod api;
 mod demo;
 mod realtime;
+mod scores;
 mod stack;
 mod store;
 mod workflows;

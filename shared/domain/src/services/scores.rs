@@ -79,8 +79,9 @@ enum Verdict {
 /// `ScoreSnapshot` throttling: each service instance remembers when it last emitted a snapshot
 /// per war (build the service once per cold start to make that memory useful), and a snapshot
 /// additionally claims its time slot (`snapshot#<now / interval>`) through the score board's
-/// exactly-once ids, in the same transaction as the event. So however many Lambda instances
-/// ingest for one war, at most one snapshot goes out per slot.
+/// exactly-once ids, side by side with reading the totals. So however many Lambda instances
+/// ingest for one war, at most one snapshot goes out per slot. It is published directly: a
+/// reading of the counters, not a state change, so it needs no outbox entry.
 #[derive(Debug, Clone)]
 pub struct ScoreService {
     deps: Deps,
@@ -296,14 +297,7 @@ impl ScoreService {
         if !war.accepts_score_events(now) || !self.locally_due(&war.war_id, now, interval) {
             return Ok(false);
         }
-        let totals = self
-            .deps
-            .scores
-            .clan_totals(&war.war_id, war.score_shards)
-            .await?;
-        let (attacker_score, defender_score) = scoring::side_totals(war, &totals);
-        let mut tx = Transaction::new();
-        tx.score(ScoreDelta {
+        let slot = ScoreDelta {
             war_id: war.war_id.clone(),
             dedupe_id: format!("snapshot#{}", now.timestamp().div_euclid(interval)),
             shards: war.score_shards,
@@ -311,23 +305,35 @@ impl ScoreService {
             clans: Vec::new(),
             battle_kill: None,
             farm_guard: None,
-        });
-        tx.emit(self.deps.event(
+        };
+        let (totals, claim) = join(
+            self.deps.scores.clan_totals(&war.war_id, war.score_shards),
+            self.deps.scores.apply(slot),
+        )
+        .await;
+        let (totals, claim) = (totals?, claim?);
+        self.remember_snapshot(&war.war_id, now, interval);
+        if claim != ApplyOutcome::Applied {
+            // Another instance took this slot.
+            return Ok(false);
+        }
+        let (attacker_score, defender_score) = scoring::side_totals(war, &totals);
+        let event = self.deps.event(
             Some(&war.war_id),
             war.all_clans(),
             DomainEvent::ScoreSnapshot {
                 attacker_score,
                 defender_score,
             },
-        ));
-        let emitted = match self.deps.commit(tx).await {
-            Ok(()) => true,
-            // Another instance took this slot.
-            Err(DomainError::ConcurrentModification) => false,
-            Err(err) => return Err(err),
-        };
-        self.remember_snapshot(&war.war_id, now, interval);
-        Ok(emitted)
+        );
+        // A snapshot is a reading, not a state change: it goes out directly, not through the
+        // outbox. If publishing fails, this slot has none and the next slot makes it up.
+        self.deps
+            .events
+            .publish(std::slice::from_ref(&event))
+            .await
+            .map_err(|e| DomainError::invalid("snapshot", e.to_string()))?;
+        Ok(true)
     }
 
     fn locally_due(&self, war_id: &WarId, now: DateTime<Utc>, interval: i64) -> bool {

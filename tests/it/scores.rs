@@ -1,0 +1,495 @@
+//! The score pipeline at the seed's load: AWS call budgets of batches and score reads (counted
+//! by the functions themselves), exactly-once under concurrent callers, and the sealed final
+//! tally under batches racing the end of the war.
+//!
+//! The store-level tests here run on the moto stack and again on AWS's DynamoDB Local, which
+//! really runs transactions concurrently (and cancels them with `TransactionConflict`).
+
+use chrono::{DateTime, Duration as Span, Utc};
+use clanwar_aws::{DynamoDbStore, TableConfig};
+use clanwar_domain::ids::{BattleId, ClanId, PlayerId, WarId};
+use clanwar_domain::ports::{ApplyOutcome, FarmGuard, PlayerPoints, ScoreBoard, ScoreDelta};
+use clanwar_domain::war::Side;
+use clanwar_integration_tests::wait::{until, SLACK};
+use clanwar_integration_tests::{
+    aws_config, deadline, declaration, register_clan, register_territory, unique_tag, Api,
+    AwsCalls, Resources,
+};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The budgets: sequential AWS round trips per request.
+const BATCH_ROUND_TRIPS: u32 = 4;
+const SCOREBOARD_ROUND_TRIPS: u32 = 2;
+const PLAYER_ROUND_TRIPS: u32 = 1;
+const WAR_ROUND_TRIPS: u32 = 2;
+
+fn kill(id: &str, at: DateTime<Utc>, killer: (&str, &str), victim: (&str, &str)) -> Value {
+    json!({ "type": "kill", "event_id": id, "occurred_at": at, "killer_id": killer.0, "killer_clan_id": killer.1,
+            "killer_level": 10, "victim_id": victim.0, "victim_clan_id": victim.1, "victim_level": 10 })
+}
+
+/// `n` kills by 25 killers of `by` on distinct victims of `on` (no pair repeats: none farmed).
+fn kills(tag: &str, n: usize, at: DateTime<Utc>, by: &str, on: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            kill(
+                &format!("{tag}-{i}"),
+                at,
+                (&format!("{by}-k{}", i % 25), by),
+                (&format!("{on}-v{tag}-{i}"), on),
+            )
+        })
+        .collect()
+}
+
+/// A war between two new clans, just declared: `(war, attacker, defender)`.
+async fn declared_war(
+    api: &Api,
+    tag: &str,
+    active_s: u64,
+    ending_s: u64,
+) -> (Value, String, String) {
+    let (att, def) = (format!("{tag}-att"), format!("{tag}-def"));
+    register_clan(api, &att, 1000).await;
+    register_clan(api, &def, 1000).await;
+    let land = format!("{tag}-land");
+    register_territory(api, &land, &def, 0.0).await;
+    let (status, war) = api
+        .post(
+            "/wars",
+            Some(&format!("{att}-leader")),
+            declaration(&att, &def, &[land], active_s, ending_s),
+        )
+        .await;
+    assert_eq!(status, 201, "{war}");
+    (war, att, def)
+}
+
+/// A war between two new clans, already ACTIVE: `(war, attacker, defender)`.
+async fn active_war(api: &Api, tag: &str, active_s: u64, ending_s: u64) -> (Value, String, String) {
+    let (war, att, def) = declared_war(api, tag, active_s, ending_s).await;
+    let id = war["war_id"].as_str().unwrap().to_owned();
+    let war = api
+        .wait_for_status(&id, "ACTIVE", until(deadline(&war, "active_at")) + SLACK)
+        .await;
+    (war, att, def)
+}
+
+fn within(what: &str, calls: AwsCalls, round_trips: u32) {
+    println!(
+        "{what:<42} {:>3} AWS calls, {:>2} sequential round trips (budget {round_trips})",
+        calls.calls, calls.round_trips
+    );
+    assert!(
+        calls.round_trips <= round_trips,
+        "{what}: {calls:?} exceeds {round_trips} round trips"
+    );
+}
+
+#[tokio::test]
+async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
+    let api = Api::local();
+    let t = unique_tag("budget");
+    let (war, att, def) = active_war(&api, &t, 600, 2).await;
+    let id = war["war_id"].as_str().unwrap();
+    let events = format!("/wars/{id}/events");
+    let now = Utc::now();
+    for n in [1, 100, 500] {
+        let batch = kills(&format!("{t}-{n}"), n, now, &att, &def);
+        let ((status, body), calls) = api.post_counted(&events, None, json!(batch)).await;
+        assert_eq!(
+            (status, body["accepted"].as_u64()),
+            (200, Some(n as u64)),
+            "{body}"
+        );
+        within(
+            &format!("POST events, {n} new kills"),
+            calls,
+            BATCH_ROUND_TRIPS,
+        );
+        // The writes grow with the keys touched (one transaction per 100 items), not per event.
+        assert!(
+            calls.calls as usize <= 4 + (2 * n + 25).div_ceil(90),
+            "{n} kills took {calls:?}"
+        );
+        let ((status, body), calls) = api.post_counted(&events, None, json!(batch)).await;
+        assert_eq!(
+            (status, body["duplicates"].as_u64()),
+            (200, Some(n as u64)),
+            "{body}"
+        );
+        within(
+            &format!("POST events, the {n} replayed"),
+            calls,
+            BATCH_ROUND_TRIPS,
+        );
+    }
+    // A batch mixing new kills, replays and kills farmed against the table's pair records.
+    let mut mixed = kills(&format!("{t}-100"), 50, now, &att, &def);
+    let fresh = kills(&format!("{t}-mix"), 50, now, &att, &def);
+    mixed.extend(fresh);
+    let farmed: Vec<Value> = kills(&format!("{t}-500"), 50, now, &att, &def)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut k)| {
+            k["event_id"] = json!(format!("{t}-farm-{i}"));
+            k
+        })
+        .collect();
+    mixed.extend(farmed);
+    let ((status, body), calls) = api.post_counted(&events, None, json!(mixed)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(50), Some(50)),
+        "{body}"
+    );
+    let farmed = body["rejected"].as_array().unwrap();
+    assert_eq!(farmed.len(), 50);
+    assert!(farmed.iter().all(|r| r["code"] == "ANTI_FARMING"), "{body}");
+    within(
+        "POST events, 50 new + 50 replayed + 50 farmed",
+        calls,
+        BATCH_ROUND_TRIPS,
+    );
+
+    let ((status, board), calls) = api.get_counted(&format!("/wars/{id}/scoreboard")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        board["sides"]["attacker"]["score"],
+        json!(10 * (1 + 100 + 500 + 50))
+    );
+    within("GET scoreboard", calls, SCOREBOARD_ROUND_TRIPS);
+    let ((status, player), calls) = api
+        .get_counted(&format!("/wars/{id}/players/{att}-k0"))
+        .await;
+    assert_eq!(status, 200, "{player}");
+    within("GET player", calls, PLAYER_ROUND_TRIPS);
+    let ((status, _), calls) = api.get_counted(&format!("/wars/{id}")).await;
+    assert_eq!(status, 200);
+    within("GET war", calls, WAR_ROUND_TRIPS);
+}
+
+/// Side totals as the API shows them after the end: the war, the scoreboard's sides, its clans
+/// per side and its players per side.
+async fn final_views(api: &Api, id: &str, att: &str) -> [(i64, i64); 4] {
+    let (_, war) = api.get(&format!("/wars/{id}")).await;
+    let (_, board) = api.get(&format!("/wars/{id}/scoreboard?limit=100")).await;
+    let score = |v: &Value| v.as_i64().unwrap_or(i64::MIN);
+    let per_side = |rows: &Value, clan: &dyn Fn(&Value) -> bool, points: &str| {
+        rows.as_array().unwrap().iter().fold((0, 0), |(a, d), row| {
+            if clan(row) {
+                (a + score(&row[points]), d)
+            } else {
+                (a, d + score(&row[points]))
+            }
+        })
+    };
+    let players = &board["top_players"];
+    assert!(
+        players.as_array().unwrap().len() < 100,
+        "every player is listed"
+    );
+    [
+        (
+            score(&war["sides"]["attacker"]["score"]),
+            score(&war["sides"]["defender"]["score"]),
+        ),
+        (
+            score(&board["sides"]["attacker"]["score"]),
+            score(&board["sides"]["defender"]["score"]),
+        ),
+        per_side(&board["clans"], &|r| r["side"] == "attacker", "score"),
+        per_side(players, &|r| r["clan_id"] == att, "points"),
+    ]
+}
+
+/// Posts batches of 25 kills (one side per batch, alternating) from four tasks, from the
+/// declaration until the war has ENDED; returns the points the answers said were accepted, per
+/// side. Every kill happened inside ACTIVE: those sent during ENDING are late reports, which
+/// count until the tally seals. (Waiting for ACTIVE first would make the test depend on how
+/// late a loaded machine's timers fire.)
+async fn pound(api: &Api, war: &Value, att: &str, def: &str) -> (i64, i64) {
+    let id = war["war_id"].as_str().unwrap();
+    let (active_at, ending_at) = (deadline(war, "active_at"), deadline(war, "ending_at"));
+    let posters = (0..4).map(|poster| {
+        let (api, id, att, def) = (api.clone(), id.to_owned(), att.to_owned(), def.to_owned());
+        tokio::spawn(async move {
+            let (mut points, mut round) = ((0_i64, 0_i64), 0);
+            loop {
+                let attacker = round % 2 == 0;
+                let (by, on) = if attacker { (&att, &def) } else { (&def, &att) };
+                let at = Utc::now().clamp(active_at, ending_at - Span::milliseconds(200));
+                let batch = kills(&format!("{id}-{poster}-{round}"), 25, at, by, on);
+                let (status, body) = api
+                    .post(&format!("/wars/{id}/events"), None, json!(batch))
+                    .await;
+                assert_eq!(
+                    status, 200,
+                    "a batch racing the end is answered, not failed: {body}"
+                );
+                let accepted = body["accepted"].as_i64().unwrap();
+                for r in body["rejected"].as_array().unwrap() {
+                    let code = r["code"].as_str().unwrap();
+                    assert!(
+                        ["SCORING_CLOSED", "WAR_NOT_ACCEPTING_EVENTS"].contains(&code),
+                        "unexpected rejection {r}"
+                    );
+                }
+                if attacker {
+                    points.0 += 10 * accepted;
+                } else {
+                    points.1 += 10 * accepted;
+                }
+                round += 1;
+                if accepted == 0 {
+                    let (_, war) = api.get(&format!("/wars/{id}")).await;
+                    if war["status"] == "ENDED" {
+                        return points;
+                    }
+                    // Not ACTIVE yet: no need to hammer the stack meanwhile.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        })
+    });
+    let mut total = (0, 0);
+    for poster in futures_util::future::join_all(posters).await {
+        let (a, d) = poster.expect("poster");
+        total = (total.0 + a, total.1 + d);
+    }
+    total
+}
+
+#[tokio::test]
+async fn batches_racing_the_end_of_the_war_are_counted_everywhere_or_refused() {
+    let api = Api::local();
+    // Two wars at once, each pounded by four callers across ACTIVE → ENDING → ENDED. ACTIVE
+    // is long enough that timers firing late on a loaded machine still leave time to score.
+    let wars = (0..2).map(|i| {
+        let api = api.clone();
+        async move {
+            let t = unique_tag(&format!("seal{i}"));
+            let (war, att, def) = declared_war(&api, &t, 20, 5).await;
+            let id = war["war_id"].as_str().unwrap().to_owned();
+            let accepted = pound(&api, &war, &att, &def).await;
+            let views = final_views(&api, &id, &att).await;
+            (id, accepted, views)
+        }
+    });
+    for (id, accepted, views) in futures_util::future::join_all(wars).await {
+        let [war, board, clans, players] = views;
+        assert!(accepted.0 > 0 && accepted.1 > 0, "war {id} scored nothing");
+        assert_eq!(
+            war, accepted,
+            "war {id}: side scores vs. what the answers accepted"
+        );
+        assert_eq!(board, war, "war {id}: scoreboard sides");
+        assert_eq!(clans, war, "war {id}: clan scores per side");
+        assert_eq!(players, war, "war {id}: player points per side");
+    }
+}
+
+// ---- the store itself: moto stack, then DynamoDB Local ------------------------------------
+
+/// Counter shards of the made-up wars of these tests.
+const SHARDS: u32 = 8;
+
+async fn store() -> DynamoDbStore {
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    DynamoDbStore::new(
+        client,
+        TableConfig {
+            table: Resources::load().name("WarTable"),
+        },
+    )
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+        + Span::seconds(seconds)
+}
+
+/// A kill of `victim` by `killer` (of `clan`) worth 10, in battle `b1`.
+fn kill_delta(
+    war: &WarId,
+    id: &str,
+    killer: &str,
+    victim: &str,
+    clan: &ClanId,
+    s: i64,
+) -> ScoreDelta {
+    let killer_id = PlayerId::new(killer).unwrap();
+    ScoreDelta {
+        war_id: war.clone(),
+        dedupe_id: id.to_owned(),
+        shards: SHARDS,
+        players: vec![PlayerPoints {
+            player_id: killer_id.clone(),
+            clan_id: clan.clone(),
+            points: 10,
+        }],
+        clans: vec![(clan.clone(), 10)],
+        battle_kill: Some((BattleId::new("b1").unwrap(), Side::Attacker)),
+        farm_guard: Some(FarmGuard {
+            killer_id,
+            victim_id: PlayerId::new(victim).unwrap(),
+            occurred_at: at(s),
+            window_s: 300,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn one_batch_posted_by_eight_callers_at_once_counts_once() {
+    let store = Arc::new(store().await);
+    let tag = unique_tag("eight");
+    let war = WarId::new(format!("{tag}-war")).unwrap();
+    let clan = ClanId::new(format!("{tag}-red")).unwrap();
+    // 500 kills by 50 killers on distinct victims, and every 50th pair twice (farmed).
+    let mut batch: Vec<ScoreDelta> = (0..500)
+        .map(|i| {
+            kill_delta(
+                &war,
+                &format!("k{i}"),
+                &format!("p{}", i % 50),
+                &format!("v{i}"),
+                &clan,
+                0,
+            )
+        })
+        .collect();
+    batch.extend((0..10).map(|i| {
+        kill_delta(
+            &war,
+            &format!("again{i}"),
+            &format!("p{}", (i * 50) % 50),
+            &format!("v{}", i * 50),
+            &clan,
+            60,
+        )
+    }));
+    let callers = (0..8).map(|_| {
+        let (store, batch) = (store.clone(), batch.clone());
+        tokio::spawn(async move { store.apply_batch(batch).await })
+    });
+    let mut applied = vec![0; batch.len()];
+    for outcome in futures_util::future::join_all(callers).await {
+        let outcomes = outcome
+            .expect("caller")
+            .expect("a batch is applied or retried, never lost");
+        for (i, o) in outcomes.iter().enumerate() {
+            if *o == ApplyOutcome::Applied {
+                applied[i] += 1;
+            }
+            if i >= 500 {
+                assert_ne!(*o, ApplyOutcome::Applied, "a farmed kill scored");
+            }
+        }
+    }
+    assert!(
+        applied[..500].iter().all(|n| *n == 1),
+        "each kill applied by exactly one caller"
+    );
+    let totals = store.clan_totals(&war, SHARDS).await.unwrap();
+    assert_eq!(totals[&clan], 5_000);
+    let players = store.all_players(&war, SHARDS).await.unwrap();
+    assert_eq!(players.len(), 50);
+    assert!(
+        players.iter().all(|p| p.points == 100),
+        "10 kills of 10 points each"
+    );
+    let kills = store
+        .battle_kills(&war, SHARDS, &BattleId::new("b1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(kills.attacker, 500);
+    // A replay afterwards: every one a duplicate, nothing changes.
+    let replay = store.apply_batch(batch).await.unwrap();
+    assert!(replay.iter().all(|o| *o == ApplyOutcome::Duplicate));
+    assert_eq!(store.clan_totals(&war, SHARDS).await.unwrap()[&clan], 5_000);
+}
+
+#[tokio::test]
+async fn batches_racing_the_seal_are_in_the_sealed_totals_or_refused_whole() {
+    let store = Arc::new(store().await);
+    let tag = unique_tag("seal");
+    let war = WarId::new(format!("{tag}-war")).unwrap();
+    let clan = ClanId::new(format!("{tag}-red")).unwrap();
+    let sealed = Arc::new(AtomicBool::new(false));
+    let writers = (0..4).map(|w| {
+        let (store, war, clan, sealed) = (store.clone(), war.clone(), clan.clone(), sealed.clone());
+        tokio::spawn(async move {
+            let mut applied = 0_i64;
+            let mut after_seal = 0;
+            for round in 0.. {
+                let seal_returned = sealed.load(Ordering::SeqCst);
+                let batch: Vec<ScoreDelta> = (0..25)
+                    .map(|i| {
+                        let id = format!("w{w}-r{round}-{i}");
+                        kill_delta(&war, &id, &format!("p{w}-{i}"), &id, &clan, 0)
+                    })
+                    .collect();
+                let outcomes = store.apply_batch(batch).await.expect("applied or refused");
+                applied += 10
+                    * outcomes
+                        .iter()
+                        .filter(|o| **o == ApplyOutcome::Applied)
+                        .count() as i64;
+                // A batch started after the seal returned is refused whole.
+                if seal_returned {
+                    after_seal += 1;
+                }
+                if seal_returned {
+                    assert!(
+                        outcomes.iter().all(|o| *o == ApplyOutcome::Sealed),
+                        "{outcomes:?}"
+                    );
+                }
+                if after_seal == 3 {
+                    return applied;
+                }
+            }
+            unreachable!()
+        })
+    });
+    let writers: Vec<_> = writers.collect();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let totals = store.seal(&war, SHARDS).await.unwrap();
+    sealed.store(true, Ordering::SeqCst);
+    let mut applied = 0;
+    for writer in writers {
+        applied += writer.await.expect("writer");
+    }
+    assert!(applied > 0, "some batches landed before the seal");
+    assert_eq!(
+        totals.get(&clan).copied().unwrap_or(0),
+        applied,
+        "sealed totals = what was accepted"
+    );
+    assert_eq!(
+        store.clan_totals(&war, SHARDS).await.unwrap(),
+        totals,
+        "nothing landed after the seal"
+    );
+    let players: i64 = store
+        .all_players(&war, SHARDS)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.points)
+        .sum();
+    assert_eq!(
+        players, applied,
+        "player points agree with the sealed totals"
+    );
+    assert_eq!(
+        store.seal(&war, SHARDS).await.unwrap(),
+        totals,
+        "sealing again returns the same"
+    );
+}
