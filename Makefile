@@ -9,7 +9,7 @@ export AWS_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 
-.PHONY: help test unit-test lint fmt run bench emulator-up emulator-down ddb-local-up ddb-local-down
+.PHONY: help test unit-test lint fmt run bench capacity emulator-up emulator-down ddb-local-up ddb-local-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ fmt: ## Format the code
 run: ## Local stack + a demo war through the public API, then serve until Ctrl-C (DEMO=0: serve only)
 	DEMO=$(DEMO) scripts/run.sh
 
+capacity: ## Capacity model of the score path: WCU per partition key at the seed's load (docs/scores.md)
+	$(CARGO) test -p clanwar-aws --lib --locked capacity -- --nocapture
+
 bench: ## Domain benchmarks (criterion): nearby query cell index vs full scan, event judging, reward plan
 	$(CARGO) bench -p clanwar-domain --bench domain -- --warm-up-time 1 --measurement-time 3
 
@@ -51,12 +54,12 @@ bench: ## Domain benchmarks (criterion): nearby query cell index vs full scan, e
 .PHONY: build deploy
 STAGE ?= dev
 PHASE_MIN_SECONDS ?= 60
-SCORE_SHARDS ?= 8
+SCORE_SHARDS ?= 16
 ALARM_EMAIL ?=
 
 build: ## Lambda artefacts for AWS: cargo-lambda, arm64, release -> target/lambda/<fn>/bootstrap
 	scripts/build-lambdas.sh
 
-deploy: ## Deploy to AWS with SAM: STAGE=dev PHASE_MIN_SECONDS=60 SCORE_SHARDS=8 ALARM_EMAIL= [GUIDED=1]
+deploy: ## Deploy to AWS with SAM: STAGE=dev PHASE_MIN_SECONDS=60 SCORE_SHARDS=16 ALARM_EMAIL= [GUIDED=1]
 	STAGE=$(STAGE) PHASE_MIN_SECONDS=$(PHASE_MIN_SECONDS) SCORE_SHARDS=$(SCORE_SHARDS) \
 	    ALARM_EMAIL=$(ALARM_EMAIL) scripts/deploy.sh

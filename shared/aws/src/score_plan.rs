@@ -602,3 +602,169 @@ mod tests {
         }
     }
 }
+
+/// The capacity model of the score path (SPEC §6, §12): write units per partition key from
+/// the sizes of the items this module writes, for the seed's load. Run it with
+/// `make capacity` (it prints its tables); it fails if any key exceeds half its limit or a
+/// kill costs more than three write units.
+#[cfg(test)]
+mod capacity {
+    use super::*;
+
+    /// DynamoDB's item size: attribute names plus values (numbers: ~1 byte per two digits + 1).
+    fn size(attributes: &[(&str, usize)]) -> usize {
+        attributes
+            .iter()
+            .map(|(name, value)| name.len() + value)
+            .sum()
+    }
+    fn number(digits: usize) -> usize {
+        digits.div_ceil(2) + 1
+    }
+    /// Write units of one write of an item of `bytes` (transactional writes cost double).
+    fn wcu(bytes: usize, transactional: bool) -> f64 {
+        let units = bytes.div_ceil(1024) as f64;
+        if transactional {
+            2.0 * units
+        } else {
+            units
+        }
+    }
+
+    const ID: usize = 36; // a UUID
+    const PARTITION_WCU: f64 = 1_000.0;
+
+    struct Sizes {
+        pair: usize,
+        player: usize,
+        clan_shard: usize,
+        battle_shard: usize,
+    }
+
+    fn sizes(clans_per_war: usize, kills_per_pair: usize) -> Sizes {
+        let war = WarId::new("0".repeat(ID)).unwrap();
+        let p = PlayerId::new("0".repeat(ID)).unwrap();
+        let b = BattleId::new("0".repeat(ID)).unwrap();
+        let key = |(pk, sk): (String, String)| [("pk", pk.len()), ("sk", sk.len())];
+        let pair = size(&[
+            key(farm_key(&war, &p, &p))[0],
+            key(farm_key(&war, &p, &p))[1],
+            ("last_at", number(13)),
+            ("expires_at", number(10)),
+            ("ids", ID * kills_per_pair),
+        ]);
+        let player = size(&[
+            key(player_key(&war, &p))[0],
+            key(player_key(&war, &p))[1],
+            ("player_id", ID),
+            ("clan_id", ID),
+            ("gsi2pk", player_index_partition(&war, 15).len()),
+            ("gsi2sk", number(7)),
+        ]);
+        let clan = (2 + ID, number(9));
+        let mut shard = vec![
+            key(clan_shard_key(&war, 15))[0],
+            key(clan_shard_key(&war, 15))[1],
+            ("sealed", number(13)),
+        ];
+        shard.extend(std::iter::repeat_n(
+            ("c_", clan.0 + clan.1 - 2),
+            clans_per_war,
+        ));
+        let battle_shard = size(&[
+            key(battle_kills_key(&war, &b, 15))[0],
+            key(battle_kills_key(&war, &b, 15))[1],
+            ("attacker_kills", number(6)),
+            ("defender_kills", number(6)),
+        ]);
+        Sizes {
+            pair,
+            player,
+            clan_shard: size(&shard),
+            battle_shard,
+        }
+    }
+
+    /// One load profile: `events` kills per second in one war, in batches of `batch` events
+    /// (a battle's second), each with `players` distinct scoring players.
+    struct Profile {
+        name: &'static str,
+        events: f64,
+        batch: usize,
+        players: usize,
+        shards: u32,
+    }
+
+    /// `(partition key, WCU/s)` rows of one war under `profile`, and WCU per kill.
+    fn model(profile: &Profile) -> (Vec<(&'static str, f64)>, f64) {
+        let s = sizes(6, 3);
+        let batches = profile.events / profile.batch as f64;
+        // Chunks per batch: one item per kill, one per player, a shard and a battle item each.
+        let items = profile.batch + profile.players;
+        let chunks = items.div_ceil(MAX_TRANSACTION_ITEMS - 2) as f64;
+        let per_batch = profile.batch as f64 * wcu(s.pair, true)
+            + profile.players as f64 * wcu(s.player, true)
+            + chunks * (wcu(s.clan_shard, true) + wcu(s.battle_shard, true));
+        let shards = f64::from(profile.shards);
+        let player_updates = batches * profile.players as f64;
+        let rows = vec![
+            // A pair scores at most once per 5 min; each kill touches a new pair item.
+            (
+                "FARM#<war>#<killer>#<victim> (one pair)",
+                wcu(s.pair, true) / 300.0,
+            ),
+            // A player is in at most one battle: one write per batch-second.
+            ("PSCORE#<war>#<player> (one player)", wcu(s.player, true)),
+            (
+                "SCORE#<war>#<shard> (clan counters)",
+                batches * chunks / shards * wcu(s.clan_shard, true),
+            ),
+            (
+                "KILLS#<war>#<battle>#<shard>",
+                chunks / shards * wcu(s.battle_shard, true),
+            ),
+            // Moving a sort key in the index is a delete and a put, each of the projected item.
+            (
+                "gsi2 WARPTS#<war>#<shard> (top players)",
+                player_updates * 2.0 * wcu(s.player, false) / shards,
+            ),
+        ];
+        (rows, per_batch / profile.batch as f64)
+    }
+
+    #[test]
+    fn no_partition_key_exceeds_half_its_write_capacity_at_the_seeds_load() {
+        let s = sizes(6, 3);
+        println!(
+            "item sizes (bytes): pair record {}, player {}, clan shard {} (6 clans), battle shard {}",
+            s.pair, s.player, s.clan_shard, s.battle_shard
+        );
+        let profiles = [
+            Profile { name: "burst: 10,000 kills/s in one war, 20 battles x 500 events/s, 40 scoring players each", events: 10_000.0, batch: 500, players: 40, shards: 16 },
+            Profile { name: "busy battles: 10,000 kills/s, 100 players per battle-second", events: 10_000.0, batch: 500, players: 100, shards: 16 },
+            Profile { name: "typical: 500 kills/s in one war (x 100 wars: separate keys)", events: 500.0, batch: 50, players: 20, shards: 16 },
+        ];
+        for profile in &profiles {
+            let (rows, per_kill) = model(profile);
+            println!("\n{} ({} shards)", profile.name, profile.shards);
+            println!("  {:<44} {:>9} {:>7}", "partition key", "WCU/s", "of 1000");
+            for (key, load) in &rows {
+                println!(
+                    "  {key:<44} {load:>9.1} {:>6.1}%",
+                    100.0 * load / PARTITION_WCU
+                );
+                assert!(
+                    *load <= PARTITION_WCU / 2.0,
+                    "{key} at {load} WCU/s in '{}'",
+                    profile.name
+                );
+            }
+            println!("  write units per accepted kill: {per_kill:.2} (table; index writes above)");
+            assert!(
+                per_kill <= 3.0,
+                "{per_kill} WCU per kill in '{}'",
+                profile.name
+            );
+        }
+    }
+}
