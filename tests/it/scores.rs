@@ -345,7 +345,7 @@ fn kill_delta(
 }
 
 #[tokio::test]
-async fn one_batch_posted_by_eight_callers_at_once_counts_once() {
+async fn one_batch_posted_by_eight_callers_at_once_after_a_crash_half_way_counts_once() {
     let store = Arc::new(store().await);
     let tag = unique_tag("eight");
     let war = WarId::new(format!("{tag}-war")).unwrap();
@@ -373,6 +373,9 @@ async fn one_batch_posted_by_eight_callers_at_once_counts_once() {
             60,
         )
     }));
+    // A caller that crashed half way through: the first half is applied, the rest is not.
+    let half = store.apply_batch(batch[..250].to_vec()).await.unwrap();
+    assert!(half.iter().all(|o| *o == ApplyOutcome::Applied));
     let callers = (0..8).map(|_| {
         let (store, batch) = (store.clone(), batch.clone());
         tokio::spawn(async move { store.apply_batch(batch).await })
@@ -392,8 +395,12 @@ async fn one_batch_posted_by_eight_callers_at_once_counts_once() {
         }
     }
     assert!(
-        applied[..500].iter().all(|n| *n == 1),
-        "each kill applied by exactly one caller"
+        applied[..250].iter().all(|n| *n == 0),
+        "the half applied before the crash is not applied again"
+    );
+    assert!(
+        applied[250..500].iter().all(|n| *n == 1),
+        "each other kill applied by exactly one caller"
     );
     let totals = store.clan_totals(&war, SHARDS).await.unwrap();
     assert_eq!(totals[&clan], 5_000);

@@ -286,6 +286,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_503_tells_the_client_when_to_retry_and_others_do_not() {
+        let busy = HttpResponse::error(&DomainError::Unavailable(
+            clanwar_domain::ports::StoreError::Contention { attempts: 5 },
+        ));
+        assert_eq!(busy.status, 503);
+        assert_eq!(
+            busy.headers,
+            vec![("retry-after", RETRY_AFTER_S.to_string())]
+        );
+        assert!(HttpResponse::error(&DomainError::ConcurrentModification)
+            .headers
+            .is_empty());
+    }
+
+    #[test]
+    fn server_timing_names_the_calls_and_round_trips() {
+        let tally = calls::CallTally {
+            calls: 7,
+            round_trips: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            server_timing(&tally),
+            "aws;dur=0.0;desc=\"calls=7 round-trips=2\""
+        );
+    }
+
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
