@@ -310,14 +310,22 @@ impl ScoreBoard for DynamoDbStore {
                     .expression_attribute_values(":p", s(partition.clone()))
             })
         });
-        let mut all = Vec::new();
-        let mut seen = HashSet::new();
+        let mut listed = HashSet::new();
         for item in try_join_all(reads).await?.iter().flatten() {
-            let score = player_score(item)?;
-            if seen.insert(score.player_id.clone()) {
-                all.push(score);
-            }
+            listed.insert(player_score(item)?.player_id);
         }
+        // The index is eventually consistent; the points come from the items themselves, read
+        // strongly consistent (this read feeds the reward plan, right after the seal).
+        let keys = listed
+            .iter()
+            .map(|player| key_item(player_key(war, player)))
+            .collect();
+        let mut all = self
+            .batch_get(keys, true, None)
+            .await?
+            .iter()
+            .map(player_score)
+            .collect::<Result<Vec<_>, _>>()?;
         all.sort_by(|a, b| a.player_id.cmp(&b.player_id));
         Ok(all)
     }
