@@ -565,24 +565,27 @@ impl Store for DynamoDbStore {
         Ok(Page { items, next_cursor })
     }
 
+    /// Every cell's query side by side: one round trip however many cells the circle touches.
     async fn territories_in_cells(&self, cells: &[CellId]) -> Result<Vec<Territory>, StoreError> {
+        let partitions: Vec<String> = cells.iter().map(cell_partition).collect();
+        let queries = partitions.iter().map(|partition| {
+            self.query_all(move || {
+                self.client
+                    .query()
+                    .table_name(self.table())
+                    .index_name("gsi1")
+                    .key_condition_expression("gsi1pk = :cell")
+                    .expression_attribute_values(":cell", s(partition.clone()))
+            })
+        });
         let mut territories = Vec::new();
-        for cell in cells {
-            let partition = cell_partition(cell);
-            let items = self
-                .query_all(|| {
-                    self.client
-                        .query()
-                        .table_name(self.table())
-                        .index_name("gsi1")
-                        .key_condition_expression("gsi1pk = :cell")
-                        .expression_attribute_values(":cell", s(partition.clone()))
-                })
-                .await?;
-            for item in items {
-                if let Record::Territory(t) = decode_record(item)? {
-                    territories.push(t);
-                }
+        for item in futures_util::future::try_join_all(queries)
+            .await?
+            .into_iter()
+            .flatten()
+        {
+            if let Record::Territory(t) = decode_record(item)? {
+                territories.push(t);
             }
         }
         Ok(territories)
