@@ -295,6 +295,8 @@ impl WarService {
     ) -> DomainResult<War> {
         let war = self.deps.war(war_id).await?;
         if war.surrendered_by.as_ref() == Some(clan_id) {
+            // A repeated surrender re-drives what may not have happened the first time.
+            self.after_early_end(&war).await?;
             return Ok(war);
         }
         let clan = self.deps.clan(clan_id).await?;
@@ -405,6 +407,11 @@ impl WarService {
     pub async fn finish(&self, war_id: &WarId) -> DomainResult<(War, Advance)> {
         let war = self.deps.war(war_id).await?;
         if war.status.is_terminal() {
+            // A retried tally (e.g. after a timeout that followed the commit) still makes sure
+            // the reward saga runs; starting it twice is a no-op.
+            if war.status == WarStatus::Ended {
+                self.start_rewards(&war).await?;
+            }
             return Ok((war, Advance::AlreadyDone));
         }
         war.clone().conclude(
@@ -978,6 +985,14 @@ mod tests {
         let (again_war, again) = w.wars.finish(&war.war_id).await.unwrap();
         assert_eq!(again, Advance::AlreadyDone);
         assert_eq!(again_war.final_clan_scores, ended.final_clan_scores);
+        // A retried tally (the first may have died before starting them) starts the rewards.
+        let starts =
+            w.h.workflows
+                .calls()
+                .iter()
+                .filter(|c| **c == WorkflowCall::StartRewards(war.war_id.clone()))
+                .count();
+        assert_eq!(starts, 2);
         // The counters were sealed: a late score write changes nothing.
         let late = ScoreDelta {
             war_id: war.war_id.clone(),
