@@ -51,13 +51,17 @@ step "local AWS stack ($AWS_ENDPOINT_URL)"
 scripts/localaws.sh up
 
 step "all Rust tests (unit, adapter, integration against the stack)"
-$CARGO test --workspace --locked
+# The store contract gets a table of its own (the stack's table has the outbox relay on its
+# stream); same definition, from the template.
+.venv/bin/python tools/localaws/create_table.py --endpoint "$AWS_ENDPOINT_URL" \
+    --name clanwar-contract >/dev/null
+CLANWAR_CONTRACTTABLE=clanwar-contract $CARGO test --workspace --locked
 
 step "store contract on DynamoDB Local (port $DDB_LOCAL_PORT)"
 DDB_LOCAL_PORT="$DDB_LOCAL_PORT" scripts/dynamodb-local.sh up
 DDB_ENDPOINT="http://127.0.0.1:$DDB_LOCAL_PORT"
 .venv/bin/python tools/localaws/create_table.py --endpoint "$DDB_ENDPOINT" --name clanwar-contract
-AWS_ENDPOINT_URL="$DDB_ENDPOINT" CLANWAR_WARTABLE=clanwar-contract \
+AWS_ENDPOINT_URL="$DDB_ENDPOINT" CLANWAR_WARTABLE=clanwar-contract CLANWAR_CONTRACTTABLE=clanwar-contract \
     $CARGO test -p clanwar-integration-tests --test integration --locked -- \
     store::dynamodb_store_passes_the_store_contract \
     store::concurrent_duplicated_score_events_are_applied_exactly_once \

@@ -13,6 +13,8 @@ use wait::{wait_until, Seen};
 #[derive(Debug, Clone)]
 pub struct Resources {
     resources: serde_json::Map<String, serde_json::Value>,
+    /// The local stack's state directory (its function logs are in `logs/`).
+    dir: PathBuf,
 }
 
 impl Resources {
@@ -28,7 +30,24 @@ impl Resources {
             .and_then(|raw| serde_json::from_str::<serde_json::Value>(&raw).ok())
             .and_then(|json| json.get("resources").and_then(|r| r.as_object()).cloned())
             .unwrap_or_default();
-        Self { resources }
+        Self { resources, dir }
+    }
+
+    /// The `AwsCalls` metric lines (EMF) a function of the stack has logged so far, as
+    /// CloudWatch would extract them: one per invocation, with its `Operation`, `AwsCalls`,
+    /// `AwsRoundTrips` and context such as the task's `WarId`.
+    pub fn aws_call_metrics(&self, function_logical: &str) -> Vec<serde_json::Value> {
+        let log = self
+            .dir
+            .join("logs")
+            .join(format!("{}.log", self.name(function_logical)));
+        let text = std::fs::read_to_string(&log)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", log.display()));
+        text.lines()
+            .filter_map(|line| line.find('{').map(|at| &line[at..]))
+            .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+            .filter(|metric| metric.get("AwsRoundTrips").is_some())
+            .collect()
     }
 
     fn attribute(&self, logical: &str, names: &[&str]) -> String {
@@ -199,6 +218,19 @@ impl Api {
     ) -> (Reply, AwsCalls) {
         let request = self.http.post(format!("{}{path}", self.base)).json(&body);
         self.send_counted(Self::with_actor(request, actor)).await
+    }
+
+    /// `PUT`, with the AWS calls it cost.
+    pub async fn put_counted(&self, path: &str, body: serde_json::Value) -> (Reply, AwsCalls) {
+        let request = self.http.put(format!("{}{path}", self.base)).json(&body);
+        self.send_counted(request).await
+    }
+
+    /// `DELETE`, with the AWS calls it cost.
+    pub async fn delete_counted(&self, path: &str, actor: &str) -> (Reply, AwsCalls) {
+        let request = self.http.delete(format!("{}{path}", self.base));
+        self.send_counted(Self::with_actor(request, Some(actor)))
+            .await
     }
 
     fn with_actor(

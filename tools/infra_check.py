@@ -84,19 +84,19 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     Requirement(
         r"\broutes::wars::", "routes::wars: declarations start the declare-war saga (with_"
-        "declaration_saga), its StartLifecycle step the lifecycle; surrender / cancel stop the "
-        "lifecycle and start the rewards",
+        "declaration_saga), its StartLifecycle step the lifecycle, its compensation stops it",
         ("DECLARE_WAR_STATE_MACHINE_ARN", "LIFECYCLE_STATE_MACHINE_ARN",
          "REWARDS_STATE_MACHINE_ARN"),
         (("states:StartExecution", "sm:DECLARE_WAR_STATE_MACHINE_ARN"),
          ("states:StartExecution", "sm:LIFECYCLE_STATE_MACHINE_ARN"),
-         ("states:StopExecution", "exec:LIFECYCLE_STATE_MACHINE_ARN"),
-         ("states:StartExecution", "sm:REWARDS_STATE_MACHINE_ARN")),
+         ("states:StopExecution", "exec:LIFECYCLE_STATE_MACHINE_ARN")),
     ),
     Requirement(
-        r"\broutes::phases::", "routes::phases: the final tally starts the reward saga",
+        r"\broutes::phases::", "routes::phases: a war's end (its events) starts the reward saga "
+        "and stops the lifecycle after a surrender or cancellation",
         ("LIFECYCLE_STATE_MACHINE_ARN", "REWARDS_STATE_MACHINE_ARN"),
-        (("states:StartExecution", "sm:REWARDS_STATE_MACHINE_ARN"),),
+        (("states:StartExecution", "sm:REWARDS_STATE_MACHINE_ARN"),
+         ("states:StopExecution", "exec:LIFECYCLE_STATE_MACHINE_ARN")),
     ),
     Requirement(
         r"\broutes::realtime::handle_ws\b", "realtime_from_env() + handle_ws: connect, "
@@ -706,6 +706,15 @@ def check_operations(template: dict, report: Report, root: Path = ROOT) -> None:
         redrive = resolved((res.get("Properties") or {}).get("RedrivePolicy")) or {}
         if redrive:
             dlq_arns[redrive.get("deadLetterTargetArn")] = lid
+    # A stream event source's on-failure destination is a dead-letter queue too.
+    for lid, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in ((res.get("Properties") or {}).get("Events") or {}).values():
+            failure = (((event.get("Properties") or {}).get("DestinationConfig") or {})
+                       .get("OnFailure") or {})
+            if failure.get("Type") == "SQS":
+                dlq_arns[resolved(failure.get("Destination"))] = lid
     queue_by_arn = {stack.created[lid].attrs["Arn"]: lid for lid, r in resources.items()
                     if r["Type"] == "AWS::SQS::Queue"}
     dlqs = {queue_by_arn[arn] for arn in dlq_arns if arn in queue_by_arn}

@@ -1,6 +1,7 @@
 //! Integration tests against the local AWS emulator: one test binary, one module per area.
 
 mod api;
+mod budgets;
 mod demo;
 mod realtime;
 mod scores;

@@ -584,6 +584,24 @@ async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_o
     );
     let lifecycle = w.finished(&w.lifecycle_arn, id.as_str(), PATIENCE).await;
     assert_eq!(lifecycle.status, ExecutionStatus::Succeeded);
+    // Every phase move and the final tally stayed within 4 sequential AWS round trips (the
+    // phase-controller's own count, from its metrics).
+    let tasks: Vec<Value> = Resources::load()
+        .aws_call_metrics("PhaseControllerFunction")
+        .into_iter()
+        .filter(|m| m["WarId"] == id.as_str() && m["Operation"] == "task advance")
+        .collect();
+    assert!(
+        tasks.len() >= 4,
+        "three phase moves and the tally: {tasks:?}"
+    );
+    for task in &tasks {
+        println!(
+            "phase-controller task: {} AWS calls, {} round trips",
+            task["AwsCalls"], task["AwsRoundTrips"]
+        );
+        assert!(task["AwsRoundTrips"].as_u64().unwrap() <= 4, "{task}");
+    }
 
     let rewards = w.finished(&w.rewards_arn, id.as_str(), SLACK).await;
     assert_eq!(rewards.status, ExecutionStatus::Succeeded, "{rewards:?}");

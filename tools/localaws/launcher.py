@@ -45,10 +45,11 @@ if __package__ in (None, ""):  # run as a script: make `localaws` importable
 from localaws.apigw import ApiRegistry, invoke_function
 from localaws.cfn_yaml import load_template
 from localaws.ddb_lock import local_moto_server_class
+from localaws.ddb_streams import StreamMappings
 from localaws.lambda_bridge import LambdaBridge
 from localaws.provisioner import Provisioner
 from localaws.schedules import Scheduler
-from localaws.sqs_esm import EsmPoller, install_batch_item_failures
+from localaws.sqs_esm import EsmPoller, install_async_delivery, install_batch_item_failures
 from localaws.template import Stack, TemplateError
 
 log = logging.getLogger("localaws")
@@ -134,7 +135,8 @@ def _parameters(args: argparse.Namespace, template: dict) -> dict[str, str]:
 
 
 def _provision(args: argparse.Namespace, endpoint: str, region: str,
-               bridge: LambdaBridge, apis: ApiRegistry, scheduler: Scheduler) -> Stack:
+               bridge: LambdaBridge, apis: ApiRegistry, scheduler: Scheduler,
+               streams: StreamMappings) -> Stack:
     template = load_template(args.template)
     params = _parameters(args, template)
     stack = Stack(template, parameters=params, region=region, account_id=ACCOUNT_ID)
@@ -143,7 +145,7 @@ def _provision(args: argparse.Namespace, endpoint: str, region: str,
         f"clanwar-{stack.parameters.get('Stage', 'local')}"
     Provisioner(stack, endpoint=endpoint, template_dir=args.template.parent,
                 register_binary=bridge.register_binary, apis=apis,
-                schedules=scheduler).provision()
+                schedules=scheduler, streams=streams).provision()
     return stack
 
 
@@ -233,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     api_servers: list = []
     scheduler = None
+    streams = StreamMappings(invoke_function, region)
     try:
         apis = ApiRegistry.from_env()
         scheduler = Scheduler(invoke_function, _speedup())
@@ -241,10 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         server = _start_moto(host, port)
         bridge.install()
         install_batch_item_failures()
+        install_async_delivery()
+        streams.install()
         _configure_moto(endpoint)
-        stack = _provision(args, endpoint, region, bridge, apis, scheduler)
+        stack = _provision(args, endpoint, region, bridge, apis, scheduler, streams)
         api_servers = _serve_apis(apis)
         poller.start()
+        streams.start()
         scheduler.start()
         _write_state(state_dir, stack, endpoint, args.template, apis)
         log.info("local stack ready: %d resources from %s (Lambda binaries from %s)",
@@ -270,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         if scheduler is not None:
             scheduler.stop()
         poller.stop()
+        streams.stop()
         bridge.shutdown()
         if server is not None:
             server.stop()

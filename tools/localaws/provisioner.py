@@ -20,6 +20,7 @@ from collections.abc import Callable
 import boto3
 
 from .apigw import ApiRegistry, LocalApi, Route, function_arn_from_uri
+from .ddb_streams import StreamMappings
 from .schedules import Scheduler, parse_input
 from .template import Physical, Stack, TemplateError
 
@@ -85,12 +86,14 @@ class Provisioner:
         register_binary: Callable[[str, str], None] = lambda function, binary: None,
         apis: ApiRegistry | None = None,
         schedules: Scheduler | None = None,
+        streams: StreamMappings | None = None,
     ):
         self.stack = stack
         self.template_dir = template_dir
         self.register_binary = register_binary
         self.apis = apis or ApiRegistry()
         self.schedules = schedules or Scheduler(lambda arn, event: ("{}", False))
+        self.streams = streams or StreamMappings(lambda arn, event: ("{}", False))
         session = boto3.session.Session(
             aws_access_key_id="test", aws_secret_access_key="test", region_name=stack.region
         )
@@ -345,6 +348,10 @@ def _function_events(p: Provisioner, logical_id: str, function: str, function_ar
                 FunctionResponseTypes=props.get("FunctionResponseTypes"),
                 MaximumBatchingWindowInSeconds=props.get("MaximumBatchingWindowInSeconds"),
             ))
+        elif kind == "DynamoDB":
+            # Delivered by the launcher's stream pollers (filters, batches, retries, partial
+            # batch failures), not by moto inside each write: see ddb_streams.py.
+            p.streams.add(f"{logical_id}.Events.{event_id}", function_arn, props)
         elif kind == "HttpApi":
             _http_api_event(p, f"{logical_id}.Events.{event_id}", function_arn, props)
         elif kind == "Schedule":

@@ -1,14 +1,19 @@
 """Makes moto's SQS -> Lambda event source mappings behave closer to AWS.
 
 moto delivers a queue's messages to its mapped function only inside SendMessage (synchronously,
-one message per invocation) and never polls again. So, in moto alone, a message whose invocation
-failed is made visible again but never retried, its receive count never reaches the redrive
-policy's maxReceiveCount, and messages sent before the mapping existed (or delayed ones) stay put.
+one message per invocation) and never polls again. So, in moto alone, a sender waits for the
+consumer (EventBridge's PutEvents waits for every rule target's function), a message whose
+invocation failed is made visible again but never retried, its receive count never reaches the
+redrive policy's maxReceiveCount, and messages sent before the mapping existed (or delayed ones)
+stay put.
 
 This module adds:
-- a poller thread that re-drives visible messages of mapped queues every `interval` seconds,
-  so failures are retried and, after maxReceiveCount receives, land in the DLQ (much faster than
-  AWS, which waits for the visibility timeout: tests stay short);
+- asynchronous delivery, as Lambda's pollers do on AWS: SendMessage only enqueues and wakes the
+  poller, which delivers each mapped queue's messages in its own worker (one batch in flight per
+  queue), so no sender waits for a consumer;
+- retries: a batch that failed becomes visible again and is re-driven every `interval` seconds,
+  so after maxReceiveCount receives it lands in the DLQ (much faster than AWS, which waits for
+  the visibility timeout: tests stay short);
 - ReportBatchItemFailures: when the mapping enables it and the function answers
   {"batchItemFailures": [...]} with entries, the message counts as failed (moto ignores the
   answer). moto sends one-record batches, so a reported item is the whole batch.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger("localaws.sqs")
@@ -65,31 +71,64 @@ def install_batch_item_failures() -> None:
     LambdaFunction._invoke_lambda = _invoke_lambda
 
 
-class EsmPoller:
-    """Background re-drive of SQS queues that have Lambda event source mappings."""
+_wake = threading.Event()
+_swap = threading.Lock()
 
-    def __init__(self, interval: float = 1.0):
+
+def install_async_delivery() -> None:
+    """SendMessage no longer runs the mapped function itself: it enqueues and wakes the poller."""
+    from moto.sqs.models import Queue
+
+    original = Queue.add_message
+    if getattr(original, "_localaws_async", False):
+        return
+
+    def add_message(self: Any, message: Any) -> None:
+        with _swap:  # the mappings are hidden from moto's inline delivery, then put back
+            mappings = self.lambda_event_source_mappings
+            self.lambda_event_source_mappings = {}
+            try:
+                original(self, message)
+            finally:
+                self.lambda_event_source_mappings = mappings
+        if mappings:
+            _wake.set()
+
+    add_message._localaws_async = True  # type: ignore[attr-defined]
+    Queue.add_message = add_message
+
+
+class EsmPoller:
+    """Delivers the messages of SQS queues that have Lambda event source mappings."""
+
+    def __init__(self, interval: float = 1.0, workers: int = 8):
         self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-esm-poller", daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqs-esm")
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        _wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            _wake.wait(self.interval)
+            _wake.clear()
             try:
                 self.poll_once()
             except Exception:
                 log.exception("SQS event source mapping poll failed")
 
-    @staticmethod
-    def poll_once() -> None:
+    def poll_once(self) -> None:
         from moto.sqs.models import sqs_backends
 
         for regions in list(sqs_backends.values()):
@@ -97,18 +136,39 @@ class EsmPoller:
                 for queue in list(backend.queues.values()):
                     for function_arn, esm in list(queue.lambda_event_source_mappings.items()):
                         if esm.enabled and queue.messages:
-                            _deliver_batch(backend, queue, function_arn, esm)
+                            self._drain_in_worker(backend, queue, function_arn, esm)
+
+    def _drain_in_worker(self, backend: Any, queue: Any, function_arn: str, esm: Any) -> None:
+        key = f"{queue.queue_arn}|{function_arn}"
+        with self._busy_lock:
+            if key in self._busy:
+                return
+            self._busy.add(key)
+
+        def drain() -> None:
+            try:
+                # Until the queue is empty or a batch fails (a failure waits for the next tick).
+                while not self._stop.is_set() and _deliver_batch(backend, queue, function_arn, esm):
+                    pass
+            except Exception:
+                log.exception("SQS delivery to %s failed", function_arn)
+            finally:
+                with self._busy_lock:
+                    self._busy.discard(key)
+
+        self._pool.submit(drain)
 
 
-def _deliver_batch(sqs_backend: Any, queue: Any, function_arn: str, esm: Any) -> None:
-    """The same steps moto runs inside SendMessage (moto/sqs/models.py Queue.add_message)."""
+def _deliver_batch(sqs_backend: Any, queue: Any, function_arn: str, esm: Any) -> bool:
+    """The steps moto runs inside SendMessage (moto/sqs/models.py Queue.add_message); whether
+    a batch was delivered successfully."""
     from moto.awslambda.utils import get_backend
 
     messages = sqs_backend.receive_message(
         queue.name, esm.batch_size, 0, queue.visibility_timeout
     )
     if not messages:
-        return
+        return False
     ok = get_backend(queue.account_id, queue.region).send_sqs_batch(
         function_arn, messages, queue.queue_arn
     )
@@ -119,3 +179,4 @@ def _deliver_batch(sqs_backend: Any, queue: Any, function_arn: str, esm: Any) ->
             sqs_backend.change_message_visibility(
                 queue.name, message.receipt_handle, visibility_timeout=0
             )
+    return bool(ok)

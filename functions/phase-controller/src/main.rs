@@ -1,10 +1,18 @@
-//! `phase-controller` Lambda: tasks of the war-lifecycle state machine.
+//! `phase-controller` Lambda: tasks of the war-lifecycle state machine, and the follow-up of a
+//! war's end from the war-endings queue (start the reward saga, stop the timers).
 
 use clanwar_edge::{deps_from_env, routes, tasks, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let deps = deps_from_env().await?;
-    tasks::serve(|task| routes::phases::handle(&deps, task)).await
+    let deps = &deps_from_env().await?;
+    tasks::serve_with_queue(
+        |task| routes::phases::handle(deps, task),
+        |record| async move {
+            let body = record.body.as_deref().unwrap_or_default();
+            routes::phases::react(deps, body).await
+        },
+    )
+    .await
 }

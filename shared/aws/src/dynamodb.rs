@@ -467,6 +467,24 @@ impl Store for DynamoDbStore {
         out.item.map(decode_record).transpose()
     }
 
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Fetched, StoreError> {
+        let wanted: Vec<(String, String)> = keys.iter().map(record_key).collect();
+        // One request may not name a key twice.
+        let distinct: std::collections::BTreeSet<&(String, String)> = wanted.iter().collect();
+        let request = distinct.into_iter().cloned().map(key_item).collect();
+        let mut found: HashMap<(String, String), Record> = HashMap::new();
+        for item in self.batch_get(request, true, None).await? {
+            let key = (
+                string(&item, "pk").unwrap_or_default(),
+                string(&item, "sk").unwrap_or_default(),
+            );
+            found.insert(key, decode_record(item)?);
+        }
+        Ok(Fetched::new(
+            wanted.iter().map(|key| found.get(key).cloned()).collect(),
+        ))
+    }
+
     async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
         let mut items = TxItems::default();
         for (index, write) in tx.writes.iter().enumerate() {
@@ -608,6 +626,27 @@ impl Store for DynamoDbStore {
             .into_iter()
             .map(Invitation::try_from)
             .collect()
+    }
+}
+
+/// Whether a stream record's key is an outbox entry's (the relay's event source filter
+/// selects these on AWS; this check keeps the relay right wherever the filter is not applied).
+pub fn is_outbox_key(pk: &str) -> bool {
+    pk.starts_with(OUTBOX_PREFIX)
+}
+
+/// The event an outbox entry carries, from the entry's item image (a stream record's
+/// `NewImage`); `None` when the image is not an outbox entry.
+pub fn outbox_event(image: &serde_dynamo::Item) -> Result<Option<EventEnvelope>, StoreError> {
+    let pk = match image.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) if is_outbox_key(pk) => pk,
+        _ => return Ok(None),
+    };
+    match image.get("event") {
+        Some(serde_dynamo::AttributeValue::S(body)) => serde_json::from_str(body)
+            .map(Some)
+            .map_err(|e| corrupt(pk, e)),
+        _ => Err(corrupt(pk, "outbox entry without its event")),
     }
 }
 

@@ -69,8 +69,11 @@ pub(crate) fn battle_kills_key(
 }
 
 /// Outbox entries live in a few partitions so a burst of state changes does not heat one.
+/// What every outbox entry's partition key starts with.
+pub(crate) const OUTBOX_PREFIX: &str = "OUTBOX#";
+
 pub(crate) fn outbox_partition(shard: u32) -> String {
-    format!("OUTBOX#{shard}")
+    format!("{OUTBOX_PREFIX}{shard}")
 }
 
 /// FNV-1a: a stable hash for choosing shards (the same input always lands on the same shard).

@@ -31,11 +31,22 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
+    /// Like the table's stream and its relay: committed events are delivered here at once.
+    stream: Option<MemoryPublisher>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose committed outbox events reach `publisher` right after each commit, as
+    /// the stream relay does on AWS; events it refuses stay in the outbox.
+    pub fn streaming_to(publisher: MemoryPublisher) -> Self {
+        Self {
+            stream: Some(publisher),
+            ..Self::default()
+        }
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
@@ -47,6 +58,27 @@ impl MemoryStore {
             });
         }
         Ok(inner)
+    }
+
+    /// Applies every write or none.
+    fn commit_now(&self, tx: Transaction) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        // DynamoDB refuses two operations on one item in a transaction; so do we, to catch bugs.
+        let mut seen = HashSet::new();
+        for write in &tx.writes {
+            if let Some(key) = write_key(write) {
+                if !seen.insert(key.clone()) {
+                    return Err(StoreError::Invalid(format!("two writes to {key}")));
+                }
+            }
+        }
+        for (index, write) in tx.writes.iter().enumerate() {
+            inner.check(index, write)?;
+        }
+        for write in tx.writes {
+            inner.apply(write);
+        }
+        Ok(())
     }
 
     /// Fault injection: every call fails with `Unavailable` while switched off.
@@ -210,21 +242,12 @@ impl Store for MemoryStore {
     }
 
     async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        // DynamoDB refuses two operations on one item in a transaction; so do we, to catch bugs.
-        let mut seen = HashSet::new();
-        for write in &tx.writes {
-            if let Some(key) = write_key(write) {
-                if !seen.insert(key.clone()) {
-                    return Err(StoreError::Invalid(format!("two writes to {key}")));
-                }
+        let events = tx.events();
+        self.commit_now(tx)?;
+        if let Some(stream) = self.stream.as_ref().filter(|_| !events.is_empty()) {
+            if stream.publish(&events).await.is_ok() {
+                self.acknowledge(&events).await?;
             }
-        }
-        for (index, write) in tx.writes.iter().enumerate() {
-            inner.check(index, write)?;
-        }
-        for write in tx.writes {
-            inner.apply(write);
         }
         Ok(())
     }

@@ -373,6 +373,14 @@ pub struct Page<T> {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError>;
+    /// Several records in one round trip (strongly consistent), in the order of `keys`.
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Fetched, StoreError> {
+        let mut records = Vec::with_capacity(keys.len());
+        for key in keys {
+            records.push(self.get(key).await?);
+        }
+        Ok(Fetched::new(records))
+    }
     /// Applies every write or none; a failed condition is `StoreError::Conflict`.
     async fn commit(&self, tx: Transaction) -> Result<(), StoreError>;
     /// A clan's wars, newest declaration first, optionally only those in `status`.
@@ -406,6 +414,36 @@ pub trait StoreExt: Store {
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}
+
+/// What [`Store::get_many`] found: one slot per key asked for, taken in that order.
+#[derive(Debug)]
+pub struct Fetched(std::vec::IntoIter<Option<Record>>);
+
+impl Fetched {
+    pub fn new(records: Vec<Option<Record>>) -> Self {
+        Self(records.into_iter())
+    }
+
+    /// The next key's record, as its type (`None` if it does not exist).
+    pub fn one<R>(&mut self) -> Result<Option<R>, StoreError>
+    where
+        R: TryFrom<Record, Error = StoreError>,
+    {
+        match self.0.next() {
+            Some(Some(record)) => Ok(Some(R::try_from(record)?)),
+            Some(None) => Ok(None),
+            None => Err(StoreError::Invalid("fewer records than keys".into())),
+        }
+    }
+
+    /// The records of the next `n` keys, as one type.
+    pub fn many<R>(&mut self, n: usize) -> Result<Vec<Option<R>>, StoreError>
+    where
+        R: TryFrom<Record, Error = StoreError>,
+    {
+        (0..n).map(|_| self.one()).collect()
+    }
+}
 
 /// The outbox: events committed but not yet confirmed as published.
 #[async_trait]

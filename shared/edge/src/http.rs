@@ -255,7 +255,7 @@ where
         }
     };
     let tally = calls::snapshot();
-    telemetry::aws_calls(&route, &tally);
+    telemetry::aws_calls(&route, &tally, &[]);
     response
         .headers
         .push(("server-timing", server_timing(&tally)));

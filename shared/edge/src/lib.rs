@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod outbox;
 pub mod routes;
 pub mod sqs;
 pub mod tasks;

@@ -3,6 +3,8 @@
 //! without holding up the others.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use clanwar_domain::events::EventEnvelope;
+use clanwar_domain::{DomainError, DomainResult};
 use std::future::Future;
 use tracing::Instrument;
 
@@ -25,10 +27,19 @@ where
             failures.push(failure);
         }
     }
-    crate::telemetry::aws_calls("sqs", &clanwar_aws::calls::snapshot());
+    crate::telemetry::aws_calls("sqs", &clanwar_aws::calls::snapshot(), &[]);
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response
+}
+
+/// The domain event in a message that an EventBridge rule put on a queue (its `detail`; a
+/// bare envelope is accepted too, e.g. a message redriven by hand).
+pub fn bus_event(body: &str) -> DomainResult<EventEnvelope> {
+    let message: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| DomainError::invalid("message", e.to_string()))?;
+    let detail = message.get("detail").cloned().unwrap_or(message);
+    serde_json::from_value(detail).map_err(|e| DomainError::invalid("detail", e.to_string()))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use crate::http::{self, HttpRequest, HttpResponse};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use clanwar_domain::{DomainError, DomainResult};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
@@ -29,11 +30,18 @@ fn failed(err: DomainError) -> TaskError {
     TaskError(err)
 }
 
-/// Runs one task with its AWS calls counted and reported (`AwsCalls` metrics).
-async fn counted<T>(task: impl std::future::Future<Output = T>) -> T {
+/// Runs one task with its AWS calls counted and reported (`AwsCalls` metrics by the task's
+/// `action`, with its `war_id` as a property).
+async fn counted<T>(input: &Value, task: impl std::future::Future<Output = T>) -> T {
     clanwar_aws::calls::reset();
     let output = task.await;
-    crate::telemetry::aws_calls("task", &clanwar_aws::calls::snapshot());
+    let field = |name: &str| input.get(name).and_then(Value::as_str).unwrap_or_default();
+    let operation = format!("task {}", field("action"));
+    crate::telemetry::aws_calls(
+        operation.trim_end(),
+        &clanwar_aws::calls::snapshot(),
+        &[("WarId", field("war_id"))],
+    );
     output
 }
 
@@ -47,8 +55,12 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<I>| async move {
-            counted(handler(event.payload)).await.map_err(failed)
+        move |event: LambdaEvent<Value>| async move {
+            let input: I = serde_json::from_value(event.payload.clone())
+                .map_err(|e| failed(DomainError::invalid("task", e.to_string())))?;
+            counted(&event.payload, handler(input))
+                .await
+                .map_err(failed)
         },
     ))
     .await
@@ -83,8 +95,48 @@ where
                 );
             }
             let input: I =
-                serde_json::from_value(event.payload).map_err(|e| malformed("task", e))?;
-            let output = counted(tasks(input)).await.map_err(failed)?;
+                serde_json::from_value(event.payload.clone()).map_err(|e| malformed("task", e))?;
+            let output = counted(&event.payload, tasks(input))
+                .await
+                .map_err(failed)?;
+            Ok::<_, TaskError>(serde_json::to_value(output).expect("task outputs serialise"))
+        },
+    ))
+    .await
+}
+
+/// The Lambda entry of a function that runs Step Functions tasks and consumes an SQS queue:
+/// SQS events carry `Records`, task inputs do not. Queue records are handled one by one with
+/// partial batch failures ([`crate::sqs::each_record`]).
+pub async fn serve_with_queue<I, O, T, TFut, Q, QFut>(
+    tasks: T,
+    records: Q,
+) -> Result<(), lambda_runtime::Error>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    T: Fn(I) -> TFut,
+    TFut: std::future::Future<Output = DomainResult<O>>,
+    Q: Fn(SqsMessage) -> QFut,
+    QFut: std::future::Future<Output = DomainResult<()>>,
+{
+    let (tasks, records) = (&tasks, &records);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<Value>| async move {
+            let malformed = |what: &str, e: serde_json::Error| {
+                failed(DomainError::invalid(what, e.to_string()))
+            };
+            if event.payload.get("Records").is_some() {
+                let batch: SqsEvent =
+                    serde_json::from_value(event.payload).map_err(|e| malformed("event", e))?;
+                let response = crate::sqs::each_record(batch, records).await;
+                return Ok(serde_json::to_value(response).expect("responses serialise"));
+            }
+            let input: I =
+                serde_json::from_value(event.payload.clone()).map_err(|e| malformed("task", e))?;
+            let output = counted(&event.payload, tasks(input))
+                .await
+                .map_err(failed)?;
             Ok::<_, TaskError>(serde_json::to_value(output).expect("task outputs serialise"))
         },
     ))

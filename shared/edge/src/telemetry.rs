@@ -37,9 +37,10 @@ pub fn metric(name: &str, value: f64, unit: &str, dimensions: &[(&str, &str)]) {
 }
 
 /// The AWS calls of one invocation (`clanwar_aws::calls`), as two metrics of one EMF line:
-/// `AwsCalls` and `AwsRoundTrips` by `Operation` (the route or the event source).
-pub fn aws_calls(operation: &str, tally: &clanwar_aws::calls::CallTally) {
-    let line = json!({
+/// `AwsCalls` and `AwsRoundTrips` by `Operation` (the route, the task's action or the event
+/// source). `context` adds searchable properties (not dimensions), such as the task's war.
+pub fn aws_calls(operation: &str, tally: &clanwar_aws::calls::CallTally, context: &[(&str, &str)]) {
+    let mut line = json!({
         "_aws": {
             "Timestamp": chrono::Utc::now().timestamp_millis(),
             "CloudWatchMetrics": [{
@@ -56,5 +57,8 @@ pub fn aws_calls(operation: &str, tally: &clanwar_aws::calls::CallTally) {
         "AwsRoundTrips": tally.round_trips,
         "AwsOperations": tally.operations,
     });
+    for (key, value) in context {
+        line[*key] = json!(value);
+    }
     println!("{line}");
 }

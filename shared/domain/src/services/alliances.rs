@@ -64,15 +64,24 @@ impl AllianceService {
         clan_id: &ClanId,
         actor: &PlayerId,
     ) -> DomainResult<Invitation> {
-        let alliance = self.alliance(alliance_id).await?;
-        let members = self.members(&alliance).await?;
+        let mut fetched = self
+            .deps
+            .store
+            .get_many(&[
+                RecordKey::Alliance(alliance_id.clone()),
+                RecordKey::Clan(clan_id.clone()),
+                RecordKey::Invitation(alliance_id.clone(), clan_id.clone()),
+            ])
+            .await?;
+        let alliance = found_alliance(alliance_id, fetched.one()?)?;
+        let clan = found_clan(clan_id, fetched.one()?)?;
+        let existing: Option<Invitation> = fetched.one()?;
+        let (members, wars) = self.members_and_wars(&alliance, &clan).await?;
         require_officer_of_any(&alliance, &members, actor)?;
-        let clan = self.deps.clan(clan_id).await?;
         if alliance.is_member(clan_id) {
             return Err(DomainError::AlreadyInAlliance(clan_id.clone()));
         }
         require_unallied(&clan)?;
-        let existing = self.find_invitation(alliance_id, clan_id).await?;
         if existing.as_ref().is_some_and(|i| !i.is_expired(self.now())) {
             return Err(DomainError::AlreadyInvited {
                 alliance_id: alliance_id.clone(),
@@ -80,7 +89,7 @@ impl AllianceService {
             });
         }
         alliance.require_room(self.deps.rules.max_alliance_size)?;
-        self.require_not_at_war(&clan, &members).await?;
+        require_not_at_war(&clan, &members, &wars)?;
         let mut invitation = Invitation::new(
             alliance_id.clone(),
             clan_id.clone(),
@@ -113,16 +122,25 @@ impl AllianceService {
         clan_id: &ClanId,
         actor: &PlayerId,
     ) -> DomainResult<Alliance> {
-        let mut clan = self.deps.clan(clan_id).await?;
+        let mut fetched = self
+            .deps
+            .store
+            .get_many(&[
+                RecordKey::Clan(clan_id.clone()),
+                RecordKey::Alliance(alliance_id.clone()),
+                RecordKey::Invitation(alliance_id.clone(), clan_id.clone()),
+            ])
+            .await?;
+        let mut clan = found_clan(clan_id, fetched.one()?)?;
         require_role(&clan, actor, Role::Officer)?;
-        let mut alliance = self.alliance(alliance_id).await?;
-        let invitation = self.invitation(alliance_id, clan_id).await?;
+        let mut alliance = found_alliance(alliance_id, fetched.one()?)?;
+        let invitation = found_invitation(alliance_id, clan_id, fetched.one()?)?;
         invitation.require_live(self.now())?;
         require_unallied(&clan)?;
         alliance.require_room(self.deps.rules.max_alliance_size)?;
         // A war may have started since the invitation: the rule holds at joining time too.
-        let members = self.members(&alliance).await?;
-        self.require_not_at_war(&clan, &members).await?;
+        let (members, wars) = self.members_and_wars(&alliance, &clan).await?;
+        require_not_at_war(&clan, &members, &wars)?;
         alliance.admit(clan_id);
         clan.alliance_id = Some(alliance_id.clone());
         let mut tx = Transaction::new();
@@ -145,9 +163,17 @@ impl AllianceService {
         clan_id: &ClanId,
         actor: &PlayerId,
     ) -> DomainResult<()> {
-        let clan = self.deps.clan(clan_id).await?;
+        let mut fetched = self
+            .deps
+            .store
+            .get_many(&[
+                RecordKey::Clan(clan_id.clone()),
+                RecordKey::Invitation(alliance_id.clone(), clan_id.clone()),
+            ])
+            .await?;
+        let clan = found_clan(clan_id, fetched.one()?)?;
         require_role(&clan, actor, Role::Officer)?;
-        let invitation = self.invitation(alliance_id, clan_id).await?;
+        let invitation = found_invitation(alliance_id, clan_id, fetched.one()?)?;
         let mut tx = Transaction::new();
         tx.delete(
             RecordKey::Invitation(alliance_id.clone(), clan_id.clone()),
@@ -163,9 +189,17 @@ impl AllianceService {
         clan_id: &ClanId,
         actor: &PlayerId,
     ) -> DomainResult<Alliance> {
-        let mut clan = self.deps.clan(clan_id).await?;
+        let mut fetched = self
+            .deps
+            .store
+            .get_many(&[
+                RecordKey::Clan(clan_id.clone()),
+                RecordKey::Alliance(alliance_id.clone()),
+            ])
+            .await?;
+        let mut clan = found_clan(clan_id, fetched.one()?)?;
         require_role(&clan, actor, Role::Officer)?;
-        let mut alliance = self.alliance(alliance_id).await?;
+        let mut alliance = found_alliance(alliance_id, fetched.one()?)?;
         alliance.remove(clan_id)?;
         let mut tx = Transaction::new();
         tx.update(&mut alliance);
@@ -191,7 +225,7 @@ impl AllianceService {
     /// are left to the table's TTL: accepting one now finds no alliance.
     pub async fn dissolve(&self, alliance_id: &AllianceId, actor: &PlayerId) -> DomainResult<()> {
         let alliance = self.alliance(alliance_id).await?;
-        let members = self.members(&alliance).await?;
+        let (members, _) = self.members_and_wars(&alliance, None).await?;
         let founder = members
             .iter()
             .find(|c| c.clan_id == alliance.founder_clan_id)
@@ -217,13 +251,14 @@ impl AllianceService {
     }
 
     pub async fn get(&self, alliance_id: &AllianceId) -> DomainResult<AllianceView> {
-        let alliance = self.alliance(alliance_id).await?;
+        let (alliance, invitations) = futures_util::future::join(
+            self.alliance(alliance_id),
+            self.deps.store.invitations_of_alliance(alliance_id),
+        )
+        .await;
+        let alliance = alliance?;
         let now = self.now();
-        let mut invitations: Vec<Invitation> = self
-            .deps
-            .store
-            .invitations_of_alliance(alliance_id)
-            .await?
+        let mut invitations: Vec<Invitation> = invitations?
             .into_iter()
             .filter(|i| !i.is_expired(now))
             .collect();
@@ -239,63 +274,45 @@ impl AllianceService {
     }
 
     async fn alliance(&self, id: &AllianceId) -> DomainResult<Alliance> {
-        self.deps
-            .store
-            .load(RecordKey::Alliance(id.clone()))
-            .await?
-            .ok_or_else(|| DomainError::AllianceNotFound(id.clone()))
+        found_alliance(
+            id,
+            self.deps
+                .store
+                .load(RecordKey::Alliance(id.clone()))
+                .await?,
+        )
     }
 
-    async fn find_invitation(
+    /// In one read: the alliance's member clans and, when a clan is about to join, the wars it
+    /// is fighting (only wars it shares with a member can put them on opposite sides; at most
+    /// `max_concurrent_wars`). A war missing from the store is stale bookkeeping, not a war.
+    async fn members_and_wars(
         &self,
-        alliance_id: &AllianceId,
-        clan_id: &ClanId,
-    ) -> DomainResult<Option<Invitation>> {
-        Ok(self
-            .deps
-            .store
-            .load(RecordKey::Invitation(alliance_id.clone(), clan_id.clone()))
-            .await?)
-    }
-
-    async fn invitation(
-        &self,
-        alliance_id: &AllianceId,
-        clan_id: &ClanId,
-    ) -> DomainResult<Invitation> {
-        self.find_invitation(alliance_id, clan_id)
-            .await?
-            .ok_or_else(|| DomainError::InvitationNotFound {
-                alliance_id: alliance_id.clone(),
-                clan_id: clan_id.clone(),
-            })
-    }
-
-    async fn members(&self, alliance: &Alliance) -> DomainResult<Vec<Clan>> {
-        let mut clans = Vec::with_capacity(alliance.member_clan_ids.len());
-        for id in &alliance.member_clan_ids {
-            clans.push(self.deps.clan(id).await?);
-        }
-        Ok(clans)
-    }
-
-    /// Only wars the clan shares with a member can put them on opposite sides, so only those
-    /// (at most `max_concurrent_wars` per clan) are read.
-    async fn require_not_at_war(&self, clan: &Clan, members: &[Clan]) -> DomainResult<()> {
-        let shared: BTreeSet<&WarId> = members
+        alliance: &Alliance,
+        joining: impl Into<Option<&Clan>>,
+    ) -> DomainResult<(Vec<Clan>, Vec<War>)> {
+        let war_ids: Vec<WarId> = joining
+            .into()
+            .map(|clan| clan.active_war_ids.clone())
+            .unwrap_or_default();
+        let mut keys: Vec<RecordKey> = alliance
+            .member_clan_ids
             .iter()
-            .flat_map(|m| &m.active_war_ids)
-            .filter(|w| clan.is_in_war(w))
+            .cloned()
+            .map(RecordKey::Clan)
             .collect();
-        let mut wars: Vec<War> = Vec::with_capacity(shared.len());
-        for war_id in shared {
-            // A war missing from the store is stale bookkeeping, not a war being fought.
-            if let Some(war) = self.deps.store.load(RecordKey::War(war_id.clone())).await? {
-                wars.push(war);
-            }
+        keys.extend(war_ids.iter().cloned().map(RecordKey::War));
+        let mut fetched = self.deps.store.get_many(&keys).await?;
+        let mut members = Vec::with_capacity(alliance.member_clan_ids.len());
+        for id in &alliance.member_clan_ids {
+            members.push(found_clan(id, fetched.one()?)?);
         }
-        let member_ids: Vec<ClanId> = members.iter().map(|m| m.clan_id.clone()).collect();
-        alliance::require_not_at_war_with_members(&clan.clan_id, &member_ids, &wars)
+        let wars = fetched
+            .many::<War>(war_ids.len())?
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok((members, wars))
     }
 
     fn formed(&self, alliance: &Alliance, clan_id: &ClanId) -> EventEnvelope {
@@ -310,6 +327,41 @@ impl AllianceService {
             },
         )
     }
+}
+
+fn found_alliance(id: &AllianceId, alliance: Option<Alliance>) -> DomainResult<Alliance> {
+    alliance.ok_or_else(|| DomainError::AllianceNotFound(id.clone()))
+}
+
+fn found_clan(id: &ClanId, clan: Option<Clan>) -> DomainResult<Clan> {
+    clan.ok_or_else(|| DomainError::ClanNotFound(id.clone()))
+}
+
+fn found_invitation(
+    alliance_id: &AllianceId,
+    clan_id: &ClanId,
+    invitation: Option<Invitation>,
+) -> DomainResult<Invitation> {
+    invitation.ok_or_else(|| DomainError::InvitationNotFound {
+        alliance_id: alliance_id.clone(),
+        clan_id: clan_id.clone(),
+    })
+}
+
+/// The joining clan must not be at war with any member (wars as read with the members).
+fn require_not_at_war(clan: &Clan, members: &[Clan], wars: &[War]) -> DomainResult<()> {
+    let shared: BTreeSet<&WarId> = members
+        .iter()
+        .flat_map(|m| &m.active_war_ids)
+        .filter(|w| clan.is_in_war(w))
+        .collect();
+    let wars: Vec<War> = wars
+        .iter()
+        .filter(|w| shared.contains(&w.war_id))
+        .cloned()
+        .collect();
+    let member_ids: Vec<ClanId> = members.iter().map(|m| m.clan_id.clone()).collect();
+    alliance::require_not_at_war_with_members(&clan.clan_id, &member_ids, &wars)
 }
 
 fn require_unallied(clan: &Clan) -> DomainResult<()> {

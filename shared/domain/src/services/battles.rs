@@ -124,8 +124,20 @@ impl BattleService {
         winner_side: Side,
         at: DateTime<Utc>,
     ) -> DomainResult<(Battle, Transaction)> {
-        let mut war = self.deps.war(war_id).await?;
-        let mut battle = self.load(war_id, battle_id).await?;
+        let mut fetched = self
+            .deps
+            .store
+            .get_many(&[
+                RecordKey::War(war_id.clone()),
+                RecordKey::Battle(war_id.clone(), battle_id.clone()),
+            ])
+            .await?;
+        let mut war: War = fetched
+            .one()?
+            .ok_or_else(|| DomainError::WarNotFound(war_id.clone()))?;
+        let mut battle: Battle = fetched
+            .one()?
+            .ok_or_else(|| DomainError::BattleNotFound(battle_id.clone()))?;
         // The bonus is a score event: it counts if the battle ended during ACTIVE (SPEC §2, §6).
         war.require_scoring_at(at)?;
         battle.resolve(winner_side, at)?;

@@ -1,5 +1,7 @@
 //! Domain services: each public operation reads aggregates through the ports, applies the pure
-//! rules, and commits one [`Transaction`] (state + outbox events) — then publishes best effort.
+//! rules, and commits one [`Transaction`] (state + outbox events). Publishing is not on the
+//! caller's path: the table's stream hands committed outbox entries to the relay
+//! ([`outbox::deliver`]), and a periodic sweep ([`outbox::relay`]) catches any it missed.
 
 use crate::clan::{Clan, Role};
 use crate::config::Rules;
@@ -55,8 +57,8 @@ pub struct MemoryHandles {
 impl Deps {
     /// Services wired to in-memory fakes, at the fake clock's time.
     pub fn in_memory(rules: Rules, clock: FakeClock) -> (Self, MemoryHandles) {
-        let store = MemoryStore::new();
         let events = MemoryPublisher::default();
+        let store = MemoryStore::streaming_to(events.clone());
         let workflows = MemoryWorkflows::default();
         let deps = Self {
             store: Arc::new(store.clone()),
@@ -88,13 +90,9 @@ impl Deps {
         EventEnvelope::new(id, self.clock.now(), war_id.cloned(), clan_ids, event)
     }
 
-    /// Commits the transaction, then publishes its events. A publish failure is not an error:
-    /// the events stay in the outbox and the relay delivers them later.
+    /// Commits the transaction: state and outbox events together, or nothing.
     pub async fn commit(&self, tx: Transaction) -> DomainResult<()> {
-        let events = tx.events();
-        self.store.commit(tx).await?;
-        outbox::publish_committed(self, &events).await;
-        Ok(())
+        Ok(self.store.commit(tx).await?)
     }
 
     pub async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {

@@ -1,57 +1,62 @@
-//! Outbox delivery: events are committed with their state change, published right after the
-//! commit, and re-published by the relay if that first attempt failed (no event is ever lost).
+//! Outbox delivery. Events are committed in the same transaction as their state change, so
+//! there is no state change without its event and no event without its state change. They
+//! are published off the caller's path: the table's stream hands each new outbox entry to
+//! [`deliver`] (outbox-relay), and a periodic [`relay`] sweep publishes any entry the stream
+//! could not deliver. Consumers deduplicate by `event_id`, so a crash between publishing and
+//! acknowledging only causes a harmless re-delivery.
 
 use super::Deps;
 use crate::events::EventEnvelope;
+use crate::ids::EventId;
 use crate::ports::StoreError;
+use chrono::Duration;
 
-/// Publishes just-committed events and removes them from the outbox; failures are left for
-/// [`relay`].
-pub(crate) async fn publish_committed(deps: &Deps, events: &[EventEnvelope]) {
-    if events.is_empty() {
-        return;
-    }
-    match deps.events.publish(events).await {
-        Ok(()) => {
-            if let Err(err) = deps.outbox.acknowledge(events).await {
-                tracing::warn!(error = %err, "outbox acknowledge failed; relay will republish");
-            }
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, failed = err.failed.len(), "publish failed; left in outbox");
-        }
-    }
-}
-
-/// What one relay pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What one delivery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelayReport {
     pub published: usize,
-    pub failed: usize,
+    /// Events the bus refused: they stay in the outbox for a later attempt.
+    pub failed: Vec<EventId>,
 }
 
-/// Publishes up to `limit` pending outbox events, oldest first. Consumers deduplicate by
-/// `event_id`, so a crash between publish and acknowledge only causes a harmless re-delivery.
-pub async fn relay(deps: &Deps, limit: usize) -> Result<RelayReport, StoreError> {
-    let pending = deps.outbox.pending(limit).await?;
-    if pending.is_empty() {
+/// Publishes committed outbox events and removes the published ones from the outbox.
+pub async fn deliver(deps: &Deps, events: Vec<EventEnvelope>) -> Result<RelayReport, StoreError> {
+    if events.is_empty() {
         return Ok(RelayReport::default());
     }
-    let (published, failed): (Vec<EventEnvelope>, usize) = match deps.events.publish(&pending).await
-    {
-        Ok(()) => (pending, 0),
-        Err(err) => {
-            let failed = err.failed.len();
-            let ok = pending
-                .into_iter()
-                .filter(|e| !err.failed.contains(&e.event_id))
-                .collect();
-            (ok, failed)
-        }
-    };
+    let (published, failed): (Vec<EventEnvelope>, Vec<EventId>) =
+        match deps.events.publish(&events).await {
+            Ok(()) => (events, Vec::new()),
+            Err(err) => {
+                tracing::warn!(error = %err, "publish failed; left in the outbox");
+                let published = events
+                    .into_iter()
+                    .filter(|e| !err.failed.contains(&e.event_id))
+                    .collect();
+                (published, err.failed)
+            }
+        };
     deps.outbox.acknowledge(&published).await?;
     Ok(RelayReport {
         published: published.len(),
         failed,
     })
+}
+
+/// The sweep: publishes up to `limit` outbox events older than `min_age`, oldest first.
+/// Younger entries are the stream's to deliver; leaving them alone avoids double publishing.
+pub async fn relay(
+    deps: &Deps,
+    limit: usize,
+    min_age: Duration,
+) -> Result<RelayReport, StoreError> {
+    let cutoff = deps.clock.now() - min_age;
+    let stale = deps
+        .outbox
+        .pending(limit)
+        .await?
+        .into_iter()
+        .filter(|e| e.occurred_at <= cutoff)
+        .collect();
+    deliver(deps, stale).await
 }

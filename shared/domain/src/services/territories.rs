@@ -1,9 +1,8 @@
 //! Territory operations (SPEC §4): upsert by the world service, reads, the nearby query over the
 //! cell index, capture, fortify, and the release of a war's territories when it closes.
 
-use super::outbox::publish_committed;
 use super::{require_role, Deps};
-use crate::clan::Role;
+use crate::clan::{Clan, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, PlayerId, TerritoryId, WarId};
@@ -135,10 +134,6 @@ impl TerritoryService {
         {
             return Err(DomainError::invalid("occurred_at", "lies in the future"));
         }
-        if let Some(actor) = &cmd.actor {
-            let clan = self.deps.clan(&cmd.clan_id).await?;
-            require_role(&clan, actor, Role::Member)?;
-        }
         for _ in 0..CAPTURE_ATTEMPTS {
             match self.try_capture(&cmd).await? {
                 Attempt::Committed(receipt) => return Ok(receipt),
@@ -152,9 +147,27 @@ impl TerritoryService {
         Err(DomainError::ConcurrentModification)
     }
 
+    /// One read (the territory, the war and, for a player, their clan), one transaction.
     async fn try_capture(&self, cmd: &CaptureCommand) -> DomainResult<Attempt> {
-        let mut territory = self.get(&cmd.territory_id).await?;
-        let mut war = self.deps.war(&cmd.war_id).await?;
+        let mut keys = vec![
+            RecordKey::Territory(cmd.territory_id.clone()),
+            RecordKey::War(cmd.war_id.clone()),
+        ];
+        if cmd.actor.is_some() {
+            keys.push(RecordKey::Clan(cmd.clan_id.clone()));
+        }
+        let mut fetched = self.deps.store.get_many(&keys).await?;
+        let territory: Option<Territory> = fetched.one()?;
+        let war: Option<War> = fetched.one()?;
+        if let Some(actor) = &cmd.actor {
+            let clan: Clan = fetched
+                .one()?
+                .ok_or_else(|| DomainError::ClanNotFound(cmd.clan_id.clone()))?;
+            require_role(&clan, actor, Role::Member)?;
+        }
+        let mut territory =
+            territory.ok_or_else(|| DomainError::TerritoryNotFound(cmd.territory_id.clone()))?;
+        let mut war = war.ok_or_else(|| DomainError::WarNotFound(cmd.war_id.clone()))?;
         let at = cmd.occurred_at.unwrap_or_else(|| self.deps.clock.now());
         let change = territory.capture(&war, &cmd.clan_id, at, &self.deps.rules)?;
         war.captures.push(Capture {
@@ -178,15 +191,11 @@ impl TerritoryService {
         tx.update(&mut territory);
         tx.update(&mut war);
         tx.emit(self.captured_event(&war.war_id, &change));
-        let events = tx.events();
         match self.deps.store.commit(tx).await {
-            Ok(()) => {
-                publish_committed(&self.deps, &events).await;
-                Ok(Attempt::Committed(CaptureReceipt {
-                    territory,
-                    points: change.points,
-                }))
-            }
+            Ok(()) => Ok(Attempt::Committed(CaptureReceipt {
+                territory,
+                points: change.points,
+            })),
             Err(StoreError::Conflict { index: Some(i) }) if i == score_write => {
                 Ok(Attempt::Duplicate)
             }
@@ -233,8 +242,18 @@ impl TerritoryService {
         clan_id: ClanId,
         actor: PlayerId,
     ) -> DomainResult<Territory> {
-        let mut territory = self.get(&id).await?;
-        let clan = self.deps.clan(&clan_id).await?;
+        let mut fetched = self
+            .deps
+            .store
+            .get_many(&[
+                RecordKey::Territory(id.clone()),
+                RecordKey::Clan(clan_id.clone()),
+            ])
+            .await?;
+        let territory: Option<Territory> = fetched.one()?;
+        let clan: Option<Clan> = fetched.one()?;
+        let mut territory = territory.ok_or_else(|| DomainError::TerritoryNotFound(id.clone()))?;
+        let clan = clan.ok_or_else(|| DomainError::ClanNotFound(clan_id.clone()))?;
         require_role(&clan, &actor, Role::Officer)?;
         let mut war = self.contesting_war(&territory).await?;
         let level = territory.fortify(&clan_id, war.as_ref(), &self.deps.rules)?;
@@ -264,26 +283,23 @@ impl TerritoryService {
     }
 
     /// For the code that closes a war (end, surrender, cancellation, failed declaration): adds
-    /// to `tx` the release of every territory `war` still contests — a versioned update with
-    /// `contested_by` cleared (owners stay) and a `TerritoryReleased` event each — and returns
-    /// those territories as they will be stored. Territories already released or contested by
-    /// another war are skipped, so calling it again is harmless. The caller commits `tx` (with
-    /// its own war update) and must not write these territories in the same transaction.
-    pub async fn release_for_war(
+    /// to `tx` the release of every territory of `territories` (the war's, as just read) that
+    /// `war` still contests — a versioned update with `contested_by` cleared (owners stay) and
+    /// a `TerritoryReleased` event each — and returns them as they will be stored. Territories
+    /// already released or contested by another war are skipped, so calling it again is
+    /// harmless. The caller commits `tx` (with its own war update) and must not write these
+    /// territories in the same transaction.
+    pub fn release_for_war(
         &self,
         war: &War,
+        territories: Vec<Territory>,
         tx: &mut Transaction,
-    ) -> DomainResult<Vec<Territory>> {
+    ) -> Vec<Territory> {
         let mut released = Vec::new();
-        let mut ids = war.territory_ids.clone();
-        ids.sort();
-        ids.dedup();
-        for id in ids {
-            let Some(mut territory) = self.load(&id).await? else {
-                tracing::warn!(war_id = %war.war_id, territory_id = %id, "war territory missing");
-                continue;
-            };
-            if !territory.release(&war.war_id) {
+        for mut territory in territories {
+            if !war.territory_ids.contains(&territory.territory_id)
+                || !territory.release(&war.war_id)
+            {
                 continue;
             }
             tx.update(&mut territory);
@@ -291,13 +307,13 @@ impl TerritoryService {
                 Some(&war.war_id),
                 war.all_clans(),
                 DomainEvent::TerritoryReleased {
-                    territory_id: id,
+                    territory_id: territory.territory_id.clone(),
                     owner_clan_id: territory.owner_clan_id.clone(),
                 },
             ));
             released.push(territory);
         }
-        Ok(released)
+        released
     }
 }
 
@@ -826,8 +842,22 @@ mod tests {
         let mut war = w.deps.war(&war_id()).await.unwrap();
         war.territory_ids.push(tid("t2"));
         war.territory_ids.push(tid("t404"));
+        let read = |ids: Vec<&'static str>| {
+            let svc = w.svc.clone();
+            async move {
+                let mut found = Vec::new();
+                for id in ids {
+                    if let Ok(t) = svc.get(&tid(id)).await {
+                        found.push(t);
+                    }
+                }
+                found
+            }
+        };
         let mut tx = Transaction::new();
-        let released = w.svc.release_for_war(&war, &mut tx).await.unwrap();
+        let released = w
+            .svc
+            .release_for_war(&war, read(vec!["t1", "t2", "t404"]).await, &mut tx);
         assert_eq!(released.len(), 1);
         assert_eq!(tx.events().len(), 1);
         w.deps.commit(tx).await.unwrap();
@@ -852,9 +882,7 @@ mod tests {
         let mut again = Transaction::new();
         assert!(w
             .svc
-            .release_for_war(&war, &mut again)
-            .await
-            .unwrap()
+            .release_for_war(&war, read(vec!["t1", "t2"]).await, &mut again)
             .is_empty());
         assert!(again.writes.is_empty());
     }

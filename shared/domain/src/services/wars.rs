@@ -10,10 +10,10 @@ use super::{require_role, Deps};
 use crate::clan::{Clan, Role};
 use crate::declaration::{self, DeclarationContext, DeclareCommand};
 use crate::error::{DomainError, DomainResult};
-use crate::events::DomainEvent;
-use crate::ids::{ClanId, PlayerId, TerritoryId, WarId};
+use crate::events::{DomainEvent, EventEnvelope};
+use crate::ids::{ClanId, PlayerId, WarId};
 use crate::ports::{
-    IdempotencyRecord, Page, PageRequest, PairLock, RecordKey, StoreExt, Transaction,
+    Fetched, IdempotencyRecord, Page, PageRequest, PairLock, RecordKey, Transaction,
 };
 use crate::scoring;
 use crate::territory::Territory;
@@ -58,6 +58,15 @@ enum Close {
     Abandoned,
 }
 
+/// What closing a war changes besides the war, as read before the change.
+#[derive(Debug, Clone)]
+struct Closing {
+    clans: BTreeMap<ClanId, Clan>,
+    pair: Option<PairLock>,
+    /// The war's territories that exist (sorted by id).
+    territories: Vec<Territory>,
+}
+
 #[derive(Debug, Clone)]
 pub struct WarService {
     deps: Deps,
@@ -89,7 +98,29 @@ impl WarService {
         declaration::check_target_count(&cmd.request, rules)?;
         let fingerprint = cmd.fingerprint();
         for _ in 0..MAX_ATTEMPTS {
-            let idempotency = self.idempotency_record(&cmd).await?;
+            let req = &cmd.request;
+            // Everything the twelve rules look at, in one read.
+            let mut keys = vec![
+                RecordKey::Clan(req.attacker_clan_id.clone()),
+                RecordKey::Clan(req.defender_clan_id.clone()),
+                RecordKey::pair(&req.attacker_clan_id, &req.defender_clan_id),
+            ];
+            keys.extend(req.territory_ids.iter().cloned().map(RecordKey::Territory));
+            if let Some(key) = &cmd.idempotency_key {
+                keys.push(RecordKey::Idempotency(
+                    req.attacker_clan_id.clone(),
+                    key.clone(),
+                ));
+            }
+            let mut fetched = self.deps.store.get_many(&keys).await?;
+            let attacker: Option<Clan> = fetched.one()?;
+            let defender: Option<Clan> = fetched.one()?;
+            let pair: Option<PairLock> = fetched.one()?;
+            let territories: Vec<Option<Territory>> = fetched.many(req.territory_ids.len())?;
+            let idempotency: Option<IdempotencyRecord> = match &cmd.idempotency_key {
+                Some(_) => fetched.one()?,
+                None => None,
+            };
             if let Some(record) = idempotency.as_ref().filter(|r| r.expires_at > self.now()) {
                 if record.request_hash != fingerprint {
                     return Err(DomainError::IdempotencyKeyReused);
@@ -100,15 +131,15 @@ impl WarService {
                     replayed: true,
                 });
             }
-            let req = &cmd.request;
-            let mut attacker = self.deps.clan(&req.attacker_clan_id).await?;
-            let mut defender = self.deps.clan(&req.defender_clan_id).await?;
-            let pair: Option<PairLock> = self
-                .deps
-                .store
-                .load(RecordKey::pair(&attacker.clan_id, &defender.clan_id))
-                .await?;
-            let mut territories = self.territories(&req.territory_ids).await?;
+            let mut attacker =
+                attacker.ok_or_else(|| DomainError::ClanNotFound(req.attacker_clan_id.clone()))?;
+            let mut defender =
+                defender.ok_or_else(|| DomainError::ClanNotFound(req.defender_clan_id.clone()))?;
+            let mut territories = territories
+                .into_iter()
+                .zip(&req.territory_ids)
+                .map(|(t, id)| t.ok_or_else(|| DomainError::TerritoryNotFound(id.clone())))
+                .collect::<DomainResult<Vec<Territory>>>()?;
             let now = self.now();
             declaration::validate(
                 &cmd,
@@ -201,7 +232,8 @@ impl WarService {
             if war.cancel_failed_declaration(now) == Advance::AlreadyDone {
                 return Ok((war, None));
             }
-            let mut tx = self.close(&mut war, Close::Abandoned).await?;
+            let closing = self.closing(&war).await?;
+            let mut tx = self.close(&mut war, Close::Abandoned, closing);
             tx.emit(self.war_event(
                 &war,
                 DomainEvent::WarCancelled {
@@ -243,12 +275,16 @@ impl WarService {
                 format!("must be 1..={MAX_PAGE}"),
             ));
         }
-        self.deps.clan(clan_id).await?;
-        Ok(self
-            .deps
-            .store
-            .wars_of_clan(clan_id, status, PageRequest { limit, cursor })
-            .await?)
+        // The clan must exist; its log is read side by side with that check.
+        let (clan, page) = futures_util::future::join(
+            self.deps.clan(clan_id),
+            self.deps
+                .store
+                .wars_of_clan(clan_id, status, PageRequest { limit, cursor }),
+        )
+        .await;
+        clan?;
+        Ok(page?)
     }
 
     /// An allied clan joins a side during DECLARED/PREPARATION.
@@ -258,10 +294,13 @@ impl WarService {
         req: JoinRequest,
         actor: &PlayerId,
     ) -> DomainResult<War> {
-        self.retrying(war_id, |mut war| {
+        let joining = RecordKey::Clan(req.clan_id.clone());
+        self.retrying_with_records(war_id, vec![joining], |mut war, mut fetched| {
             let req = req.clone();
             async move {
-                let mut clan = self.deps.clan(&req.clan_id).await?;
+                let mut clan: Clan = fetched
+                    .one()?
+                    .ok_or_else(|| DomainError::ClanNotFound(req.clan_id.clone()))?;
                 require_role(&clan, actor, Role::Officer)?;
                 let primary = self.deps.clan(war.primary_clan(req.side)).await?;
                 war.add_ally(&clan, req.side, &primary, &self.deps.rules)?;
@@ -276,10 +315,11 @@ impl WarService {
                         side: req.side,
                     },
                 ));
-                Ok((war, Some(tx)))
+                Ok((war, Some(tx), ()))
             }
         })
         .await
+        .map(|(war, ())| war)
     }
 
     /// The surrendering side loses at once; scores freeze; timers stop; rewards start.
@@ -293,26 +333,43 @@ impl WarService {
         clan_id: &ClanId,
         actor: &PlayerId,
     ) -> DomainResult<War> {
-        let war = self.deps.war(war_id).await?;
+        let mut fetched = self
+            .deps
+            .store
+            .get_many(&[
+                RecordKey::War(war_id.clone()),
+                RecordKey::Clan(clan_id.clone()),
+            ])
+            .await?;
+        let war: War = fetched
+            .one()?
+            .ok_or_else(|| DomainError::WarNotFound(war_id.clone()))?;
         if war.surrendered_by.as_ref() == Some(clan_id) {
-            // A repeated surrender re-drives what may not have happened the first time.
-            self.after_early_end(&war).await?;
+            // A repeated surrender: what followed the first (timers stopped, rewards started)
+            // is driven by its committed events, which are delivered at least once.
             return Ok(war);
         }
-        let clan = self.deps.clan(clan_id).await?;
+        let clan: Clan = fetched
+            .one()?
+            .ok_or_else(|| DomainError::ClanNotFound(clan_id.clone()))?;
         require_role(&clan, actor, Role::Officer)?;
         war.clone().surrender(clan_id, (0, 0), self.now())?;
-        let sealed = &self.deps.scores.seal(war_id, war.score_shards).await?;
-        let war = self
-            .retrying(war_id, |mut war| async move {
+        let (sealed, closing) = futures_util::future::try_join(
+            async { Ok(self.deps.scores.seal(war_id, war.score_shards).await?) },
+            self.closing(&war),
+        )
+        .await?;
+        let sealed = &sealed;
+        let (war, ()) = self
+            .retrying_from(war, closing, |mut war, closing| async move {
                 if war.surrendered_by.as_ref() == Some(clan_id) {
-                    return Ok((war, None));
+                    return Ok((war, None, ()));
                 }
                 let now = self.now();
                 let side = war.surrender(clan_id, scoring::side_totals(&war, sealed), now)?;
                 war.final_clan_scores = final_scores(&war, sealed);
                 let winner = war.winner_side.expect("set by surrender");
-                let mut tx = self.close(&mut war, Close::Ended(winner)).await?;
+                let mut tx = self.close(&mut war, Close::Ended(winner), closing);
                 tx.emit(self.war_event(
                     &war,
                     DomainEvent::WarSurrendered {
@@ -321,10 +378,9 @@ impl WarService {
                     },
                 ));
                 tx.emit(self.war_ended_event(&war));
-                Ok((war, Some(tx)))
+                Ok((war, Some(tx), ()))
             })
             .await?;
-        self.after_early_end(&war).await?;
         Ok(war)
     }
 
@@ -335,36 +391,33 @@ impl WarService {
         clan_id: &ClanId,
         actor: &PlayerId,
     ) -> DomainResult<War> {
-        let war = self
-            .retrying(war_id, |mut war| async move {
+        let leader = RecordKey::Clan(clan_id.clone());
+        let (war, ()) = self
+            .retrying_with_records(war_id, vec![leader], |mut war, mut fetched| async move {
                 if war.status == WarStatus::Cancelled && war.cancel_requests.contains(clan_id) {
-                    return Ok((war, None));
+                    return Ok((war, None, ()));
                 }
-                let clan = self.deps.clan(clan_id).await?;
+                let clan: Clan = fetched
+                    .one()?
+                    .ok_or_else(|| DomainError::ClanNotFound(clan_id.clone()))?;
                 require_role(&clan, actor, Role::Leader)?;
                 let now = self.now();
                 if !war.request_cancel(clan_id, now)? {
                     let mut tx = Transaction::new();
                     tx.update(&mut war);
-                    return Ok((war, Some(tx)));
+                    return Ok((war, Some(tx), ()));
                 }
-                let mut tx = self.close(&mut war, Close::Abandoned).await?;
+                let closing = self.closing(&war).await?;
+                let mut tx = self.close(&mut war, Close::Abandoned, closing);
                 tx.emit(self.war_event(
                     &war,
                     DomainEvent::WarCancelled {
                         outcome: war.outcome.expect("set by cancel"),
                     },
                 ));
-                Ok((war, Some(tx)))
+                Ok((war, Some(tx), ()))
             })
             .await?;
-        if war.status == WarStatus::Cancelled {
-            self.deps
-                .workflows
-                .stop_lifecycle(war_id)
-                .await
-                .map_err(DomainError::WorkflowUnavailable)?;
-        }
         Ok(war)
     }
 
@@ -374,27 +427,23 @@ impl WarService {
         if target == WarStatus::Ended {
             return self.finish(war_id).await;
         }
-        self.retrying_with(
-            war_id,
-            |mut war| async move {
-                let outcome = war.advance(target, self.now())?;
-                let Advance::Moved { from, to } = outcome else {
-                    return Ok((war, None, outcome));
-                };
-                let mut tx = Transaction::new();
-                tx.update(&mut war);
-                tx.emit(self.war_event(
-                    &war,
-                    DomainEvent::WarPhaseChanged {
-                        from,
-                        to,
-                        version: war.version,
-                    },
-                ));
-                Ok((war, Some(tx), outcome))
-            },
-            |o| o,
-        )
+        self.retrying_with(war_id, |mut war| async move {
+            let outcome = war.advance(target, self.now())?;
+            let Advance::Moved { from, to } = outcome else {
+                return Ok((war, None, outcome));
+            };
+            let mut tx = Transaction::new();
+            tx.update(&mut war);
+            tx.emit(self.war_event(
+                &war,
+                DomainEvent::WarPhaseChanged {
+                    from,
+                    to,
+                    version: war.version,
+                },
+            ));
+            Ok((war, Some(tx), outcome))
+        })
         .await
     }
 
@@ -407,11 +456,8 @@ impl WarService {
     pub async fn finish(&self, war_id: &WarId) -> DomainResult<(War, Advance)> {
         let war = self.deps.war(war_id).await?;
         if war.status.is_terminal() {
-            // A retried tally (e.g. after a timeout that followed the commit) still makes sure
-            // the reward saga runs; starting it twice is a no-op.
-            if war.status == WarStatus::Ended {
-                self.start_rewards(&war).await?;
-            }
+            // A retried tally (e.g. after a timeout that followed the commit): the reward saga
+            // follows from the committed `WarEnded`, delivered at least once.
             return Ok((war, Advance::AlreadyDone));
         }
         war.clone().conclude(
@@ -423,79 +469,163 @@ impl WarService {
             },
             self.now(),
         )?;
-        let sealed = &self.deps.scores.seal(war_id, war.score_shards).await?;
+        let (sealed, closing) = futures_util::future::try_join(
+            async { Ok(self.deps.scores.seal(war_id, war.score_shards).await?) },
+            self.closing(&war),
+        )
+        .await?;
+        let sealed = &sealed;
         let (war, outcome) = self
-            .retrying_with(
-                war_id,
-                |mut war| async move {
-                    if war.status.is_terminal() {
-                        return Ok((war, None, Advance::AlreadyDone));
-                    }
-                    let territories = self.territories(&war.territory_ids).await?;
-                    let rules = &self.deps.rules;
-                    let hold = scoring::hold_points(
-                        &war,
-                        &territories,
-                        war.phase_deadlines.ending_at,
-                        rules,
-                    );
-                    let mut totals = sealed.clone();
-                    for (clan, points) in &hold {
-                        *totals.entry(clan.clone()).or_default() += points;
-                    }
-                    let (attacker_score, defender_score) = scoring::side_totals(&war, &totals);
-                    let (held_a, held_d) = scoring::territories_held(&war, &territories);
-                    let (winner, how) =
-                        scoring::decide_winner(attacker_score, defender_score, held_a, held_d);
-                    let outcome = war.conclude(
-                        WarResult {
-                            attacker_score,
-                            defender_score,
-                            winner,
-                            outcome: how,
-                        },
-                        self.now(),
-                    )?;
-                    war.final_clan_scores = final_scores(&war, &totals);
-                    let mut tx = self.close(&mut war, Close::Ended(winner)).await?;
-                    tx.emit(self.war_ended_event(&war));
-                    Ok((war, Some(tx), outcome))
-                },
-                |o| o,
-            )
+            .retrying_from(war, closing, |mut war, closing| async move {
+                if war.status.is_terminal() {
+                    return Ok((war, None, Advance::AlreadyDone));
+                }
+                let rules = &self.deps.rules;
+                let territories = &closing.territories;
+                let hold =
+                    scoring::hold_points(&war, territories, war.phase_deadlines.ending_at, rules);
+                let mut totals = sealed.clone();
+                for (clan, points) in &hold {
+                    *totals.entry(clan.clone()).or_default() += points;
+                }
+                let (attacker_score, defender_score) = scoring::side_totals(&war, &totals);
+                let (held_a, held_d) = scoring::territories_held(&war, territories);
+                let (winner, how) =
+                    scoring::decide_winner(attacker_score, defender_score, held_a, held_d);
+                let outcome = war.conclude(
+                    WarResult {
+                        attacker_score,
+                        defender_score,
+                        winner,
+                        outcome: how,
+                    },
+                    self.now(),
+                )?;
+                war.final_clan_scores = final_scores(&war, &totals);
+                let mut tx = self.close(&mut war, Close::Ended(winner), closing);
+                tx.emit(self.war_ended_event(&war));
+                Ok((war, Some(tx), outcome))
+            })
             .await?;
-        if war.status == WarStatus::Ended {
-            self.start_rewards(&war).await?;
-        }
         Ok((war, outcome))
     }
 
+    /// What follows a war's end, driven by its committed events (so it happens at least once,
+    /// off the caller's path): `WarEnded` starts the reward saga; a surrender or a
+    /// cancellation stops the phase timers. Both calls are idempotent, so a redelivered event
+    /// changes nothing.
+    pub async fn react(&self, event: &EventEnvelope) -> DomainResult<()> {
+        let Some(war_id) = &event.war_id else {
+            return Ok(());
+        };
+        let workflows = &self.deps.workflows;
+        let done = match &event.event {
+            DomainEvent::WarEnded { .. } => workflows.start_rewards(war_id).await,
+            DomainEvent::WarSurrendered { .. } | DomainEvent::WarCancelled { .. } => {
+                workflows.stop_lifecycle(war_id).await
+            }
+            _ => return Ok(()),
+        };
+        done.map_err(DomainError::WorkflowUnavailable)
+    }
+
     /// Load the war, let `step` decide, commit; on a version conflict start over.
-    async fn retrying<F, Fut>(&self, war_id: &WarId, step: F) -> DomainResult<War>
+    async fn retrying<F, Fut>(&self, war_id: &WarId, mut step: F) -> DomainResult<War>
     where
         F: FnMut(War) -> Fut,
         Fut: std::future::Future<Output = DomainResult<(War, Option<Transaction>)>>,
     {
         let (war, ()) = self
-            .retrying_with(war_id, step, |(war, tx)| (war, tx, ()))
+            .retrying_with(war_id, |war| {
+                let attempt = step(war);
+                async move {
+                    let (war, tx) = attempt.await?;
+                    Ok((war, tx, ()))
+                }
+            })
             .await?;
         Ok(war)
     }
 
     /// [`Self::retrying`] for steps that also report a value.
-    async fn retrying_with<F, Fut, O, T>(
-        &self,
-        war_id: &WarId,
-        mut step: F,
-        split: impl Fn(O) -> (War, Option<Transaction>, T),
-    ) -> DomainResult<(War, T)>
+    async fn retrying_with<F, Fut, T>(&self, war_id: &WarId, step: F) -> DomainResult<(War, T)>
     where
         F: FnMut(War) -> Fut,
-        Fut: std::future::Future<Output = DomainResult<O>>,
+        Fut: std::future::Future<Output = DomainResult<(War, Option<Transaction>, T)>>,
+    {
+        self.attempts(None, || self.deps.war(war_id), step).await
+    }
+
+    /// [`Self::retrying_with`] where the step also needs `keys`: read with the war, in one
+    /// round trip.
+    async fn retrying_with_records<F, Fut, T>(
+        &self,
+        war_id: &WarId,
+        keys: Vec<RecordKey>,
+        mut step: F,
+    ) -> DomainResult<(War, T)>
+    where
+        F: FnMut(War, Fetched) -> Fut,
+        Fut: std::future::Future<Output = DomainResult<(War, Option<Transaction>, T)>>,
+    {
+        let mut all = vec![RecordKey::War(war_id.clone())];
+        all.extend(keys);
+        let all = &all;
+        let load = || async move {
+            let mut fetched = self.deps.store.get_many(all).await?;
+            let war: War = fetched
+                .one()?
+                .ok_or_else(|| DomainError::WarNotFound(war_id.clone()))?;
+            Ok((war, fetched))
+        };
+        self.attempts(None, load, |(war, fetched)| step(war, fetched))
+            .await
+    }
+
+    /// [`Self::retrying_with`] for a war on its way out, whose first attempt runs on the war
+    /// and [`Closing`] the caller already read; a retry reads both again.
+    async fn retrying_from<F, Fut, T>(
+        &self,
+        war: War,
+        closing: Closing,
+        mut step: F,
+    ) -> DomainResult<(War, T)>
+    where
+        F: FnMut(War, Closing) -> Fut,
+        Fut: std::future::Future<Output = DomainResult<(War, Option<Transaction>, T)>>,
+    {
+        let war_id = &war.war_id.clone();
+        let load = || async move {
+            let war = self.deps.war(war_id).await?;
+            let closing = self.closing(&war).await?;
+            Ok((war, closing))
+        };
+        self.attempts(Some((war, closing)), load, |(war, closing)| {
+            step(war, closing)
+        })
+        .await
+    }
+
+    /// The optimistic-locking loop: take the state (`first`, then `load` again after each
+    /// lost race), let `step` decide, commit. At most [`MAX_ATTEMPTS`] rounds.
+    async fn attempts<S, L, LFut, F, Fut, T>(
+        &self,
+        mut first: Option<S>,
+        load: L,
+        mut step: F,
+    ) -> DomainResult<(War, T)>
+    where
+        L: Fn() -> LFut,
+        LFut: std::future::Future<Output = DomainResult<S>>,
+        F: FnMut(S) -> Fut,
+        Fut: std::future::Future<Output = DomainResult<(War, Option<Transaction>, T)>>,
     {
         for _ in 0..MAX_ATTEMPTS {
-            let war = self.deps.war(war_id).await?;
-            let (war, tx, value) = split(step(war).await?);
+            let state = match first.take() {
+                Some(state) => state,
+                None => load().await?,
+            };
+            let (war, tx, value) = step(state).await?;
             let Some(tx) = tx else {
                 return Ok((war, value));
             };
@@ -508,14 +638,53 @@ impl WarService {
         Err(DomainError::ConcurrentModification)
     }
 
+    /// What closing `war` writes besides the war, read in one round trip.
+    async fn closing(&self, war: &War) -> DomainResult<Closing> {
+        let clan_ids = war.all_clans();
+        let mut territory_ids = war.territory_ids.clone();
+        territory_ids.sort();
+        territory_ids.dedup();
+        let mut keys: Vec<RecordKey> = clan_ids.iter().cloned().map(RecordKey::Clan).collect();
+        keys.push(RecordKey::pair(
+            &war.attacker_clan_id,
+            &war.defender_clan_id,
+        ));
+        keys.extend(territory_ids.iter().cloned().map(RecordKey::Territory));
+        let mut fetched = self.deps.store.get_many(&keys).await?;
+        let mut clans = BTreeMap::new();
+        for (id, clan) in clan_ids.iter().zip(fetched.many::<Clan>(clan_ids.len())?) {
+            let clan = clan.ok_or_else(|| DomainError::ClanNotFound(id.clone()))?;
+            clans.insert(id.clone(), clan);
+        }
+        let pair = fetched.one()?;
+        let mut territories = Vec::with_capacity(territory_ids.len());
+        for (id, territory) in territory_ids
+            .iter()
+            .zip(fetched.many::<Territory>(territory_ids.len())?)
+        {
+            match territory {
+                Some(territory) => territories.push(territory),
+                None => {
+                    tracing::warn!(war_id = %war.war_id, territory_id = %id, "war territory missing")
+                }
+            }
+        }
+        Ok(Closing {
+            clans,
+            pair,
+            territories,
+        })
+    }
+
     /// The writes that take a war off the stage: the war itself, every clan's bookkeeping (and
     /// ratings when it ended), the pair lock and the released territories.
-    async fn close(&self, war: &mut War, how: Close) -> DomainResult<Transaction> {
+    fn close(&self, war: &mut War, how: Close, closing: Closing) -> Transaction {
         let now = self.now();
-        let mut clans: BTreeMap<ClanId, Clan> = BTreeMap::new();
-        for id in war.all_clans() {
-            clans.insert(id.clone(), self.deps.clan(&id).await?);
-        }
+        let Closing {
+            mut clans,
+            pair,
+            territories,
+        } = closing;
         let mut tx = Transaction::new();
         if let Close::Ended(winner) = how {
             let ratings = clans.iter().map(|(id, c)| (id.clone(), c.rating)).collect();
@@ -542,14 +711,6 @@ impl WarService {
             }
             tx.update(clan);
         }
-        let pair: Option<PairLock> = self
-            .deps
-            .store
-            .load(RecordKey::pair(
-                &war.attacker_clan_id,
-                &war.defender_clan_id,
-            ))
-            .await?;
         if let Some(mut pair) = pair.filter(|p| p.active_war_id.as_ref() == Some(&war.war_id)) {
             pair.active_war_id = None;
             if matches!(how, Close::Ended(_)) {
@@ -557,59 +718,16 @@ impl WarService {
             }
             tx.update(&mut pair);
         }
-        TerritoryService::new(self.deps.clone())
-            .release_for_war(war, &mut tx)
-            .await?;
+        TerritoryService::new(self.deps.clone()).release_for_war(war, territories, &mut tx);
         tx.update(war);
-        Ok(tx)
+        tx
     }
 
-    async fn after_early_end(&self, war: &War) -> DomainResult<()> {
-        self.deps
-            .workflows
-            .stop_lifecycle(&war.war_id)
-            .await
-            .map_err(DomainError::WorkflowUnavailable)?;
-        self.start_rewards(war).await
-    }
-
-    async fn start_rewards(&self, war: &War) -> DomainResult<()> {
-        self.deps
-            .workflows
-            .start_rewards(&war.war_id)
-            .await
-            .map_err(DomainError::WorkflowUnavailable)
-    }
-
-    async fn idempotency_record(
-        &self,
-        cmd: &DeclareCommand,
-    ) -> DomainResult<Option<IdempotencyRecord>> {
-        let Some(key) = &cmd.idempotency_key else {
-            return Ok(None);
-        };
-        let key = RecordKey::Idempotency(cmd.request.attacker_clan_id.clone(), key.clone());
-        Ok(self.deps.store.load(key).await?)
-    }
-
-    async fn territories(&self, ids: &[TerritoryId]) -> DomainResult<Vec<Territory>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let territory: Option<Territory> = self
-                .deps
-                .store
-                .load(RecordKey::Territory(id.clone()))
-                .await?;
-            out.push(territory.ok_or_else(|| DomainError::TerritoryNotFound(id.clone()))?);
-        }
-        Ok(out)
-    }
-
-    fn war_event(&self, war: &War, event: DomainEvent) -> crate::events::EventEnvelope {
+    fn war_event(&self, war: &War, event: DomainEvent) -> EventEnvelope {
         self.deps.event(Some(&war.war_id), war.all_clans(), event)
     }
 
-    fn war_ended_event(&self, war: &War) -> crate::events::EventEnvelope {
+    fn war_ended_event(&self, war: &War) -> EventEnvelope {
         self.war_event(
             war,
             DomainEvent::WarEnded {
@@ -647,7 +765,7 @@ mod tests {
     use crate::clan::ClanSnapshot;
     use crate::config::Rules;
     use crate::declaration::DeclareRequest;
-    use crate::ids::AllianceId;
+    use crate::ids::{AllianceId, TerritoryId};
     use crate::memory::{FakeClock, WorkflowCall};
     use crate::ports::{Outbox, PlayerPoints, Record, ScoreDelta, Store};
     use crate::services::clans::ClanService;
@@ -696,6 +814,13 @@ mod tests {
     }
 
     impl World {
+        /// What the war-endings queue's consumer does with every event published so far.
+        async fn react_to_published(&self) {
+            for event in self.h.events.published() {
+                self.wars.react(&event).await.unwrap();
+            }
+        }
+
         async fn new() -> Self {
             let (deps, h) = Deps::in_memory(rules(), FakeClock::at(t0()));
             let clans = ClanService::new(deps.clone());
@@ -966,11 +1091,11 @@ mod tests {
         assert!(att.active_war_ids.is_empty());
         assert_eq!(def.last_war_ended_at, Some(war.phase_deadlines.ended_at));
         assert_eq!(w.territory("t2").await.contested_by, None);
-        assert!(w
-            .h
-            .workflows
-            .calls()
-            .contains(&WorkflowCall::StartRewards(war.war_id.clone())));
+        // The reward saga follows from the published `WarEnded`, not from the tally's caller.
+        let rewards = WorkflowCall::StartRewards(war.war_id.clone());
+        assert!(!w.h.workflows.calls().contains(&rewards));
+        w.react_to_published().await;
+        assert!(w.h.workflows.calls().contains(&rewards));
         let types = w.h.events.types();
         for t in [
             "WarPhaseChanged",
@@ -985,14 +1110,23 @@ mod tests {
         let (again_war, again) = w.wars.finish(&war.war_id).await.unwrap();
         assert_eq!(again, Advance::AlreadyDone);
         assert_eq!(again_war.final_clan_scores, ended.final_clan_scores);
-        // A retried tally (the first may have died before starting them) starts the rewards.
-        let starts =
+        // A retried tally publishes nothing again: the saga was started once, by the event.
+        let starts = |w: &World| {
             w.h.workflows
                 .calls()
                 .iter()
-                .filter(|c| **c == WorkflowCall::StartRewards(war.war_id.clone()))
-                .count();
-        assert_eq!(starts, 2);
+                .filter(|c| **c == rewards)
+                .count()
+        };
+        assert_eq!(starts(&w), 1);
+        assert_eq!(
+            w.h.events
+                .published()
+                .iter()
+                .filter(|e| e.event_type() == "WarEnded")
+                .count(),
+            1
+        );
         // The counters were sealed: a late score write changes nothing.
         let late = ScoreDelta {
             war_id: war.war_id.clone(),
@@ -1070,6 +1204,7 @@ mod tests {
             (ended.sides.attacker.score, ended.sides.defender.score),
             (10, 50)
         );
+        w.react_to_published().await;
         let calls = w.h.workflows.calls();
         assert!(calls.contains(&WorkflowCall::StopLifecycle(war.war_id.clone())));
         assert!(calls.contains(&WorkflowCall::StartRewards(war.war_id.clone())));
@@ -1125,6 +1260,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(done.status, WarStatus::Cancelled);
+        w.react_to_published().await;
         assert!(w
             .h
             .workflows
@@ -1249,8 +1385,13 @@ mod tests {
         assert!(w.h.events.published().is_empty());
         assert_eq!(w.h.store.pending(100).await.unwrap().len(), 3);
         w.h.events.set_failing(false);
-        let report = relay(&w.deps, 100).await.unwrap();
-        assert_eq!((report.published, report.failed), (3, 0));
+        // The sweep leaves young entries to the stream ...
+        let report = relay(&w.deps, 100, Duration::seconds(60)).await.unwrap();
+        assert_eq!(report.published, 0);
+        // ... and publishes them once they are overdue.
+        w.h.clock.advance(Duration::seconds(61));
+        let report = relay(&w.deps, 100, Duration::seconds(60)).await.unwrap();
+        assert_eq!((report.published, report.failed.len()), (3, 0));
         assert!(w.h.store.pending(100).await.unwrap().is_empty());
         let declared = w.h.events.published();
         assert!(declared

@@ -1,5 +1,6 @@
-//! `phase-controller` tasks of the war-lifecycle state machine: move a war to its next phase
-//! once the deadline passed, and run the final tally at the close of ENDING.
+//! `phase-controller`: the tasks of the war-lifecycle state machine (move a war to its next
+//! phase once the deadline passed, run the final tally at the close of ENDING), and what
+//! follows a war's end, driven by its events from the war-endings queue.
 
 use clanwar_domain::ids::WarId;
 use clanwar_domain::services::wars::WarService;
@@ -7,6 +8,15 @@ use clanwar_domain::services::Deps;
 use clanwar_domain::war::{Advance, War, WarStatus};
 use clanwar_domain::DomainResult;
 use serde::{Deserialize, Serialize};
+
+/// A message of the war-endings queue (`WarEnded`, `WarSurrendered`, `WarCancelled`, routed
+/// from the bus): starts the reward saga or stops the phase timers. Redeliveries are harmless.
+pub async fn react(deps: &Deps, body: &str) -> DomainResult<()> {
+    let event = crate::sqs::bus_event(body)?;
+    WarService::new(deps.clone()).react(&event).await?;
+    tracing::info!(event_id = %event.event_id, event_type = event.event_type(), "war end followed up");
+    Ok(())
+}
 
 /// Task input.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -3,7 +3,6 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use clanwar_domain::events::EventEnvelope;
 use clanwar_domain::realtime::{FanoutReport, Realtime, SubscribeRequest};
 use clanwar_domain::{DomainError, DomainResult};
 use serde_json::json;
@@ -49,11 +48,7 @@ async fn subscribe(
 /// Pushes the domain event carried by one fan-out queue message (an EventBridge event whose
 /// `detail` is the envelope).
 pub async fn fan_out(realtime: &Realtime, body: &str) -> DomainResult<FanoutReport> {
-    let message: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| DomainError::invalid("message", e.to_string()))?;
-    let detail = message.get("detail").cloned().unwrap_or(message);
-    let event: EventEnvelope = serde_json::from_value(detail)
-        .map_err(|e| DomainError::invalid("detail", e.to_string()))?;
+    let event = crate::sqs::bus_event(body)?;
     let report = realtime.fan_out(&event).await?;
     tracing::info!(
         event_id = %event.event_id,

@@ -10,10 +10,7 @@
 use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use chrono::{DateTime, Utc};
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
-use clanwar_domain::events::DomainEvent;
 use clanwar_domain::ids::WarId;
-use clanwar_domain::ports::StoreError;
-use clanwar_domain::services::outbox::relay;
 use clanwar_domain::services::wars::{ClanRequest, Declared, JoinRequest, WarService};
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::{PhaseDeadlines, WarStatus};
@@ -76,9 +73,6 @@ async fn declare(wars: &WarService, req: &HttpRequest) -> DomainResult<Declared>
     wars.declare(cmd).await
 }
 
-/// Outbox entries one `publish_declared` step relays at most (the relay's own batch).
-const RELAY_BATCH: usize = 500;
-
 /// A step of the declare-war saga, tagged by `action` (the state machine's task payloads).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
@@ -89,7 +83,9 @@ pub enum DeclarationTask {
         /// The saga's input; it must describe the stored war, or the saga was started wrongly.
         deadlines: SagaDeadlines,
     },
-    /// Makes sure the war's `WarDeclared` left the outbox for EventBridge.
+    /// A step of earlier versions of the saga, answered for executions started before an
+    /// upgrade: `WarDeclared` is in the outbox with the war, and the stream relay delivers it.
+    /// (A declaration is never cancelled because the bus was briefly unavailable.)
     PublishDeclared { war_id: WarId },
     /// Compensation: stops the war's lifecycle execution (a no-op if it never started).
     StopLifecycle { war_id: WarId },
@@ -121,8 +117,6 @@ pub struct DeclarationStep {
     pub status: Option<WarStatus>,
     /// The lifecycle was started (false: the war was already over, nothing to time).
     pub started: bool,
-    /// Outbox events this step published (any war's: the relay drains the oldest first).
-    pub published: usize,
     pub stopped: bool,
 }
 
@@ -153,31 +147,10 @@ pub async fn task(deps: &Deps, task: DeclarationTask) -> DomainResult<Declaratio
                 ..DeclarationStep::default()
             })
         }
-        DeclarationTask::PublishDeclared { war_id } => {
-            let report = relay(deps, RELAY_BATCH).await?;
-            let still_pending = deps
-                .outbox
-                .pending(RELAY_BATCH)
-                .await?
-                .into_iter()
-                .any(|e| {
-                    e.war_id.as_ref() == Some(&war_id)
-                        && matches!(e.event, DomainEvent::WarDeclared { .. })
-                });
-            if still_pending {
-                // SERVICE_UNAVAILABLE: the state machine retries, then compensates.
-                return Err(DomainError::Unavailable(StoreError::Unavailable {
-                    message: format!("WarDeclared of war {war_id} is not published yet"),
-                    source: None,
-                }));
-            }
-            tracing::info!(war_id = %war_id, published = report.published, "declaration published");
-            Ok(DeclarationStep {
-                war_id: Some(war_id),
-                published: report.published,
-                ..DeclarationStep::default()
-            })
-        }
+        DeclarationTask::PublishDeclared { war_id } => Ok(DeclarationStep {
+            war_id: Some(war_id),
+            ..DeclarationStep::default()
+        }),
         DeclarationTask::StopLifecycle { war_id } => {
             deps.workflows
                 .stop_lifecycle(&war_id)
