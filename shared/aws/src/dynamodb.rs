@@ -27,8 +27,11 @@ type Item = HashMap<String, AttributeValue>;
 const MAX_BATCH_GET: usize = 100;
 /// Most requests one `BatchWriteItem` call takes.
 const MAX_BATCH_WRITE: usize = 25;
-/// Outbox partitions.
-const OUTBOX_SHARDS: u32 = 4;
+/// Outbox partitions: every state change of every war writes (and the relay deletes) entries
+/// here, so they are spread wide — at 1,000 war operations/s with 2 events each, about 190 of a
+/// partition's 1,000 write units per second each (`make capacity`).
+pub(crate) const OUTBOX_SHARDS: u32 = 32;
+
 /// How long exactly-once markers and farm guards are kept (longer than any war can last).
 pub(crate) const SCORE_MARKER_TTL_DAYS: i64 = 30;
 /// Rounds of re-asking for unprocessed keys or items before giving up (with backoff).
@@ -650,13 +653,44 @@ pub fn outbox_event(image: &serde_dynamo::Item) -> Result<Option<EventEnvelope>,
     }
 }
 
+impl DynamoDbStore {
+    async fn rehome_outbox_entry(
+        &self,
+        old: &Item,
+        event: &EventEnvelope,
+    ) -> Result<(), StoreError> {
+        let old_key: Item = old
+            .iter()
+            .filter(|(k, _)| *k == "pk" || *k == "sk")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(self.outbox_item(event)?))
+            .build()
+            .map_err(invalid)?;
+        let delete = Delete::builder()
+            .table_name(self.table())
+            .set_key(Some(old_key))
+            .build()
+            .map_err(invalid)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("TransactWriteItems outbox move", e))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Outbox for DynamoDbStore {
     async fn pending(&self, limit: usize) -> Result<Vec<EventEnvelope>, StoreError> {
-        let mut events = Vec::new();
-        for shard in 0..OUTBOX_SHARDS {
-            let out = self
-                .client
+        // Every partition side by side: a sweep costs one round trip.
+        let queries = (0..OUTBOX_SHARDS).map(|shard| {
+            self.client
                 .query()
                 .table_name(self.table())
                 .key_condition_expression("pk = :pk")
@@ -664,14 +698,21 @@ impl Outbox for DynamoDbStore {
                 .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
                 .consistent_read(true)
                 .send()
-                .await
-                .map_err(|e| StoreError::unavailable("Query outbox", e))?;
-            for item in out.items.unwrap_or_default() {
-                let body = string(&item, "event").unwrap_or_default();
-                let event: EventEnvelope =
-                    serde_json::from_str(&body).map_err(|e| corrupt("outbox", e))?;
-                events.push(event);
+        });
+        let pages = futures_util::future::try_join_all(queries)
+            .await
+            .map_err(|e| StoreError::unavailable("Query outbox", e))?;
+        let mut events = Vec::new();
+        for item in pages.iter().flat_map(|page| page.items()) {
+            let body = string(item, "event").unwrap_or_default();
+            let event: EventEnvelope =
+                serde_json::from_str(&body).map_err(|e| corrupt("outbox", e))?;
+            if string(item, "pk") != string(&self.outbox_item(&event)?, "pk") {
+                // Written under an earlier partition count: moved to its key first, so that
+                // acknowledging it finds it.
+                self.rehome_outbox_entry(item, &event).await?;
             }
+            events.push(event);
         }
         events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
         events.truncate(limit);
@@ -681,8 +722,8 @@ impl Outbox for DynamoDbStore {
     async fn acknowledge(&self, events: &[EventEnvelope]) -> Result<(), StoreError> {
         let mut requests: Vec<WriteRequest> = Vec::with_capacity(events.len());
         for event in events {
-            let item = self.outbox_item(event)?;
-            let key = item
+            let key = self
+                .outbox_item(event)?
                 .into_iter()
                 .filter(|(k, _)| k == "pk" || k == "sk")
                 .collect();
@@ -692,7 +733,7 @@ impl Outbox for DynamoDbStore {
                 .map_err(invalid)?;
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
-        for chunk in requests.chunks(MAX_BATCH_WRITE) {
+        let batches = requests.chunks(MAX_BATCH_WRITE).map(|chunk| async move {
             let mut pending = chunk.to_vec();
             let mut round = 0;
             while !pending.is_empty() {
@@ -715,7 +756,92 @@ impl Outbox for DynamoDbStore {
                     .and_then(|mut u| u.remove(self.table()))
                     .unwrap_or_default();
             }
-        }
+            Ok(())
+        });
+        futures_util::future::try_join_all(batches).await?;
         Ok(())
+    }
+}
+
+/// The capacity model of the war operations and the score reads (`make capacity`, with the
+/// score path's model in `score_plan.rs`): per partition key at the seed's load, against
+/// DynamoDB's per-partition limits of 1,000 write and 3,000 read units per second.
+#[cfg(test)]
+mod capacity {
+    use super::OUTBOX_SHARDS;
+
+    const PARTITION_WCU: f64 = 1_000.0;
+    const PARTITION_RCU: f64 = 3_000.0;
+    /// Score counter shards of a war (the template's default).
+    const SHARDS: f64 = 16.0;
+
+    /// Write units of one write of `kb` kilobytes (transactions cost double).
+    fn wcu(kb: f64, transactional: bool) -> f64 {
+        kb.ceil() * if transactional { 2.0 } else { 1.0 }
+    }
+    /// Read units of one read of `kb` kilobytes (eventually consistent reads cost half).
+    fn rcu(kb: f64, consistent: bool) -> f64 {
+        (kb / 4.0).ceil() * if consistent { 1.0 } else { 0.5 }
+    }
+
+    #[test]
+    fn no_partition_key_exceeds_half_its_capacity_under_war_operations_and_score_reads() {
+        // Seed load: 1,000 war operations/s over 100+ wars, each writing the war item and
+        // about 2 outbox entries (deleted again by the relay); 2,000 score reads/s, all on one
+        // war (the worst case: a final everybody watches).
+        let war_ops = 1_000.0;
+        let wars = 100.0;
+        let events_per_op = 2.0;
+        let score_reads = 2_000.0;
+        // Sizes: a busy war item 4 KB (captures, open battles, transitions), an outbox entry
+        // under 1 KB, a clan counter shard 332 B, top-10 page of an index shard 2.4 KB.
+        let (war_kb, outbox_kb, shard_kb, top_kb) = (4.0, 1.0, 0.33, 2.4);
+        let outbox = f64::from(OUTBOX_SHARDS);
+        let writes = [
+            (
+                "WAR#<war> (one war's item)",
+                war_ops / wars * wcu(war_kb, true),
+            ),
+            (
+                "OUTBOX#<n> (entries + the relay's deletes)",
+                war_ops * events_per_op * (wcu(outbox_kb, true) + wcu(outbox_kb, false)) / outbox,
+            ),
+        ];
+        let reads = [
+            (
+                "SCORE#<war>#<shard> (scoreboard: every shard)",
+                score_reads * rcu(shard_kb, false),
+            ),
+            (
+                "gsi2 WARPTS#<war>#<shard> (top players)",
+                score_reads * rcu(top_kb, false),
+            ),
+            (
+                "WAR#<war> (war reads, 1,000/s over 100 wars)",
+                war_ops / wars * rcu(war_kb, true),
+            ),
+            (
+                "OUTBOX#<n> (the sweep: a query a minute)",
+                rcu(outbox_kb * 100.0, true) / 60.0,
+            ),
+        ];
+        println!("\nwar operations: 1,000/s over 100 wars, 2 events each; {OUTBOX_SHARDS} outbox partitions");
+        println!("  {:<48} {:>9} {:>7}", "partition key", "WCU/s", "of 1000");
+        for (key, load) in writes {
+            println!(
+                "  {key:<48} {load:>9.1} {:>6.1}%",
+                100.0 * load / PARTITION_WCU
+            );
+            assert!(load <= PARTITION_WCU / 2.0, "{key}: {load} WCU/s");
+        }
+        println!("\nscore reads: 2,000/s on one war ({SHARDS} shards), eventually consistent");
+        println!("  {:<48} {:>9} {:>7}", "partition key", "RCU/s", "of 3000");
+        for (key, load) in reads {
+            println!(
+                "  {key:<48} {load:>9.1} {:>6.1}%",
+                100.0 * load / PARTITION_RCU
+            );
+            assert!(load <= PARTITION_RCU / 2.0, "{key}: {load} RCU/s");
+        }
     }
 }
