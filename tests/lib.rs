@@ -110,6 +110,19 @@ pub struct AwsCalls {
 }
 
 impl AwsCalls {
+    /// Prints the request's calls and fails the test if its sequential round trips exceed
+    /// `budget`.
+    pub fn within(self, what: &str, budget: u32) {
+        println!(
+            "{what:<42} {:>3} AWS calls, {:>2} sequential round trips (budget {budget})",
+            self.calls, self.round_trips
+        );
+        assert!(
+            self.round_trips <= budget,
+            "{what}: {self:?} exceeds {budget} round trips"
+        );
+    }
+
     fn parse(header: &str) -> Self {
         let field = |name: &str| {
             header

@@ -17,17 +17,6 @@ const DECLARE: u32 = 3;
 const MUTATION: u32 = 3;
 const READ: u32 = 2;
 
-fn within(what: &str, calls: AwsCalls, budget: u32) {
-    println!(
-        "{what:<40} {:>3} AWS calls, {:>2} sequential round trips (budget {budget})",
-        calls.calls, calls.round_trips
-    );
-    assert!(
-        calls.round_trips <= budget,
-        "{what}: {calls:?} exceeds {budget} round trips"
-    );
-}
-
 /// The answer must be the expected status, or the budget says nothing.
 fn answered(
     what: &str,
@@ -64,7 +53,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         200,
     );
-    within("PUT /territories/{id}", calls, MUTATION);
+    calls.within("PUT /territories/{id}", MUTATION);
 
     // Alliances: the defender's ally joins through an invitation.
     let (alliance, calls) = answered(
@@ -77,7 +66,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         201,
     );
-    within("POST /alliances", calls, MUTATION);
+    calls.within("POST /alliances", MUTATION);
     let aid = alliance["alliance_id"].as_str().unwrap().to_owned();
     let (_, calls) = answered(
         "invite",
@@ -89,7 +78,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         201,
     );
-    within("POST /alliances/{id}/invitations", calls, MUTATION);
+    calls.within("POST /alliances/{id}/invitations", MUTATION);
     let (_, calls) = answered(
         "accept",
         api.post_counted(
@@ -100,13 +89,13 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         200,
     );
-    within("POST .../invitations/{clan}/accept", calls, MUTATION);
+    calls.within("POST .../invitations/{clan}/accept", MUTATION);
     let (_, calls) = answered(
         "read alliance",
         api.get_counted(&format!("/alliances/{aid}")).await,
         200,
     );
-    within("GET /alliances/{id}", calls, READ);
+    calls.within("GET /alliances/{id}", READ);
 
     // A declaration on three territories: everything the twelve rules read, in one step.
     let (war, calls) = answered(
@@ -120,7 +109,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         201,
     );
-    within("POST /wars (3 territories)", calls, DECLARE);
+    calls.within("POST /wars (3 territories)", DECLARE);
     let id = war["war_id"].as_str().unwrap().to_owned();
     let (_, calls) = answered(
         "join",
@@ -132,7 +121,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         200,
     );
-    within("POST /wars/{id}/join", calls, MUTATION);
+    calls.within("POST /wars/{id}/join", MUTATION);
 
     // Reads.
     for (what, path) in [
@@ -157,7 +146,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         ),
     ] {
         let (_, calls) = answered(what, api.get_counted(&path).await, 200);
-        within(what, calls, READ);
+        calls.within(what, READ);
     }
 
     // ACTIVE: battles and captures.
@@ -173,14 +162,14 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         201,
     );
-    within("POST /wars/{id}/battles", calls, MUTATION);
+    calls.within("POST /wars/{id}/battles", MUTATION);
     let bid = battle["battle_id"].as_str().unwrap().to_owned();
     let (_, calls) = answered(
         "read battle",
         api.get_counted(&format!("/wars/{id}/battles/{bid}")).await,
         200,
     );
-    within("GET /wars/{id}/battles/{b}", calls, READ);
+    calls.within("GET /wars/{id}/battles/{b}", READ);
     let (_, calls) = answered(
         "resolve",
         api.post_counted(
@@ -191,7 +180,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         200,
     );
-    within("POST .../battles/{b}/resolve", calls, MUTATION);
+    calls.within("POST .../battles/{b}/resolve", MUTATION);
     let (_, calls) = answered(
         "capture",
         api.post_counted(
@@ -202,7 +191,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         200,
     );
-    within("POST /territories/{id}/capture", calls, MUTATION);
+    calls.within("POST /territories/{id}/capture", MUTATION);
 
     // The end: the defender gives up; the war ends, its territories and clans are released.
     let (ended, calls) = answered(
@@ -216,7 +205,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         200,
     );
     assert_eq!(ended["status"], "ENDED", "{ended}");
-    within("POST /wars/{id}/surrender", calls, MUTATION);
+    calls.within("POST /wars/{id}/surrender", MUTATION);
 
     // Leaving and dissolving the alliance once the war is over.
     let (_, calls) = answered(
@@ -229,14 +218,14 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         200,
     );
-    within("POST /alliances/{id}/leave", calls, MUTATION);
+    calls.within("POST /alliances/{id}/leave", MUTATION);
     let (_, calls) = answered(
         "dissolve",
         api.delete_counted(&format!("/alliances/{aid}"), &format!("{def}-leader"))
             .await,
         200,
     );
-    within("DELETE /alliances/{id}", calls, MUTATION);
+    calls.within("DELETE /alliances/{id}", MUTATION);
 
     // A war both leaders call off: the second request ends it.
     let land = format!("{t}-foe-land");
@@ -263,7 +252,7 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         .await,
         200,
     );
-    within("POST /wars/{id}/cancel (first side)", calls, MUTATION);
+    calls.within("POST /wars/{id}/cancel (first side)", MUTATION);
     let (cancelled, calls) = answered(
         "second cancel",
         api.post_counted(
@@ -275,5 +264,5 @@ async fn war_operations_and_reads_stay_within_their_round_trip_budgets() {
         200,
     );
     assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
-    within("POST /wars/{id}/cancel (ends the war)", calls, MUTATION);
+    calls.within("POST /wars/{id}/cancel (ends the war)", MUTATION);
 }

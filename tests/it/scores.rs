@@ -13,7 +13,7 @@ use clanwar_domain::war::Side;
 use clanwar_integration_tests::wait::{until, SLACK};
 use clanwar_integration_tests::{
     aws_config, deadline, declaration, register_clan, register_territory, unique_tag, Api,
-    AwsCalls, Resources,
+    Resources,
 };
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,17 +77,6 @@ async fn active_war(api: &Api, tag: &str, active_s: u64, ending_s: u64) -> (Valu
     (war, att, def)
 }
 
-fn within(what: &str, calls: AwsCalls, round_trips: u32) {
-    println!(
-        "{what:<42} {:>3} AWS calls, {:>2} sequential round trips (budget {round_trips})",
-        calls.calls, calls.round_trips
-    );
-    assert!(
-        calls.round_trips <= round_trips,
-        "{what}: {calls:?} exceeds {round_trips} round trips"
-    );
-}
-
 #[tokio::test]
 async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
     let api = Api::local();
@@ -104,11 +93,7 @@ async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
             (200, Some(n as u64)),
             "{body}"
         );
-        within(
-            &format!("POST events, {n} new kills"),
-            calls,
-            BATCH_ROUND_TRIPS,
-        );
+        calls.within(&format!("POST events, {n} new kills"), BATCH_ROUND_TRIPS);
         // The writes grow with the keys touched (one transaction per 100 items), not per event.
         assert!(
             calls.calls as usize <= 4 + (2 * n + 25).div_ceil(90),
@@ -120,11 +105,7 @@ async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
             (200, Some(n as u64)),
             "{body}"
         );
-        within(
-            &format!("POST events, the {n} replayed"),
-            calls,
-            BATCH_ROUND_TRIPS,
-        );
+        calls.within(&format!("POST events, the {n} replayed"), BATCH_ROUND_TRIPS);
     }
     // A batch mixing new kills, replays and kills farmed against the table's pair records.
     let mut mixed = kills(&format!("{t}-100"), 50, now, &att, &def);
@@ -149,9 +130,8 @@ async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
     let farmed = body["rejected"].as_array().unwrap();
     assert_eq!(farmed.len(), 50);
     assert!(farmed.iter().all(|r| r["code"] == "ANTI_FARMING"), "{body}");
-    within(
+    calls.within(
         "POST events, 50 new + 50 replayed + 50 farmed",
-        calls,
         BATCH_ROUND_TRIPS,
     );
 
@@ -161,15 +141,15 @@ async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
         board["sides"]["attacker"]["score"],
         json!(10 * (1 + 100 + 500 + 50))
     );
-    within("GET scoreboard", calls, SCOREBOARD_ROUND_TRIPS);
+    calls.within("GET scoreboard", SCOREBOARD_ROUND_TRIPS);
     let ((status, player), calls) = api
         .get_counted(&format!("/wars/{id}/players/{att}-k0"))
         .await;
     assert_eq!(status, 200, "{player}");
-    within("GET player", calls, PLAYER_ROUND_TRIPS);
+    calls.within("GET player", PLAYER_ROUND_TRIPS);
     let ((status, _), calls) = api.get_counted(&format!("/wars/{id}")).await;
     assert_eq!(status, 200);
-    within("GET war", calls, WAR_ROUND_TRIPS);
+    calls.within("GET war", WAR_ROUND_TRIPS);
 }
 
 /// Side totals as the API shows them after the end: the war, the scoreboard's sides, its clans

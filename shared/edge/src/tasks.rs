@@ -45,23 +45,35 @@ async fn counted<T>(input: &Value, task: impl std::future::Future<Output = T>) -
     output
 }
 
+/// A task input that does not parse, reported like any failed task.
+fn malformed(what: &str, err: serde_json::Error) -> TaskError {
+    failed(DomainError::invalid(what, err.to_string()))
+}
+
+/// Runs one task on its raw input: parsed, counted, answered as JSON.
+async fn run_task<I, O, T, Fut>(tasks: &T, payload: Value) -> Result<Value, TaskError>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    T: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = DomainResult<O>>,
+{
+    let input: I = serde_json::from_value(payload.clone()).map_err(|e| malformed("task", e))?;
+    let output = counted(&payload, tasks(input)).await.map_err(failed)?;
+    Ok(serde_json::to_value(output).expect("task outputs serialise"))
+}
+
 /// The Lambda entry of a task function: every invocation goes through `handler`.
 pub async fn serve<I, O, H, Fut>(handler: H) -> Result<(), lambda_runtime::Error>
 where
-    I: DeserializeOwned + Send,
+    I: DeserializeOwned,
     O: Serialize,
     H: Fn(I) -> Fut,
-    Fut: std::future::Future<Output = DomainResult<O>> + Send,
+    Fut: std::future::Future<Output = DomainResult<O>>,
 {
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<Value>| async move {
-            let input: I = serde_json::from_value(event.payload.clone())
-                .map_err(|e| failed(DomainError::invalid("task", e.to_string())))?;
-            counted(&event.payload, handler(input))
-                .await
-                .map_err(failed)
-        },
+        move |event: LambdaEvent<Value>| async move { run_task(handler, event.payload).await },
     ))
     .await
 }
@@ -83,23 +95,13 @@ where
     let (tasks, routes) = (&tasks, &routes);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<Value>| async move {
-            let malformed = |what: &str, e: serde_json::Error| {
-                failed(DomainError::invalid(what, e.to_string()))
-            };
-            if event.payload.get("requestContext").is_some() {
-                let request: ApiGatewayV2httpRequest =
-                    serde_json::from_value(event.payload).map_err(|e| malformed("event", e))?;
-                let response = http::respond(http::from_apigw(request), routes).await;
-                return Ok(
-                    serde_json::to_value(http::to_apigw(response)).expect("responses serialise")
-                );
+            if event.payload.get("requestContext").is_none() {
+                return run_task(tasks, event.payload).await;
             }
-            let input: I =
-                serde_json::from_value(event.payload.clone()).map_err(|e| malformed("task", e))?;
-            let output = counted(&event.payload, tasks(input))
-                .await
-                .map_err(failed)?;
-            Ok::<_, TaskError>(serde_json::to_value(output).expect("task outputs serialise"))
+            let request: ApiGatewayV2httpRequest =
+                serde_json::from_value(event.payload).map_err(|e| malformed("event", e))?;
+            let response = http::respond(http::from_apigw(request), routes).await;
+            Ok(serde_json::to_value(http::to_apigw(response)).expect("responses serialise"))
         },
     ))
     .await
@@ -123,21 +125,13 @@ where
     let (tasks, records) = (&tasks, &records);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<Value>| async move {
-            let malformed = |what: &str, e: serde_json::Error| {
-                failed(DomainError::invalid(what, e.to_string()))
-            };
-            if event.payload.get("Records").is_some() {
-                let batch: SqsEvent =
-                    serde_json::from_value(event.payload).map_err(|e| malformed("event", e))?;
-                let response = crate::sqs::each_record(batch, records).await;
-                return Ok(serde_json::to_value(response).expect("responses serialise"));
+            if event.payload.get("Records").is_none() {
+                return run_task(tasks, event.payload).await;
             }
-            let input: I =
-                serde_json::from_value(event.payload.clone()).map_err(|e| malformed("task", e))?;
-            let output = counted(&event.payload, tasks(input))
-                .await
-                .map_err(failed)?;
-            Ok::<_, TaskError>(serde_json::to_value(output).expect("task outputs serialise"))
+            let batch: SqsEvent =
+                serde_json::from_value(event.payload).map_err(|e| malformed("event", e))?;
+            let response = crate::sqs::each_record(batch, records).await;
+            Ok(serde_json::to_value(response).expect("responses serialise"))
         },
     ))
     .await
