@@ -10,8 +10,9 @@
 #  5. writes docs/benchmarks.md, docs/benchmarks/latency.png and the README's figures
 #     (tools/bench/report.py, in its own .venv-bench/ with pinned matplotlib)
 #
-# Settings: BENCH_PROFILE=dev|release (release: optimized functions without LTO, compiled once
-# into target/release), BENCH_RATES, BENCH_DECLARE_RATES, BENCH_WINDOW (s per step),
+# Settings: BENCH_PROFILE=dev|opt|release (opt: the project's own crates optimized, dependencies
+# as in dev — a few minutes; release: everything optimized without LTO, compiled once into
+# target/release — long on 2 cores), BENCH_RATES, BENCH_DECLARE_RATES, BENCH_WINDOW (s per step),
 # BENCH_BUDGET (s for the whole load), BENCH_POOL_SIZE (warm processes per function),
 # BENCH_AWS_PORT / BENCH_API_PORT / BENCH_WS_PORT / BENCH_WS_MGMT_PORT.
 # Everything it starts is stopped on exit, pass or fail.
@@ -62,6 +63,10 @@ bench_venv() {
 timed venv bench_venv
 
 step "build the functions ($PROFILE) and the load generator"
+workspace_packages() {
+    $CARGO metadata --no-deps --format-version 1 --locked | python3 -c \
+        'import json, sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))'
+}
 build() {
     if [[ "$PROFILE" == release ]]; then
         # Optimized like the deployed artefacts, without the minutes of LTO.
@@ -69,6 +74,16 @@ build() {
             $CARGO build --release --workspace --bins --locked \
             --exclude clanwar-loadgen --exclude clanwar-demo
         export CLANWAR_BIN_DIR="$TARGET/release"
+    elif [[ "$PROFILE" == opt ]]; then
+        # The project's own crates at opt-level 3 (with the generic serde/SDK code they
+        # instantiate), dependencies as in dev: minutes instead of a full optimized build.
+        local overrides=() pkg
+        for pkg in $(workspace_packages); do
+            overrides+=(--config "profile.dev.package.$pkg.opt-level=3")
+        done
+        $CARGO build --workspace --bins --locked "${overrides[@]}" \
+            --exclude clanwar-loadgen --exclude clanwar-demo
+        export CLANWAR_BIN_DIR="$TARGET/debug"
     else
         $CARGO build --workspace --bins --locked
         export CLANWAR_BIN_DIR="$TARGET/debug"
@@ -126,7 +141,7 @@ for k in "${!took[@]}"; do phases+="$k ${took[$k]} s, "; done
 .venv-bench/bin/python - "$OUT/meta.json" <<EOF
 import json, sys
 json.dump({
-    "profile": "$PROFILE" if "$PROFILE" == "release" else "dev (debug)",
+    "profile": {"release": "release (opt-level 3, no LTO)", "opt": "opt (our crates at opt-level 3, dependencies unoptimized)"}.get("$PROFILE", "dev (debug)"),
     "pool": int("$LOCALAWS_POOL_SIZE"),
     "cpu": "$cpu, $(nproc) cores",
     "duration": "$((total / 60)) min $((total % 60)) s before the report: ${phases%, }",
