@@ -47,8 +47,8 @@ run: ## Local stack + a demo war through the public API, then serve until Ctrl-C
 capacity: ## Capacity model of the score path: WCU per partition key at the seed's load (docs/scores.md)
 	$(CARGO) test -p clanwar-aws --lib --locked capacity -- --nocapture
 
-bench: ## Domain benchmarks (criterion): nearby query cell index vs full scan, event judging, reward plan
-	$(CARGO) bench -p clanwar-domain --bench domain -- --warm-up-time 1 --measurement-time 3
+bench: ## Load (own local stack), raw-call comparison, AWS latency model, criterion, capacity -> docs/benchmarks.md
+	CARGO="$(CARGO)" scripts/bench.sh
 
 # ----- AWS artefacts and deployment (see README "Deploy to AWS") -----------------------------
 .PHONY: build deploy

@@ -236,6 +236,7 @@ where
     F: FnOnce(HttpRequest) -> Fut,
     Fut: std::future::Future<Output = DomainResult<HttpResponse>>,
 {
+    let started = std::time::Instant::now();
     let route = request.route.clone();
     calls::reset();
     let mut response = match handle(request).await {
@@ -258,18 +259,21 @@ where
     telemetry::aws_calls(&route, &tally, &[]);
     response
         .headers
-        .push(("server-timing", server_timing(&tally)));
+        .push(("server-timing", server_timing(&tally, started.elapsed())));
     response
 }
 
-/// The invocation's AWS calls as a `Server-Timing` entry (shown by browser tools and read by
-/// the integration tests' call budgets): `aws;dur=<ms busy>;desc="calls=N round-trips=M"`.
-pub fn server_timing(tally: &calls::CallTally) -> String {
+/// The invocation's AWS calls and the handler's own wall time as `Server-Timing` entries
+/// (shown by browser tools, read by the integration tests' call budgets and by the load
+/// generator, `tools/loadgen`): `aws;dur=<ms busy>;desc="calls=N round-trips=M", app;dur=<ms>`.
+/// `app − aws` is the time spent in our own code (and waiting for the CPU) during the request.
+pub fn server_timing(tally: &calls::CallTally, app: std::time::Duration) -> String {
     format!(
-        "aws;dur={:.1};desc=\"calls={} round-trips={}\"",
+        "aws;dur={:.1};desc=\"calls={} round-trips={}\", app;dur={:.1}",
         tally.busy.as_secs_f64() * 1_000.0,
         tally.calls,
-        tally.round_trips
+        tally.round_trips,
+        app.as_secs_f64() * 1_000.0
     )
 }
 
@@ -302,15 +306,16 @@ mod tests {
     }
 
     #[test]
-    fn server_timing_names_the_calls_and_round_trips() {
+    fn server_timing_names_the_calls_the_round_trips_and_the_handler_time() {
         let tally = calls::CallTally {
             calls: 7,
             round_trips: 2,
+            busy: std::time::Duration::from_micros(4_260),
             ..Default::default()
         };
         assert_eq!(
-            server_timing(&tally),
-            "aws;dur=0.0;desc=\"calls=7 round-trips=2\""
+            server_timing(&tally, std::time::Duration::from_micros(5_040)),
+            "aws;dur=4.3;desc=\"calls=7 round-trips=2\", app;dur=5.0"
         );
     }
 
