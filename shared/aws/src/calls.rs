@@ -86,20 +86,31 @@ impl Intercept for CallCounter {
     fn read_before_execution(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let mut s = state();
+        s.tally.calls += 1;
+        if s.in_flight == 0 {
+            s.tally.round_trips += 1;
+            s.busy_since = Some(Instant::now());
+        }
+        s.in_flight += 1;
+        Ok(())
+    }
+
+    /// The operation's name is known from here on: a client's `read_before_execution` runs
+    /// before the operation's own configuration (its `Metadata`) is applied.
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation = cfg
             .load::<Metadata>()
             .map(|m| format!("{}.{}", m.service(), m.name()))
             .unwrap_or_else(|| "unknown".to_owned());
-        let mut s = state();
-        s.tally.calls += 1;
-        *s.tally.operations.entry(operation).or_default() += 1;
-        if s.in_flight == 0 {
-            s.tally.round_trips += 1;
-            s.busy_since = Some(Instant::now());
-        }
-        s.in_flight += 1;
+        *state().tally.operations.entry(operation).or_default() += 1;
         Ok(())
     }
 
