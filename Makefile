@@ -51,14 +51,21 @@ bench: ## Load (own local stack), raw-call comparison, AWS latency model, criter
 	CARGO="$(CARGO)" scripts/bench.sh
 
 # ----- AWS artefacts and deployment (see README "Deploy to AWS") -----------------------------
-.PHONY: build deploy
+.PHONY: build footprint deploy
 STAGE ?= dev
 PHASE_MIN_SECONDS ?= 60
 SCORE_SHARDS ?= 16
 ALARM_EMAIL ?=
 
-build: ## Lambda artefacts for AWS: cargo-lambda, arm64, release -> target/lambda/<fn>/bootstrap
+FUNCTIONS := $(notdir $(wildcard functions/*))
+PYTHON ?= python3
+
+build: ## Lambda artefacts for AWS: cargo-lambda, arm64, release -> target/lambda/<fn>/bootstrap (+ target/bench/build.json)
 	scripts/build-lambdas.sh
+
+footprint: ## Cold start, RSS and size of every function (host release build) -> target/bench/footprint.md
+	$(CARGO) build --release --locked --workspace $(addprefix --bin ,$(FUNCTIONS))
+	$(PYTHON) tools/footprint/footprint.py
 
 deploy: ## Deploy to AWS with SAM: STAGE=dev PHASE_MIN_SECONDS=60 SCORE_SHARDS=16 ALARM_EMAIL= [GUIDED=1]
 	STAGE=$(STAGE) PHASE_MIN_SECONDS=$(PHASE_MIN_SECONDS) SCORE_SHARDS=$(SCORE_SHARDS) \

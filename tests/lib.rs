@@ -90,9 +90,7 @@ impl Resources {
 
 /// SDK configuration for whatever `AWS_ENDPOINT_URL` names (the SDK reads it natively).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    clanwar_aws::sdk::load().await
 }
 
 /// A short unique prefix for the ids one test writes, so tests can share a table.

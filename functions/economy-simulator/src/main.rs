@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let table =
         std::env::var("TABLE_NAME").map_err(|_| "environment variable TABLE_NAME is required")?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = clanwar_edge::config::sdk().await;
     let ledger = DynamoDbLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let economy = &Economy::new(ledger, aws_sdk_sfn::Client::new(&sdk));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

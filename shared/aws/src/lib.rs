@@ -10,6 +10,7 @@ pub mod realtime;
 mod retry;
 mod score_plan;
 mod scoreboard;
+pub mod sdk;
 pub mod stepfunctions;
 
 pub use dynamodb::{DynamoDbStore, TableConfig};

@@ -38,12 +38,17 @@ pub fn rules_from_env() -> Result<Rules, ConfigError> {
         })
 }
 
+/// The SDK configuration, for a function that builds its own clients (`clanwar_aws::sdk`).
+pub async fn sdk() -> aws_config::SdkConfig {
+    clanwar_aws::sdk::load().await
+}
+
 /// The services' dependencies on AWS: table `TABLE_NAME`, bus `EVENT_BUS_NAME`, and — for the
 /// functions that start workflows — `LIFECYCLE_STATE_MACHINE_ARN`, `REWARDS_STATE_MACHINE_ARN`
 /// and (war-manager only) `DECLARE_WAR_STATE_MACHINE_ARN`. SDK clients are built here, once.
 pub async fn deps_from_env() -> Result<Deps, ConfigError> {
     let rules = rules_from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = clanwar_aws::sdk::load().await;
     let clients = calls::counted(&sdk);
     let store = Arc::new(DynamoDbStore::new(
         clients.dynamodb,
@@ -84,7 +89,7 @@ pub async fn deps_from_env() -> Result<Deps, ConfigError> {
 /// The real-time side: connections in `TABLE_NAME`, pushes through `WS_MANAGEMENT_ENDPOINT`
 /// (the WebSocket API's `https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
 pub async fn realtime_from_env() -> Result<Realtime, ConfigError> {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = clanwar_aws::sdk::load().await;
     Ok(Realtime {
         connections: Arc::new(DynamoDbConnections::new(
             aws_sdk_dynamodb::Client::new(&sdk),
