@@ -107,7 +107,7 @@ with open(out, "w") as f:
     json.dump(report, f, indent=2)
     f.write("\n")
 for name, a in artefacts.items():
-    print(f"{a['path']}\t{a['bytes'] / 2**20:.1f} MB ({a['bytes']} bytes)")
+    print(f"{a['path']}\t{a['bytes'] / 2**20:.1f} MiB ({a['bytes']} bytes)")
 print(f"build-lambdas: {report['start']} build of {len(artefacts)} function(s) in "
       f"{int(wall // 60)} min {wall % 60:04.1f} s on {report['cores']} cores (load average "
       f"{report['loadavg_before']} before, {report['loadavg_after']} after); "
