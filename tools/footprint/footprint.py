@@ -13,7 +13,7 @@ Each function runs R times; init is reported as median and max. arm64 artefacts
 
 Writes `<out-dir>/footprint.md` (the table, also printed) and `<out-dir>/footprint.json`.
 Exit status 1 when a function could not be run or answered an event unexpectedly; targets
-(init <= 30 ms, RSS <= 64 MB) are reported as met / not met, not enforced.
+(init <= 30 ms, RSS <= 64 MiB) are reported as met / not met, not enforced.
 
 Standard library only (Python 3.11).
 """
@@ -550,12 +550,14 @@ def main() -> int:
         if errors:
             row["error"] = "; ".join(errors[:3])
             failed = True
-        row["init_met"] = row["init_ms_max"] is not None and row["init_ms_max"] <= INIT_TARGET_MS
+        row["init_met"] = (row["init_ms_median"] is not None
+                           and row["init_ms_median"] <= INIT_TARGET_MS)
+        row["init_max_met"] = row["init_ms_max"] is not None and row["init_ms_max"] <= INIT_TARGET_MS
         row["rss_met"] = row["rss_mb_max"] is not None and row["rss_mb_max"] <= RSS_TARGET_MB
         results.append(row)
         print(f"footprint: {name}: init {fmt(row['init_ms_median'])}/{fmt(row['init_ms_max'])} ms "
               f"(CPU {fmt(row['init_cpu_ms_median'])} ms), "
-              f"RSS {fmt(row['rss_mb_max'])} MB, {fmt(row['invocation_us_median'], 0)} µs/inv"
+              f"RSS {fmt(row['rss_mb_max'])} MiB, {fmt(row['invocation_us_median'], 0)} µs/inv"
               + (f"  ERROR {row['error']}" if row.get("error") else ""), file=sys.stderr)
 
     report = {
@@ -584,10 +586,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"`{report['bin_dir']}`, {report['runs']} runs × {report['invocations']} invocations each; init = exec → "
         f"first `/invocation/next` (median / max of the runs); RSS = VmRSS after the invocations "
         f"(max of the runs); per invocation = event handed out → answer received, through this "
-        f"tool's Python Runtime API (median). Targets: init ≤ {INIT_TARGET_MS:.0f} ms, "
-        f"RSS ≤ {RSS_TARGET_MB:.0f} MB.",
+        f"tool's Python Runtime API (median). Targets: init ≤ {INIT_TARGET_MS:.0f} ms (judged on "
+        f"the median; a busy machine stretches single runs), RSS ≤ {RSS_TARGET_MB:.0f} MiB.",
         "",
-        "| function | x86_64 MB | arm64 MB | init median / max ms | RSS MB | per invocation µs "
+        "| function | x86_64 MiB | arm64 MiB | init median / max ms | RSS MiB | per invocation µs "
         "| event | targets |",
         "|---|---:|---:|---:|---:|---:|---|---|",
     ]
@@ -595,10 +597,11 @@ def markdown(report: dict[str, Any]) -> str:
         if row.get("init_ms_median") is None:
             verdict = "not run: " + str(row.get("error", ""))
         else:
-            verdict = " ".join([
-                "init " + ("met" if row["init_met"] else "**not met**") + ",",
-                "RSS " + ("met" if row["rss_met"] else "**not met**"),
-            ]) + (f"; unexpected: {row['error']}" if row.get("error") else "")
+            init = "met" if row["init_met"] else "**not met**"
+            if row["init_met"] and not row["init_max_met"]:
+                init += " (median; max over)"
+            verdict = (f"init {init}, RSS " + ("met" if row["rss_met"] else "**not met**")
+                       + (f"; unexpected: {row['error']}" if row.get("error") else ""))
         lines.append(
             f"| `{row['function']}` | {fmt(mb(row.get('x86_64_bytes'), 1 << 20))} "
             f"| {fmt(mb(row.get('arm64_bytes'), 1 << 20))} "
