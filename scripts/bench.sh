@@ -6,7 +6,8 @@
 #     and `make run`), runs the open-loop load — reads, event batches, declarations at
 #     increasing rates, each followed by its raw emulator calls at the same rate — and stops it
 #  3. the domain benchmarks (criterion) and the score path's capacity model (`make capacity`)
-#  4. the cold-start/footprint tool, if the repository has it (tools/footprint/footprint.py)
+#  4. the cold-start/footprint tool (tools/footprint/footprint.py) on the release binaries of the
+#     functions (built here if missing: the first time, a long step on 2 cores)
 #  5. writes docs/benchmarks.md, docs/benchmarks/latency.png and the README's figures
 #     (tools/bench/report.py, in its own .venv-bench/ with pinned matplotlib)
 #
@@ -117,6 +118,11 @@ timed capacity bash -c "set -o pipefail; $CARGO test -p clanwar-aws --lib --lock
 step "cold start and footprint"
 footprint_status="absent"
 if [[ -f tools/footprint/footprint.py ]]; then
+    t=$SECONDS
+    # The release binaries it measures (as `make footprint`; nothing to do when they are built).
+    functions=$(ls functions)
+    $CARGO build --release --locked --workspace $(printf -- '--bin %s ' $functions)
+    took[footprint_build]=$((SECONDS - t))
     t=$SECONDS
     if timeout "${BENCH_FOOTPRINT_TIMEOUT:-300}" python3 tools/footprint/footprint.py; then
         footprint_status="ran"

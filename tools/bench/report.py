@@ -581,8 +581,10 @@ def main() -> None:
         for k, v in flatten(build):
             w(f"| {k} | {v} |")
     else:
-        w("No `target/bench/build.json` yet: run `make build` (it records the build times), then "
-          "`make bench`.")
+        w("Not in this run: `make build` (the arm64 cross build of every function, about 20 "
+          "minutes on 2 cores) writes `target/bench/build.json`, which `make bench` then includes "
+          "here. The last measured before/after figures are in the README, *Build cost and "
+          "footprint*.")
     w("")
 
     # ---- criterion
