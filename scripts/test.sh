@@ -21,6 +21,9 @@ export CLANWAR_API_PORT="${CLANWAR_API_PORT:-4580}" CLANWAR_WS_PORT="${CLANWAR_W
 export CLANWAR_WS_MGMT_PORT="${CLANWAR_WS_MGMT_PORT:-4582}"
 # Short phases for the workflow tests; the local economy service stand-in answers the reward saga.
 export LOCALAWS_PARAMS="${LOCALAWS_PARAMS:-PhaseMinSeconds=1 DeployEconomySimulator=true}"
+# The fault tests' plans (clanwar_aws::faults): the stack's functions and the tests share it.
+export CLANWAR_FAULTS="${CLANWAR_FAULTS:-$LOCALAWS_STATE_DIR/faults}"
+rm -rf "$CLANWAR_FAULTS" && mkdir -p "$CLANWAR_FAULTS"
 DDB_LOCAL_PORT="${DDB_LOCAL_PORT:-8000}"
 CARGO="${CARGO:-cargo}"
 

@@ -313,3 +313,53 @@ impl Api {
         self.send(request).await
     }
 }
+
+/// A fault plan armed in the local stack's functions (`clanwar_aws::faults`): written into the
+/// directory `CLANWAR_FAULTS` names (scripts/test.sh sets it for the stack and the tests), and
+/// removed when dropped. Rules should carry the test's own ids in `body_contains`, so tests
+/// running side by side never hit each other's calls.
+#[derive(Debug)]
+pub struct ArmedFaults {
+    path: PathBuf,
+}
+
+impl ArmedFaults {
+    pub fn arm(name: &str, rules: serde_json::Value) -> Self {
+        let dir = std::env::var_os("CLANWAR_FAULTS")
+            .map(PathBuf::from)
+            .expect(
+                "CLANWAR_FAULTS is not set: the fault tests need the stack that scripts/test.sh \
+             starts (it names the plans' directory for the functions and the tests)",
+            );
+        std::fs::create_dir_all(&dir).expect("the fault plans' directory");
+        let path = dir.join(format!("{name}.json"));
+        let plan = serde_json::json!({ "id": name, "rules": rules });
+        std::fs::write(&path, plan.to_string()).expect("write the fault plan");
+        Self { path }
+    }
+
+    /// How many firings of rule `index` (with `times`) were taken so far.
+    pub fn fired(&self, index: usize) -> usize {
+        let (Some(dir), Some(id)) = (self.path.parent(), self.path.file_stem()) else {
+            return 0;
+        };
+        let prefix = format!("{}.{index}.", id.to_string_lossy());
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.starts_with(&prefix) && name.ends_with(".fired")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ArmedFaults {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -92,10 +92,13 @@ REQUIREMENTS: tuple[Requirement, ...] = (
          ("states:StopExecution", "exec:LIFECYCLE_STATE_MACHINE_ARN")),
     ),
     Requirement(
-        r"\broutes::phases::", "routes::phases: a war's end (its events) starts the reward saga "
-        "and stops the lifecycle after a surrender or cancellation",
-        ("LIFECYCLE_STATE_MACHINE_ARN", "REWARDS_STATE_MACHINE_ARN"),
-        (("states:StartExecution", "sm:REWARDS_STATE_MACHINE_ARN"),
+        r"\broutes::phases::", "routes::phases: a declaration's event makes sure its saga runs; "
+        "a war's end starts the reward saga and stops the lifecycle after a surrender or "
+        "cancellation",
+        ("DECLARE_WAR_STATE_MACHINE_ARN", "LIFECYCLE_STATE_MACHINE_ARN",
+         "REWARDS_STATE_MACHINE_ARN"),
+        (("states:StartExecution", "sm:DECLARE_WAR_STATE_MACHINE_ARN"),
+         ("states:StartExecution", "sm:REWARDS_STATE_MACHINE_ARN"),
          ("states:StopExecution", "exec:LIFECYCLE_STATE_MACHINE_ARN")),
     ),
     Requirement(

@@ -3,6 +3,7 @@
 mod api;
 mod budgets;
 mod demo;
+mod faults;
 mod realtime;
 mod scores;
 mod stack;

@@ -866,7 +866,9 @@ async fn a_declaration_saga_that_cannot_start_the_timers_is_compensated() {
         .war;
     let id = war.war_id.clone();
     // ... and its saga is started with an input that does not describe it, so StartLifecycle
-    // refuses (INVALID_REQUEST, not retried) and the saga must compensate.
+    // refuses (INVALID_REQUEST, not retried) and the saga must compensate. (The `WarDeclared`
+    // safety net starts the saga under the same name only after the event went through the
+    // table stream, the bus and a queue; by then this execution exists and wins.)
     let wrong = json!({"war_id": id, "deadlines": {
         "PREPARATION": "2099-01-01T00:00:00Z", "ACTIVE": "2099-01-02T00:00:00Z",
         "ENDING": "2099-01-03T00:00:00Z", "ENDED": "2099-01-04T00:00:00Z"}});
@@ -912,5 +914,28 @@ async fn a_declaration_saga_that_cannot_start_the_timers_is_compensated() {
         .compensate_declaration(&again.war.war_id)
         .await
         .unwrap();
+    tap.remove().await;
+}
+
+#[tokio::test]
+async fn a_war_whose_declaring_process_died_after_the_commit_still_runs_on_its_timers() {
+    let (w, mut tap) = World::new("wf-orphan").await;
+    // What a war-manager that died between its commit and starting the saga leaves behind:
+    // the war, its territories contested, its events in the outbox, no execution.
+    let war = w
+        .wars()
+        .create(w.command([2, 30, 2, 2]))
+        .await
+        .expect("create")
+        .war;
+    let id = war.war_id.clone();
+    assert!(w.execution(&w.declare_arn, id.as_str()).await.is_none());
+    // Its committed `WarDeclared` reaches the phase-controller, which starts the saga; the
+    // saga starts the timers, which move the war on.
+    let saga = w.finished(&w.declare_arn, id.as_str(), PATIENCE).await;
+    assert_eq!(saga.status, ExecutionStatus::Succeeded, "{saga:?}");
+    w.wait_for_status(&war, WarStatus::Preparation).await;
+    assert!(w.execution(&w.lifecycle_arn, id.as_str()).await.is_some());
+    tap.wait_for(&id, "WarPhaseChanged", 1).await;
     tap.remove().await;
 }

@@ -48,7 +48,9 @@ log = logging.getLogger("localaws.lambda")
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 INIT_TIMEOUT_SECONDS = 30.0  # AWS allows 10 s of init; debug binaries on a busy box need more
 LOG_TAIL_BYTES = 4096  # what Lambda returns in X-Amz-Log-Result
-_PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "TZ", "RUST_LOG", "RUST_BACKTRACE", "RUST_LIB_BACKTRACE")
+# CLANWAR_FAULTS: the fault plan of the fault and delivery tests (clanwar_aws::faults).
+_PASS_THROUGH_ENV = ("PATH", "HOME", "LANG", "TZ", "RUST_LOG", "RUST_BACKTRACE", "RUST_LIB_BACKTRACE",
+                     "CLANWAR_FAULTS")
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: no dlopen in the child
 

@@ -1,5 +1,6 @@
 //! `phase-controller` Lambda: tasks of the war-lifecycle state machine, and the follow-up of a
-//! war's end from the war-endings queue (start the reward saga, stop the timers).
+//! declaration and of a war's end from the war-endings queue (make sure the declare-war saga runs,
+//! start the reward saga, stop the timers).
 
 use clanwar_edge::{deps_from_env, routes, tasks, telemetry};
 

@@ -5,6 +5,7 @@
 pub mod calls;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod faults;
 mod keys;
 pub mod realtime;
 mod retry;

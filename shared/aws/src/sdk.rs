@@ -4,7 +4,8 @@
 //! whose C sources need CMake and a C cross toolchain to build for arm64 (issue 11).
 //!
 //! The one difference from the SDK's default client: it does not read `HTTP(S)_PROXY` from the
-//! environment (Lambda functions reach AWS directly or through VPC endpoints).
+//! environment (Lambda functions reach AWS directly or through VPC endpoints). The fault
+//! layer of the tests (`crate::faults`) wraps it when `CLANWAR_FAULTS` is set.
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
@@ -17,7 +18,7 @@ pub async fn load() -> SdkConfig {
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(crate::faults::wrap(http_client))
         .load()
         .await
 }

@@ -45,7 +45,7 @@ pub async fn sdk() -> aws_config::SdkConfig {
 
 /// The services' dependencies on AWS: table `TABLE_NAME`, bus `EVENT_BUS_NAME`, and — for the
 /// functions that start workflows — `LIFECYCLE_STATE_MACHINE_ARN`, `REWARDS_STATE_MACHINE_ARN`
-/// and (war-manager only) `DECLARE_WAR_STATE_MACHINE_ARN`. SDK clients are built here, once.
+/// and (war-manager, phase-controller) `DECLARE_WAR_STATE_MACHINE_ARN`. SDK clients are built here, once.
 pub async fn deps_from_env() -> Result<Deps, ConfigError> {
     let rules = rules_from_env()?;
     let sdk = clanwar_aws::sdk::load().await;

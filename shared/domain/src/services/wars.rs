@@ -510,16 +510,17 @@ impl WarService {
         Ok((war, outcome))
     }
 
-    /// What follows a war's end, driven by its committed events (so it happens at least once,
-    /// off the caller's path): `WarEnded` starts the reward saga; a surrender or a
-    /// cancellation stops the phase timers. Both calls are idempotent, so a redelivered event
-    /// changes nothing.
+    /// What follows a war's committed events (so it happens at least once, off the caller's
+    /// path): `WarDeclared` makes sure the declare-war saga runs, `WarEnded` starts the reward
+    /// saga, a surrender or a cancellation stops the phase timers. Every call is idempotent, so
+    /// a redelivered event changes nothing.
     pub async fn react(&self, event: &EventEnvelope) -> DomainResult<()> {
         let Some(war_id) = &event.war_id else {
             return Ok(());
         };
         let workflows = &self.deps.workflows;
         let done = match &event.event {
+            DomainEvent::WarDeclared { .. } => return self.ensure_declaration_saga(war_id).await,
             DomainEvent::WarEnded { .. } => workflows.start_rewards(war_id).await,
             DomainEvent::WarSurrendered { .. } | DomainEvent::WarCancelled { .. } => {
                 workflows.stop_lifecycle(war_id).await
@@ -527,6 +528,28 @@ impl WarService {
             _ => return Ok(()),
         };
         done.map_err(DomainError::WorkflowUnavailable)
+    }
+
+    /// The safety net of a declaration. The declaring request starts the saga right after its
+    /// commit, but a process that dies (or times out) in between leaves a war that nothing
+    /// moves. Its committed `WarDeclared` reaches here at least once: a war still DECLARED gets
+    /// its saga (started under the war id, so when the request did start it, this is the same
+    /// execution and nothing changes). A war past DECLARED, or cancelled by the request's own
+    /// compensation, needs nothing.
+    async fn ensure_declaration_saga(&self, war_id: &WarId) -> DomainResult<()> {
+        let war = match self.deps.war(war_id).await {
+            Ok(war) => war,
+            Err(DomainError::WarNotFound(_)) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if war.status != WarStatus::Declared {
+            return Ok(());
+        }
+        self.deps
+            .workflows
+            .start_declaration(&war)
+            .await
+            .map_err(DomainError::WorkflowUnavailable)
     }
 
     /// Load the war, let `step` decide, commit; on a version conflict start over.
@@ -1057,6 +1080,41 @@ mod tests {
         w.h.workflows.set_fail_start(false);
         let war = w.wars.declare(w.command(&["t1"], None)).await.unwrap().war;
         assert_eq!(war.status, WarStatus::Declared);
+    }
+
+    #[tokio::test]
+    async fn a_declaration_whose_caller_died_after_the_commit_still_gets_its_saga() {
+        let w = World::new().await;
+        // The request wrote the war and died before starting the saga.
+        let war = w.wars.create(w.command(&["t1"], None)).await.unwrap().war;
+        assert!(w.h.workflows.calls().is_empty());
+        w.react_to_published().await;
+        let start = WorkflowCall::StartDeclaration(war.war_id.clone());
+        assert_eq!(w.h.workflows.calls(), vec![start.clone()]);
+        // A redelivered `WarDeclared` starts the same (idempotently named) execution again;
+        // once the war has moved on, it starts nothing.
+        w.react_to_published().await;
+        assert_eq!(w.h.workflows.calls(), vec![start.clone(), start.clone()]);
+        w.reach(&war, WarStatus::Preparation).await;
+        w.react_to_published().await;
+        let starts = w.h.workflows.calls().into_iter().filter(|c| *c == start);
+        assert_eq!(starts.count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_compensated_declaration_gets_no_saga_from_its_event() {
+        let w = World::new().await;
+        w.h.workflows.set_fail_start(true);
+        w.wars.declare(w.command(&["t1"], None)).await.unwrap_err();
+        w.h.workflows.set_fail_start(false);
+        w.react_to_published().await;
+        let calls = w.h.workflows.calls();
+        assert!(
+            !calls
+                .iter()
+                .any(|c| matches!(c, WorkflowCall::StartDeclaration(_))),
+            "{calls:?}"
+        );
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub async fn react(deps: &Deps, body: &str) -> DomainResult<()> {
     let event = crate::sqs::bus_event(body)?;
     WarService::new(deps.clone()).react(&event).await?;
-    tracing::info!(event_id = %event.event_id, event_type = event.event_type(), "war end followed up");
+    tracing::info!(event_id = %event.event_id, event_type = event.event_type(), war_id = ?event.war_id, "war event followed up");
     Ok(())
 }
 
