@@ -32,7 +32,7 @@ use clanwar_domain::services::Deps;
 use clanwar_domain::territory::TerritoryInput;
 use clanwar_domain::war::{Outcome, PhaseDurations, RewardStatus, War, WarStatus, WinnerSide};
 use clanwar_integration_tests::wait::{until, wait_until, Seen, PATIENCE, SLACK};
-use clanwar_integration_tests::{aws_config, unique_tag, Resources};
+use clanwar_integration_tests::{aws_config, unique_tag, ArmedFaults, Resources};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -453,6 +453,97 @@ impl World {
         );
     }
 
+    /// Scores the war in ACTIVE, waits for its end and its rewards, and checks that it moved
+    /// forward one phase at a time, ended once with the right winner and paid every grant
+    /// exactly once, with one event per change.
+    async fn plays_to_its_end_and_pays_once(&self, war: &War, tap: &mut EventTap) -> RewardPlan {
+        let w = self;
+        let id = war.war_id.clone();
+        w.wait_for_status(war, WarStatus::Active).await;
+        w.score(war, &w.attacker).await;
+
+        let ended = w.wait_for_status(war, WarStatus::Ended).await;
+        assert_eq!(ended.winner_side, Some(WinnerSide::Attacker));
+        assert_eq!(ended.outcome, Some(Outcome::Score));
+        assert_eq!(
+            (ended.sides.attacker.score, ended.sides.defender.score),
+            (15 * 3 + 3, 15 * 3)
+        );
+        let moves: Vec<(WarStatus, WarStatus)> =
+            ended.transitions.iter().map(|t| (t.from, t.to)).collect();
+        assert_eq!(
+            moves,
+            vec![
+                (WarStatus::Declared, WarStatus::Preparation),
+                (WarStatus::Preparation, WarStatus::Active),
+                (WarStatus::Active, WarStatus::Ending),
+                (WarStatus::Ending, WarStatus::Ended),
+            ]
+        );
+        let lifecycle = w.finished(&w.lifecycle_arn, id.as_str(), PATIENCE).await;
+        assert_eq!(lifecycle.status, ExecutionStatus::Succeeded);
+        // Every phase move and the final tally stayed within 4 sequential AWS round trips (the
+        // phase-controller's own count, from its metrics).
+        let tasks: Vec<Value> = Resources::load()
+            .aws_call_metrics("PhaseControllerFunction")
+            .into_iter()
+            .filter(|m| m["WarId"] == id.as_str() && m["Operation"] == "task advance")
+            .collect();
+        assert!(
+            tasks.len() >= 4,
+            "three phase moves and the tally: {tasks:?}"
+        );
+        for task in &tasks {
+            println!(
+                "phase-controller task: {} AWS calls, {} round trips",
+                task["AwsCalls"], task["AwsRoundTrips"]
+            );
+            assert!(task["AwsRoundTrips"].as_u64().unwrap() <= 4, "{task}");
+        }
+
+        let rewards = w.finished(&w.rewards_arn, id.as_str(), SLACK).await;
+        assert_eq!(rewards.status, ExecutionStatus::Succeeded, "{rewards:?}");
+        let plan = w.plan(&id).await.expect("reward plan");
+        assert_eq!(plan.status, RewardStatus::Distributed);
+        assert_eq!(plan.grants.len(), 2 * CLAN_SIZE, "two chunks of grants");
+        assert!(plan.grants.iter().all(|g| g.status == GrantStatus::Granted));
+        assert_eq!(
+            w.war(&id).await.rewards_status,
+            Some(RewardStatus::Distributed)
+        );
+        let mut paid = 0;
+        for grant in &plan.grants {
+            let key = grant.idempotency_key(&id);
+            let (status, net, requests) = w
+                .ledger(&key)
+                .await
+                .unwrap_or_else(|| panic!("{key} never reached the economy"));
+            assert_eq!(
+                (status.as_str(), net),
+                ("PAID", grant.amount as i64),
+                "{key}"
+            );
+            assert!(requests >= 1);
+            paid += net;
+        }
+        assert_eq!(
+            paid,
+            plan.total_amount() as i64,
+            "the ledger paid the plan once"
+        );
+        tap.wait_for(&id, "RewardsDistributed", 1).await;
+        tap.settle(&id).await;
+        for (event_type, count) in [
+            ("WarDeclared", 1),
+            ("WarPhaseChanged", 3),
+            ("WarEnded", 1),
+            ("RewardsDistributed", 1),
+        ] {
+            assert_eq!(tap.of(&id, event_type).len(), count, "{event_type}");
+        }
+        plan
+    }
+
     async fn execution(&self, machine_arn: &str, name: &str) -> Option<DescribeExecutionOutput> {
         self.sfn
             .describe_execution()
@@ -561,78 +652,7 @@ async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_o
     );
     assert!(w.execution(&w.lifecycle_arn, id.as_str()).await.is_some());
 
-    w.wait_for_status(&war, WarStatus::Active).await;
-    w.score(&war, &w.attacker).await;
-
-    let ended = w.wait_for_status(&war, WarStatus::Ended).await;
-    assert_eq!(ended.winner_side, Some(WinnerSide::Attacker));
-    assert_eq!(ended.outcome, Some(Outcome::Score));
-    assert_eq!(
-        (ended.sides.attacker.score, ended.sides.defender.score),
-        (15 * 3 + 3, 15 * 3)
-    );
-    let moves: Vec<(WarStatus, WarStatus)> =
-        ended.transitions.iter().map(|t| (t.from, t.to)).collect();
-    assert_eq!(
-        moves,
-        vec![
-            (WarStatus::Declared, WarStatus::Preparation),
-            (WarStatus::Preparation, WarStatus::Active),
-            (WarStatus::Active, WarStatus::Ending),
-            (WarStatus::Ending, WarStatus::Ended),
-        ]
-    );
-    let lifecycle = w.finished(&w.lifecycle_arn, id.as_str(), PATIENCE).await;
-    assert_eq!(lifecycle.status, ExecutionStatus::Succeeded);
-    // Every phase move and the final tally stayed within 4 sequential AWS round trips (the
-    // phase-controller's own count, from its metrics).
-    let tasks: Vec<Value> = Resources::load()
-        .aws_call_metrics("PhaseControllerFunction")
-        .into_iter()
-        .filter(|m| m["WarId"] == id.as_str() && m["Operation"] == "task advance")
-        .collect();
-    assert!(
-        tasks.len() >= 4,
-        "three phase moves and the tally: {tasks:?}"
-    );
-    for task in &tasks {
-        println!(
-            "phase-controller task: {} AWS calls, {} round trips",
-            task["AwsCalls"], task["AwsRoundTrips"]
-        );
-        assert!(task["AwsRoundTrips"].as_u64().unwrap() <= 4, "{task}");
-    }
-
-    let rewards = w.finished(&w.rewards_arn, id.as_str(), SLACK).await;
-    assert_eq!(rewards.status, ExecutionStatus::Succeeded, "{rewards:?}");
-    let plan = w.plan(&id).await.expect("reward plan");
-    assert_eq!(plan.status, RewardStatus::Distributed);
-    assert_eq!(plan.grants.len(), 2 * CLAN_SIZE, "two chunks of grants");
-    assert!(plan.grants.iter().all(|g| g.status == GrantStatus::Granted));
-    assert_eq!(
-        w.war(&id).await.rewards_status,
-        Some(RewardStatus::Distributed)
-    );
-    let mut paid = 0;
-    for grant in &plan.grants {
-        let key = grant.idempotency_key(&id);
-        let (status, net, requests) = w
-            .ledger(&key)
-            .await
-            .unwrap_or_else(|| panic!("{key} never reached the economy"));
-        assert_eq!(
-            (status.as_str(), net),
-            ("PAID", grant.amount as i64),
-            "{key}"
-        );
-        assert!(requests >= 1);
-        paid += net;
-    }
-    assert_eq!(
-        paid,
-        plan.total_amount() as i64,
-        "the ledger paid the plan once"
-    );
+    let plan = w.plays_to_its_end_and_pays_once(&war, &mut tap).await;
 
     // Re-running the saga (another execution name) pays nothing more.
     let requests: Vec<i64> = ledger_requests(&w, &plan, &id).await;
@@ -656,16 +676,39 @@ async fn a_declared_war_runs_its_phases_on_timers_and_pays_its_rewards_exactly_o
         requests,
         "no economy call at all"
     );
-
-    tap.wait_for(&id, "RewardsDistributed", 1).await;
     tap.settle(&id).await;
-    for (event_type, count) in [
-        ("WarDeclared", 1),
-        ("WarPhaseChanged", 3),
-        ("WarEnded", 1),
-        ("RewardsDistributed", 1),
-    ] {
-        assert_eq!(tap.of(&id, event_type).len(), count, "{event_type}");
+    assert_eq!(tap.of(&id, "RewardsDistributed").len(), 1, "and no event");
+
+    tap.remove().await;
+}
+
+/// Faults at every step of a war's workflows, each scoped to this war: the answers of phase
+/// moves and reward bookkeeping lost after they landed (the SDK sends them again, Step
+/// Functions retries the task), throttled calls, EventBridge failing while the relay publishes.
+/// The war still moves forward one phase at a time, ends once, and pays every grant once.
+#[tokio::test]
+async fn a_war_whose_workflow_steps_lose_their_answers_or_are_throttled_still_ends_and_pays_once() {
+    let (w, mut tap) = World::new("wf-faults").await;
+    let war = w.declare(SCORED).await;
+    let id = war.war_id.as_str();
+    let faults = ArmedFaults::arm(
+        &unique_tag("wf-faults"),
+        json!([
+            {"function": "phase-controller", "operation": "TransactWriteItems",
+             "fault": "timeout_after_write", "times": 2, "body_contains": id},
+            {"function": "phase-controller", "operation": "*", "fault": "throttle",
+             "times": 3, "body_contains": id},
+            {"function": "reward-distributor", "operation": "TransactWriteItems",
+             "fault": "timeout_after_write", "times": 2, "body_contains": id},
+            {"function": "reward-distributor", "operation": "*", "fault": "unavailable",
+             "times": 2, "body_contains": id},
+            {"function": "outbox-relay", "operation": "PutEvents", "fault": "server_error",
+             "times": 2, "body_contains": id},
+        ]),
+    );
+    w.plays_to_its_end_and_pays_once(&war, &mut tap).await;
+    for rule in 0..5 {
+        assert!(faults.fired(rule) > 0, "fault {rule} was never injected");
     }
     tap.remove().await;
 }
