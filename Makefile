@@ -9,7 +9,7 @@ export AWS_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 
-.PHONY: help test unit-test lint fmt run bench capacity emulator-up emulator-down ddb-local-up ddb-local-down
+.PHONY: help test unit-test lint fmt run bench soak capacity emulator-up emulator-down ddb-local-up ddb-local-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ run: ## Local stack + a demo war through the public API, then serve until Ctrl-C
 
 capacity: ## Capacity model of the score path: WCU per partition key at the seed's load (docs/scores.md)
 	$(CARGO) test -p clanwar-aws --lib --locked capacity -- --nocapture
+
+soak: ## Reliability soak (own local stack): faults, duplicated deliveries, hostile input; SOAK_SECONDS=300 -> docs/reliability.md
+	scripts/soak.sh
 
 bench: ## Load (own local stack), raw-call comparison, AWS latency model, criterion, capacity -> docs/benchmarks.md
 	CARGO="$(CARGO)" scripts/bench.sh

@@ -6,6 +6,7 @@ mod demo;
 mod faults;
 mod realtime;
 mod scores;
+mod soak;
 mod stack;
 mod store;
 mod workflows;

@@ -1,6 +1,6 @@
 """Checks the cheap TransactWriteItems rollback (ddb_transactions) against moto's own:
-a cancelled transaction leaves every item as it was, and a transaction no longer costs a copy
-of the whole table. Usage: .venv/bin/python tools/localaws/check_ddb_transactions.py [original|patched]
+a cancelled transaction leaves every item as it was, a transaction no longer costs a copy
+of the whole table, and (patched) a client token makes a resent transaction apply once. Usage: .venv/bin/python tools/localaws/check_ddb_transactions.py [original|patched]
 """
 import os, sys, time
 
@@ -47,4 +47,19 @@ def run():
     n = c.get_item(TableName="t", Key={"pk": {"S": "counter"}, "sk": {"S": "x"}})["Item"]["v"]["N"]
     assert n == "200"
     print(f"{mode}: rollback exact; 200 transactions of 3 items on a 3000-item table: {el*1000/200:.1f} ms each")
+    if mode == "patched":
+        # ClientRequestToken: the same transaction sent again (a lost answer) changes nothing;
+        # the same token with other items is refused.
+        add = [{"Update": {"TableName": "t", "Key": {"pk": {"S": "counter"}, "sk": {"S": "x"}}, "UpdateExpression": "ADD v :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+               {"Put": {"TableName": "t", "Item": {"pk": {"S": "once"}, "sk": {"S": "x"}}, "ConditionExpression": "attribute_not_exists(pk)"}}]
+        for _ in range(3):
+            c.transact_write_items(TransactItems=add, ClientRequestToken="lost-answer")
+        n = c.get_item(TableName="t", Key={"pk": {"S": "counter"}, "sk": {"S": "x"}})["Item"]["v"]["N"]
+        assert n == "201", n
+        try:
+            c.transact_write_items(TransactItems=add[:1], ClientRequestToken="lost-answer")
+            raise AssertionError("expected IdempotentParameterMismatchException")
+        except c.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "IdempotentParameterMismatchException", e.response
+        print("patched: a resent transaction with its client token applies once; another one under the same token is refused")
 run()

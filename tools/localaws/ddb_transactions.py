@@ -9,13 +9,26 @@ This replaces that backup with a snapshot of just the items the transaction touc
 failure the touched items are put back exactly as they were. DynamoDB requests are already
 serialized (ddb_lock), so nothing else can interleave. Semantics are unchanged: all or nothing.
 
-Relies on moto 5.2.5 internals (DynamoDBBackend.transact_write_items, Table.items): pinned.
+It also gives moto what DynamoDB has and moto lacks: `ClientRequestToken` idempotency. A
+transaction sent again with the token of one that succeeded in the last 10 minutes succeeds
+without changing anything (the SDK resends a transaction whose answer was lost, e.g. a
+timeout after it landed); the same token with other items is refused with
+`IdempotentParameterMismatchException`.
+
+Relies on moto 5.2.5 internals (DynamoDBBackend.transact_write_items, Table.items,
+DynamoHandler.transact_write_items): pinned.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import threading
+import time
 from typing import Any
+
+TOKEN_TTL_S = 600  # DynamoDB: a client token is valid for 10 minutes
 
 
 class _KeepTables:
@@ -98,3 +111,40 @@ def install() -> None:
     transact_write_items._cheap_rollback = True  # type: ignore[attr-defined]
     models.copy = _KeepTables  # type: ignore[attr-defined]
     models.DynamoDBBackend.transact_write_items = transact_write_items
+    _install_client_tokens()
+
+
+def _install_client_tokens() -> None:
+    from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.transact_write_items
+    succeeded: dict[str, tuple[float, str, Any]] = {}  # token -> (when, items' hash, answer)
+    lock = threading.Lock()
+
+    class IdempotentParameterMismatch(DynamodbException):
+        def __init__(self) -> None:
+            super().__init__(ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+                             message="The request uses the same client token as a previous, "
+                                     "but non-identical request.")
+
+    def transact_write_items(self: Any) -> Any:
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return original(self)
+        digest = hashlib.sha256(json.dumps(self.body["TransactItems"], sort_keys=True).encode()).hexdigest()
+        now = time.monotonic()
+        with lock:
+            for stale in [t for t, (at, _, _) in succeeded.items() if now - at > TOKEN_TTL_S]:
+                del succeeded[stale]
+            seen = succeeded.get(token)
+        if seen is not None:
+            if seen[1] != digest:
+                raise IdempotentParameterMismatch()
+            return seen[2]
+        answer = original(self)
+        with lock:
+            succeeded[token] = (now, digest, answer)
+        return answer
+
+    DynamoHandler.transact_write_items = transact_write_items
