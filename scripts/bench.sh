@@ -27,17 +27,11 @@ OUT="$ROOT/target/bench"
 PROFILE="${BENCH_PROFILE:-dev}"
 mkdir -p "$OUT"
 
-# The bench stack's own ports and state (AWS_ENDPOINT_URL from the Makefile names the test
-# stack's emulator, so it is not used here).
-export AWS_ENDPOINT_URL="http://127.0.0.1:${BENCH_AWS_PORT:-4666}"
-export CLANWAR_API_PORT="${BENCH_API_PORT:-4680}" CLANWAR_WS_PORT="${BENCH_WS_PORT:-4681}"
-export CLANWAR_WS_MGMT_PORT="${BENCH_WS_MGMT_PORT:-4682}"
-export LOCALAWS_STATE_DIR="$ROOT/.localaws/bench"
-export LOCALAWS_PARAMS="PhaseMinSeconds=1 DeployEconomySimulator=true"
+# The bench stack's own ports and state.
+source scripts/own-stack.sh
+own_stack bench "${BENCH_AWS_PORT:-4666}" "${BENCH_API_PORT:-4680}" "${BENCH_WS_PORT:-4681}" \
+    "${BENCH_WS_MGMT_PORT:-4682}"
 export LOCALAWS_POOL_SIZE="${BENCH_POOL_SIZE:-4}"
-export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
-export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
-export PYTHONDONTWRITEBYTECODE=1
 
 began=$SECONDS
 declare -A took=()

@@ -19,13 +19,9 @@ CARGO="${CARGO:-cargo}"
 OUT="$ROOT/target/soak"
 mkdir -p "$OUT"
 
-export AWS_ENDPOINT_URL="http://127.0.0.1:${SOAK_AWS_PORT:-5466}"
-export CLANWAR_API_PORT="${SOAK_API_PORT:-5480}" CLANWAR_WS_PORT="${SOAK_WS_PORT:-5481}"
-export CLANWAR_WS_MGMT_PORT="${SOAK_WS_MGMT_PORT:-5482}"
-export LOCALAWS_STATE_DIR="$ROOT/.localaws/soak"
-export LOCALAWS_PARAMS="PhaseMinSeconds=1 DeployEconomySimulator=true"
-export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
-export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+source scripts/own-stack.sh
+own_stack soak "${SOAK_AWS_PORT:-5466}" "${SOAK_API_PORT:-5480}" "${SOAK_WS_PORT:-5481}" \
+    "${SOAK_WS_MGMT_PORT:-5482}"
 export CLANWAR_FAULTS="$LOCALAWS_STATE_DIR/faults"
 export SOAK_SECONDS="${SOAK_SECONDS:-300}" SOAK_WARS="${SOAK_WARS:-3}" SOAK_REPORT="$OUT/soak.json"
 

@@ -46,10 +46,11 @@ def main() -> int:
         "probability 0.02, EventBridge `PutEvents` failing with a 500 with probability 0.2, "
         "three `TransactWriteItems` whose answers are lost after they landed, one unreachable "
         "`StartExecution` in the phase-controller; the declaration; 48 kills in 6 batches, each "
-        "batch delivered 1–3 times in shuffled order, over HTTP or the ingestion queue; nine "
-        "hostile requests (unknown fields, wrong types, unknown event types, control "
-        "characters, a 200-deep nesting, a 2 MB body, an unknown war, a member declaring, a "
-        "capture for another war); the end on the timers; every batch replayed after the end. "
+        "batch delivered 1–3 times in shuffled order, over HTTP or the ingestion queue; ten "
+        "hostile requests (an object for the batch, wrong types, an unknown event type, an "
+        "unknown field, control characters, a 200-deep nesting, a 2 MB body, an unknown war, "
+        "a member declaring, a capture claimed for an unknown war); the end on the timers; "
+        "every batch replayed over HTTP after the end. "
         "Then its invariants: the phases moved forward once each; each side's score is the "
         "points of its unique events; the scoreboard's players and clans add up to the sides; "
         "the rewards were DISTRIBUTED and the economy paid every grant exactly its amount.",
@@ -60,7 +61,7 @@ def main() -> int:
         f"| wars played (rounds × wars side by side) | {r['wars']} ({r['rounds']} rounds) |",
         f"| requests served through the HTTP API | {r['requests']} |",
         f"| unique score events | {r['unique_events']} |",
-        f"| batch deliveries (duplicates and replays included) | {r['batch_deliveries']} |",
+        f"| batch deliveries during the war (each batch 1–3 times; replays not counted) | {r['batch_deliveries']} |",
         f"| hostile inputs tried | {r['hostile_inputs']} |",
         f"| faults injected (all kinds, from the functions' logs) | {args.injected} |",
         f"| of which the counted ones (lost answers, unreachable) | {r['faults_with_a_count_fired']} |",
