@@ -76,11 +76,16 @@ class Requirement:
 
 REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement(
-        r"\bdeps_from_env\(", "deps_from_env(): DynamoDbStore + EventBridgePublisher",
+        r"\bdeps_from_env\(", "deps_from_env(): DynamoDbStore (+ an EventBridgePublisher that "
+        "only the outbox relay calls)",
         ("TABLE_NAME", "EVENT_BUS_NAME"),
         tuple((a, "table") for a in STORE_ITEM_ACTIONS)
-        + (("dynamodb:Query", "table"), ("dynamodb:Query", "indexes"),
-           ("events:PutEvents", "bus")),
+        + (("dynamodb:Query", "table"), ("dynamodb:Query", "indexes")),
+    ),
+    Requirement(
+        r"\bclanwar_edge::outbox::", "the outbox relay: publishes the outbox's events (every "
+        "other function only writes them to the table)", ("EVENT_BUS_NAME",),
+        (("events:PutEvents", "bus"),),
     ),
     Requirement(
         r"\broutes::wars::", "routes::wars: declarations start the declare-war saga (with_"
