@@ -114,12 +114,13 @@ cmd_down() {
         return 0
     fi
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do  # the launcher stops its Lambda processes itself (<= ~3 s)
+    # The launcher stops its Lambda processes itself (<= ~3 s; LocalStack: up to ~20 s).
+    for _ in $(seq 1 300); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        log "launcher did not stop in 10 s, killing its process group"
+        log "launcher did not stop in 30 s, killing its process group"
         kill -KILL -- "-$pid" 2>/dev/null || true
     fi
     # Anything left in the group (should be nothing: children die with the launcher).

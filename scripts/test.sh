@@ -35,8 +35,13 @@ CARGO="${CARGO:-cargo}"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# LocalStack redelivers a failed message after the queue's visibility timeout, as SQS does (5 x
+# 180 s before a poison message reaches its DLQ): the test stack shortens it.
+LOCALSTACK_TEST_SQS_VISIBILITY="${LOCALSTACK_TEST_SQS_VISIBILITY:-5}"
+
 localstack_env() {
     env AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_TEST_PORT" EMULATOR=localstack \
+        LOCALAWS_SQS_VISIBILITY_TIMEOUT="$LOCALSTACK_TEST_SQS_VISIBILITY" \
         LOCALAWS_STATE_DIR="$LOCALSTACK_TEST_STATE_DIR" CLANWAR_API_PORT="$LOCALSTACK_TEST_API_PORT" \
         CLANWAR_WS_PORT="$LOCALSTACK_TEST_WS_PORT" CLANWAR_WS_MGMT_PORT="$LOCALSTACK_TEST_WS_MGMT_PORT" "$@"
 }

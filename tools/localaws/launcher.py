@@ -15,6 +15,10 @@ Environment:
     LOCALAWS_SQS_POLL_SECONDS  re-drive interval of SQS event source mappings (default 1)
     LOCALAWS_SCHEDULE_SPEEDUP  divides the period of rate() schedules (default 1: real time)
     LOCALAWS_VERBOSE        1: log every HTTP request moto serves
+    EMULATOR                moto (default) or localstack (LocalStack from .venv-localstack, see
+                            localstack_target.py and scripts/localstack.sh)
+    LOCALAWS_SQS_VISIBILITY_TIMEOUT  caps every queue's VisibilityTimeout (seconds): how soon
+                            a failed message is received again (tests on LocalStack)
     CLANWAR_API_PORT        the template's HTTP API, on 127.0.0.1 (default 8080)
     CLANWAR_WS_PORT         the template's WebSocket API, on 127.0.0.1 (default 8081)
     CLANWAR_WS_MGMT_PORT    its @connections management API, on 127.0.0.1 (default 8082)
@@ -128,6 +132,15 @@ def _speedup() -> float:
         raise StartupError(f"LOCALAWS_SCHEDULE_SPEEDUP={value!r} is not a number") from None
 
 
+def _optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    if not value.isdigit():
+        raise StartupError(f"{name}={value!r} is not a number of seconds")
+    return int(value)
+
+
 def _parameters(args: argparse.Namespace, template: dict) -> dict[str, str]:
     params = dict(p.split("=", 1) for p in args.param)
     if os.environ.get("CLANWAR_STAGE") and "Stage" in (template.get("Parameters") or {}):
@@ -147,7 +160,8 @@ def _provision(args: argparse.Namespace, endpoint: str, region: str,
         f"clanwar-{stack.parameters.get('Stage', 'local')}"
     Provisioner(stack, endpoint=endpoint, template_dir=args.template.parent,
                 register_binary=register_binary, apis=apis,
-                schedules=scheduler, streams=streams, target=target).provision()
+                schedules=scheduler, streams=streams, target=target,
+                sqs_visibility_cap=_optional_int("LOCALAWS_SQS_VISIBILITY_TIMEOUT")).provision()
     return stack
 
 

@@ -73,6 +73,12 @@ def localstack_env(*, repo: Path, state_dir: Path, port: int, region: str, bin_d
         "PROVIDER_OVERRIDE_DYNAMODB": "v2",  # DynamoDB Local's own streams (no kinesis-local)
         "DYNAMODB_IN_MEMORY": "1",
         "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR_PLUGIN,
+        # Event source mappings back off to 10 s between empty polls by default; Lambda's
+        # pollers long-poll SQS and read streams about every second: stay close to that.
+        "LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_EMPTY_POLL_SEC":
+            os.environ.get("LOCALSTACK_ESM_MAX_EMPTY_BACKOFF", "1"),
+        "LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_ERROR_SEC":
+            os.environ.get("LOCALSTACK_ESM_MAX_ERROR_BACKOFF", "5"),
         "AWS_REGION": region,
         # read by the executor plugin (tools/localstack/executor)
         "PYTHONPATH": str(repo / "tools"),
@@ -153,6 +159,9 @@ class LocalStack:
     def stop(self) -> None:
         proc = self.process
         if proc is not None and proc.poll() is None:
+            # DynamoDB Local runs in a session of its own: remember LocalStack's descendants,
+            # so none outlives it even if it has to be killed.
+            children = _descendants(proc.pid)
             proc.terminate()
             try:
                 proc.wait(timeout=15)
@@ -160,11 +169,36 @@ class LocalStack:
                 log.warning("LocalStack did not stop in 15 s: killing it")
                 proc.kill()
                 proc.wait()
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         # LocalStack's S3 provider writes here whatever its settings say; only remove it if
         # this run created it (another LocalStack on the machine may be using it).
         s3_tmp = Path("/tmp/localstack-s3-storage")
         if not self._s3_tmp_existed and s3_tmp.is_dir():
             subprocess.run(["rm", "-rf", str(s3_tmp)], check=False)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def lambda_invoker(endpoint: str, region: str) -> Callable[[str, dict], tuple[str, bool]]:

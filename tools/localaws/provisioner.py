@@ -93,11 +93,17 @@ class Provisioner:
         schedules: Scheduler | None = None,
         streams: StreamMappings | None = None,
         target: str = "moto",
+        sqs_visibility_cap: int | None = None,
     ):
         if target not in TARGETS:
             raise TemplateError(f"unknown emulator target {target!r}: one of {', '.join(TARGETS)}")
         self.stack = stack
         self.target = target
+        # LOCALAWS_SQS_VISIBILITY_TIMEOUT: a failed message comes back after the queue's
+        # visibility timeout, so a poison message reaches its DLQ after maxReceiveCount of them
+        # (5 x 180 s in the template). Tests on LocalStack, which honours it as SQS does,
+        # shorten it; the moto stack re-drives failures every second instead (sqs_esm.py).
+        self.sqs_visibility_cap = sqs_visibility_cap
         self.template_dir = template_dir
         self.register_binary = register_binary
         self.apis = apis or ApiRegistry()
@@ -270,6 +276,11 @@ def _sqs_queue(p: Provisioner, logical_id: str, props: dict) -> Physical:
     attributes = {
         key: _sqs_attribute_value(props[key]) for key in _SQS_ATTRIBUTES if key in props
     }
+    cap = p.sqs_visibility_cap
+    if cap is not None and int(attributes.get("VisibilityTimeout", 30)) > cap:
+        log.info("%s: VisibilityTimeout %s s shortened to %s s (LOCALAWS_SQS_VISIBILITY_TIMEOUT)",
+                 logical_id, attributes.get("VisibilityTimeout", 30), cap)
+        attributes["VisibilityTimeout"] = str(cap)
     request = _compact(QueueName=name, Attributes=attributes or None,
                        tags=_tags_dict(props.get("Tags")) or None)
     url = sqs.create_queue(**request)["QueueUrl"]
