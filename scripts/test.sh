@@ -103,6 +103,9 @@ started=$SECONDS
 localstack_env scripts/localaws.sh up
 echo "stack up in $((SECONDS - started)) s"
 
+step "LocalStack: the Lambda runtime executor (results, errors, timeouts, crashes, concurrency)"
+localstack_env .venv/bin/python tools/localstack/check_executor.py
+
 step "integration tests on LocalStack"
 started=$SECONDS
 localstack_env .venv/bin/python tools/localaws/create_table.py \
