@@ -110,6 +110,9 @@ step "integration tests on LocalStack"
 started=$SECONDS
 localstack_env .venv/bin/python tools/localaws/create_table.py \
     --endpoint "http://127.0.0.1:$LOCALSTACK_TEST_PORT" --name clanwar-contract >/dev/null
+# Same conditions, longer deadlines (tests/wait.rs): LocalStack serves everything from one
+# Python process and is slower than moto on a loaded 2-core machine.
 localstack_env CLANWAR_CONTRACTTABLE=clanwar-contract \
+    CLANWAR_TEST_PATIENCE_SCALE="${LOCALSTACK_TEST_PATIENCE_SCALE:-3}" \
     $CARGO test -p clanwar-integration-tests --test integration --locked
 echo "integration tests on LocalStack: $((SECONDS - started)) s"
