@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 DEMO ?= 1
+EMULATOR ?= moto
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
 export AWS_REGION ?= us-east-1
 export AWS_ACCESS_KEY_ID ?= test
@@ -20,13 +21,13 @@ test: ## Run the whole test suite: installs tools, starts the emulator, runs eve
 unit-test: ## Domain and edge unit tests only (no emulator)
 	$(CARGO) test --workspace --locked --lib
 
-emulator-up: ## Start the local AWS stack in the background (moto + the real Lambda binaries)
+emulator-up: ## Start the local AWS stack in the background (moto + the real Lambda binaries; EMULATOR=localstack)
 	scripts/bootstrap.sh
 	$(CARGO) build --workspace --bins --locked
-	scripts/localaws.sh up
+	EMULATOR=$(EMULATOR) scripts/localaws.sh up
 
 emulator-down: ## Stop the local AWS stack
-	scripts/localaws.sh down
+	EMULATOR=$(EMULATOR) scripts/localaws.sh down
 
 ddb-local-up: ## Start AWS's DynamoDB Local (port $$DDB_LOCAL_PORT, default 8000)
 	scripts/dynamodb-local.sh up
@@ -41,8 +42,8 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-run: ## Local stack + a demo war through the public API, then serve until Ctrl-C (DEMO=0: serve only)
-	DEMO=$(DEMO) scripts/run.sh
+run: ## Local stack + a demo war through the public API, then serve until Ctrl-C (DEMO=0: serve only; EMULATOR=localstack)
+	DEMO=$(DEMO) EMULATOR=$(EMULATOR) scripts/run.sh
 
 capacity: ## Capacity model of the score path: WCU per partition key at the seed's load (docs/scores.md)
 	$(CARGO) test -p clanwar-aws --lib --locked capacity -- --nocapture

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Local AWS stack (moto + real Rust Lambda binaries + infra/template.yaml) in the background.
+# EMULATOR=localstack: LocalStack instead of moto (see scripts/localstack.sh).
 #
 #   scripts/localaws.sh up      start it (bootstraps .venv if needed), wait until READY
 #   scripts/localaws.sh down    stop it and every process it started
@@ -17,7 +18,13 @@ PID_FILE="$STATE_DIR/launcher.pid"
 LOG_FILE="$STATE_DIR/launcher.log"
 READY_FILE="$STATE_DIR/ready"
 ENDPOINT="${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}"
-READY_TIMEOUT="${LOCALAWS_READY_TIMEOUT:-60}"
+EMULATOR="${EMULATOR:-moto}"  # moto | localstack (scripts/localstack.sh)
+if [[ "$EMULATOR" == "localstack" ]]; then
+    READY_TIMEOUT="${LOCALAWS_READY_TIMEOUT:-180}"  # LocalStack start + waiting for each function
+else
+    READY_TIMEOUT="${LOCALAWS_READY_TIMEOUT:-60}"
+fi
+export EMULATOR
 PYTHON="$ROOT/.venv/bin/python"
 
 log() { echo "localaws: $*" >&2; }
@@ -61,6 +68,12 @@ cmd_up() {
         return 1
     fi
     "$ROOT/scripts/bootstrap.sh" >&2
+    if [[ "$EMULATOR" == "localstack" ]]; then
+        "$ROOT/scripts/localstack.sh" install
+    elif [[ "$EMULATOR" != "moto" ]]; then
+        log "EMULATOR=$EMULATOR: moto or localstack"
+        return 2
+    fi
 
     # setsid: the launcher leads its own process group, so 'down' can clean up the group.
     # LOCALAWS_PARAMS="Name=value ..." overrides template parameters (e.g. short phase bounds).
@@ -73,7 +86,7 @@ cmd_up() {
     local waited=0
     while (( waited < READY_TIMEOUT * 10 )); do
         if [[ -f "$READY_FILE" ]] && grep -q "^READY " "$LOG_FILE"; then
-            log "up (pid $pid): $ENDPOINT, resources in $STATE_DIR/resources.json"
+            log "up (pid $pid, $EMULATOR): $ENDPOINT, resources in $STATE_DIR/resources.json"
             # The template's APIs, if any (HTTP_API, WEBSOCKET, WEBSOCKET_MANAGEMENT <url>).
             grep -E "^(HTTP_API|WEBSOCKET|WEBSOCKET_MANAGEMENT) " "$LOG_FILE" | sed 's/^/localaws:   /' >&2 || true
             return 0
@@ -101,12 +114,13 @@ cmd_down() {
         return 0
     fi
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do  # the launcher stops its Lambda processes itself (<= ~3 s)
+    # The launcher stops its Lambda processes itself (<= ~3 s; LocalStack: up to ~20 s).
+    for _ in $(seq 1 300); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        log "launcher did not stop in 10 s, killing its process group"
+        log "launcher did not stop in 30 s, killing its process group"
         kill -KILL -- "-$pid" 2>/dev/null || true
     fi
     # Anything left in the group (should be nothing: children die with the launcher).

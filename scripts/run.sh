@@ -3,6 +3,7 @@
 # infra/template.yaml (emulator, every function as its real binary, state machines, the HTTP and
 # WebSocket APIs), then a demo war played through the public API (DEMO=0 skips it), then it keeps
 # serving until Ctrl-C. Stopping leaves no process behind; running it again needs no cleanup.
+# EMULATOR=localstack: the same on LocalStack (scripts/localstack.sh installs it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +16,7 @@ export LOCALAWS_STATE_DIR="${LOCALAWS_STATE_DIR:-$ROOT/.localaws/run}"
 # Short phases for the demo; the local economy service stand-in answers the reward saga.
 export LOCALAWS_PARAMS="${LOCALAWS_PARAMS:-PhaseMinSeconds=1 DeployEconomySimulator=true}"
 DEMO="${DEMO:-1}"
+export EMULATOR="${EMULATOR:-moto}"  # or localstack (scripts/localstack.sh)
 CARGO="${CARGO:-cargo}"
 
 stop() {
@@ -48,7 +50,7 @@ cat <<MSG
 
   HTTP API   $API_URL
   WebSocket  $WS_URL   (send {"action":"subscribe","war_id":"..."})
-  AWS        $AWS_ENDPOINT_URL   (DynamoDB, SQS, EventBridge, Step Functions; dummy credentials)
+  AWS        $AWS_ENDPOINT_URL   ($EMULATOR: DynamoDB, SQS, EventBridge, Step Functions, Lambda; dummy credentials)
   logs       $LOCALAWS_STATE_DIR/launcher.log, $LOCALAWS_STATE_DIR/logs/<function>.log
 
 MSG

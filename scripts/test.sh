@@ -6,6 +6,8 @@
 #  3. builds every Lambda binary (the emulator runs the real ones)
 #  4. starts the local AWS stack from infra/template.yaml and runs every Rust test against it
 #  5. runs the store contract again on AWS's own DynamoDB Local
+#  6. starts the same stack on LocalStack (scripts/localstack.sh; TEST_LOCALSTACK=0 skips it)
+#     and runs the integration tests against it
 # Everything started here is stopped on exit, pass or fail.
 set -euo pipefail
 
@@ -25,12 +27,31 @@ export LOCALAWS_PARAMS="${LOCALAWS_PARAMS:-PhaseMinSeconds=1 DeployEconomySimula
 export CLANWAR_FAULTS="${CLANWAR_FAULTS:-$LOCALAWS_STATE_DIR/faults}"
 rm -rf "$CLANWAR_FAULTS" && mkdir -p "$CLANWAR_FAULTS"
 DDB_LOCAL_PORT="${DDB_LOCAL_PORT:-8000}"
+# The LocalStack step's own ports and state (apart from the moto step's and from `make run`).
+TEST_LOCALSTACK="${TEST_LOCALSTACK:-1}"
+LOCALSTACK_TEST_PORT="${LOCALSTACK_TEST_PORT:-4766}"
+LOCALSTACK_TEST_API_PORT="${LOCALSTACK_TEST_API_PORT:-4780}"
+LOCALSTACK_TEST_WS_PORT="${LOCALSTACK_TEST_WS_PORT:-4781}"
+LOCALSTACK_TEST_WS_MGMT_PORT="${LOCALSTACK_TEST_WS_MGMT_PORT:-4782}"
+LOCALSTACK_TEST_STATE_DIR="${LOCALSTACK_TEST_STATE_DIR:-$ROOT/.localaws/test-localstack}"
 CARGO="${CARGO:-cargo}"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# LocalStack redelivers a failed message after the queue's visibility timeout, as SQS does (5 x
+# 180 s before a poison message reaches its DLQ): the test stack shortens it.
+LOCALSTACK_TEST_SQS_VISIBILITY="${LOCALSTACK_TEST_SQS_VISIBILITY:-5}"
+
+localstack_env() {
+    env AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_TEST_PORT" EMULATOR=localstack \
+        LOCALAWS_SQS_VISIBILITY_TIMEOUT="$LOCALSTACK_TEST_SQS_VISIBILITY" \
+        LOCALAWS_STATE_DIR="$LOCALSTACK_TEST_STATE_DIR" CLANWAR_API_PORT="$LOCALSTACK_TEST_API_PORT" \
+        CLANWAR_WS_PORT="$LOCALSTACK_TEST_WS_PORT" CLANWAR_WS_MGMT_PORT="$LOCALSTACK_TEST_WS_MGMT_PORT" "$@"
+}
+
 cleanup() {
     scripts/localaws.sh down >/dev/null 2>&1 || true
+    localstack_env scripts/localaws.sh down >/dev/null 2>&1 || true
     DDB_LOCAL_PORT="$DDB_LOCAL_PORT" scripts/dynamodb-local.sh down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -70,3 +91,31 @@ AWS_ENDPOINT_URL="$DDB_ENDPOINT" CLANWAR_WARTABLE=clanwar-contract CLANWAR_CONTR
     store::concurrent_duplicated_score_events_are_applied_exactly_once \
     scores::one_batch_posted_by_eight_callers_at_once_after_a_crash_half_way_counts_once \
     scores::batches_racing_the_seal_are_in_the_sealed_totals_or_refused_whole
+DDB_LOCAL_PORT="$DDB_LOCAL_PORT" scripts/dynamodb-local.sh down >/dev/null
+scripts/localaws.sh down  # frees its memory before LocalStack starts
+
+if [[ "$TEST_LOCALSTACK" == "0" ]]; then
+    step "LocalStack: skipped (TEST_LOCALSTACK=0)"
+    exit 0
+fi
+step "LocalStack: install (.venv-localstack from tools/localstack/requirements.lock)"
+scripts/localstack.sh install
+
+step "LocalStack: the stack from infra/template.yaml (port $LOCALSTACK_TEST_PORT)"
+started=$SECONDS
+localstack_env scripts/localaws.sh up
+echo "stack up in $((SECONDS - started)) s"
+
+step "LocalStack: the Lambda runtime executor (results, errors, timeouts, crashes, concurrency)"
+localstack_env .venv/bin/python tools/localstack/check_executor.py
+
+step "integration tests on LocalStack"
+started=$SECONDS
+localstack_env .venv/bin/python tools/localaws/create_table.py \
+    --endpoint "http://127.0.0.1:$LOCALSTACK_TEST_PORT" --name clanwar-contract >/dev/null
+# Same conditions, longer deadlines (tests/wait.rs): LocalStack serves everything from one
+# Python process and is slower than moto on a loaded 2-core machine.
+localstack_env CLANWAR_CONTRACTTABLE=clanwar-contract \
+    CLANWAR_TEST_PATIENCE_SCALE="${LOCALSTACK_TEST_PATIENCE_SCALE:-3}" \
+    $CARGO test -p clanwar-integration-tests --test integration --locked
+echo "integration tests on LocalStack: $((SECONDS - started)) s"

@@ -38,6 +38,18 @@ impl<T: Debug> Seen<T> {
     }
 }
 
+/// `within` times `CLANWAR_TEST_PATIENCE_SCALE` (default 1): a slower emulator (LocalStack, one
+/// Python process serving every service, on a shared 2-core machine) gets proportionally longer
+/// deadlines; a passing wait still returns as soon as its condition holds.
+pub fn scaled(within: Duration) -> Duration {
+    let scale = std::env::var("CLANWAR_TEST_PATIENCE_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 1.0)
+        .unwrap_or(1.0);
+    within.mul_f64(scale)
+}
+
 /// The time from now until `at` (zero once it passed): a deadline tied to a war's own clock,
 /// e.g. `until(war.phase_deadlines.ended_at) + SLACK`.
 pub fn until(at: DateTime<Utc>) -> Duration {
@@ -51,6 +63,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Seen<T>>,
 {
+    let within = scaled(within);
     let started = Instant::now();
     let mut pause = FIRST_POLL;
     let mut looks = 0;
@@ -84,6 +97,7 @@ where
     S: Stream<Item = T> + Unpin,
     T: Debug,
 {
+    let within = scaled(within);
     let deadline = tokio::time::Instant::now() + within;
     let mut seen = Vec::new();
     loop {

@@ -84,7 +84,10 @@ async fn declarations_are_validated_idempotent_and_readable() {
     clan(&api, &def, 1000).await;
     territory(&api, &format!("{t}-land"), &def, 0.0).await;
     let lands = vec![format!("{t}-land")];
-    let body = declaration(&att, &def, &lands, 60);
+    // A long PREPARATION: the leaders cancel below, which only an early phase allows, however
+    // slow the emulator answers the requests in between.
+    let mut body = declaration(&att, &def, &lands, 60);
+    body["phase_durations"]["preparation_s"] = json!(120);
 
     let (status, err) = api.post("/wars", None, body.clone()).await;
     assert_eq!((status, code(&err)), (400, "MISSING_ACTOR"));

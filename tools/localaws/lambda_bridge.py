@@ -396,6 +396,12 @@ class FunctionPool:
         """Stop taking new work; idle processes leave once the queue is empty."""
         self.retired = True
 
+    def stop(self) -> None:
+        """Retire the pool and stop its processes now (LocalStack stopping an environment)."""
+        self.retired = True
+        for sandbox in list(self.sandboxes):
+            sandbox.stop()
+
 
 # ----- the bridge moto calls into ----------------------------------------------------------
 
@@ -474,13 +480,21 @@ class LambdaBridge:
             log.error("%s", exc)
             return error_body("Runtime.InvalidEntrypoint", str(exc)), True, ""
         inv = Invocation(request_id, _payload_bytes(event), fn.function_arn, spec.timeout)
-        started_at = time.monotonic()
-        self._pool_for(spec).submit(inv)
-        self._await(inv, spec)
-        log.info("%s %s %s in %.0f ms", spec.function_name, request_id,
-                 "ERROR" if inv.errored else "ok", (time.monotonic() - started_at) * 1000)
+        self.run(self._pool_for(spec), inv)
         self._save_cloudwatch_logs(fn, inv)
         return inv.output, inv.errored, inv.log_tail()
+
+    def run(self, pool: FunctionPool, inv: Invocation) -> Invocation:
+        """Runs one invocation on a process of `pool` and waits for its result (or the
+        timeout, which kills the process that had it). Also the entry point of the LocalStack
+        runtime executor (tools/localstack/executor), which gives each LocalStack execution
+        environment a pool of its own, of size 1."""
+        started_at = time.monotonic()
+        pool.submit(inv)
+        self._await(inv, pool.spec)
+        log.info("%s %s %s in %.0f ms", pool.spec.function_name, inv.request_id,
+                 "ERROR" if inv.errored else "ok", (time.monotonic() - started_at) * 1000)
+        return inv
 
     def _await(self, inv: Invocation, spec: FunctionSpec) -> None:
         """Waits for the result; on timeout the environment is killed, as Lambda does."""

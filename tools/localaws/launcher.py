@@ -15,6 +15,10 @@ Environment:
     LOCALAWS_SQS_POLL_SECONDS  re-drive interval of SQS event source mappings (default 1)
     LOCALAWS_SCHEDULE_SPEEDUP  divides the period of rate() schedules (default 1: real time)
     LOCALAWS_VERBOSE        1: log every HTTP request moto serves
+    EMULATOR                moto (default) or localstack (LocalStack from .venv-localstack, see
+                            localstack_target.py and scripts/localstack.sh)
+    LOCALAWS_SQS_VISIBILITY_TIMEOUT  caps every queue's VisibilityTimeout (seconds): how soon
+                            a failed message is received again (tests on LocalStack)
     CLANWAR_API_PORT        the template's HTTP API, on 127.0.0.1 (default 8080)
     CLANWAR_WS_PORT         the template's WebSocket API, on 127.0.0.1 (default 8081)
     CLANWAR_WS_MGMT_PORT    its @connections management API, on 127.0.0.1 (default 8082)
@@ -36,6 +40,7 @@ import socket
 import sys
 import threading
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -127,6 +132,15 @@ def _speedup() -> float:
         raise StartupError(f"LOCALAWS_SCHEDULE_SPEEDUP={value!r} is not a number") from None
 
 
+def _optional_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    if not value.isdigit():
+        raise StartupError(f"{name}={value!r} is not a number of seconds")
+    return int(value)
+
+
 def _parameters(args: argparse.Namespace, template: dict) -> dict[str, str]:
     params = dict(p.split("=", 1) for p in args.param)
     if os.environ.get("CLANWAR_STAGE") and "Stage" in (template.get("Parameters") or {}):
@@ -135,21 +149,24 @@ def _parameters(args: argparse.Namespace, template: dict) -> dict[str, str]:
 
 
 def _provision(args: argparse.Namespace, endpoint: str, region: str,
-               bridge: LambdaBridge, apis: ApiRegistry, scheduler: Scheduler,
-               streams: StreamMappings) -> Stack:
+               register_binary: Callable[[str, str], None], apis: ApiRegistry,
+               scheduler: Scheduler | None, streams: StreamMappings | None,
+               target: str = "moto", account_id: str = ACCOUNT_ID) -> Stack:
     template = load_template(args.template)
     params = _parameters(args, template)
-    stack = Stack(template, parameters=params, region=region, account_id=ACCOUNT_ID)
+    stack = Stack(template, parameters=params, region=region, account_id=account_id)
     # Stand-in for the deployed stack's name (AWS::StackName, generated resource names).
     stack.stack_name = os.environ.get("LOCALAWS_STACK_NAME") or \
         f"clanwar-{stack.parameters.get('Stage', 'local')}"
     Provisioner(stack, endpoint=endpoint, template_dir=args.template.parent,
-                register_binary=bridge.register_binary, apis=apis,
-                schedules=scheduler, streams=streams).provision()
+                register_binary=register_binary, apis=apis,
+                schedules=scheduler, streams=streams, target=target,
+                sqs_visibility_cap=_optional_int("LOCALAWS_SQS_VISIBILITY_TIMEOUT")).provision()
     return stack
 
 
-def _serve_apis(apis: ApiRegistry) -> list:
+def _serve_apis(apis: ApiRegistry,
+                invoke: Callable[[str, dict], tuple[str, bool]] = invoke_function) -> list:
     """Starts the servers of the template's HTTP and WebSocket APIs (none if it has none)."""
     from localaws.http_api import HttpApiServer
     from localaws.websocket_api import WebSocketApiServer
@@ -158,10 +175,10 @@ def _serve_apis(apis: ApiRegistry) -> list:
     http, ws = apis.by_protocol("HTTP"), apis.by_protocol("WEBSOCKET")
     try:
         if http is not None:
-            servers.append(HttpApiServer(http, apis.host, apis.http_port, invoke_function))
+            servers.append(HttpApiServer(http, apis.host, apis.http_port, invoke))
         if ws is not None:
             servers.append(WebSocketApiServer(ws, apis.host, apis.ws_port, apis.ws_mgmt_port,
-                                              invoke_function))
+                                              invoke))
     except OSError as exc:
         for server in servers:
             server.stop()
@@ -177,6 +194,7 @@ def _serve_apis(apis: ApiRegistry) -> list:
 def _write_state(state_dir: Path, stack: Stack, endpoint: str, template_path: Path,
                  apis: ApiRegistry) -> None:
     resources = {
+        "emulator": os.environ.get("EMULATOR") or "moto",
         "endpoint": endpoint,
         "endpoints": {"aws": endpoint, **apis.urls()},
         "region": stack.region,
@@ -214,6 +232,56 @@ def _configure_logging() -> None:
         logging.getLogger("botocore").setLevel(logging.WARNING)
 
 
+def _announce(stack: Stack, endpoint: str, apis: ApiRegistry, where: str) -> None:
+    log.info("local stack ready: %d resources from %s (%s)", len(stack.created),
+             stack.stack_name, where)
+    for name, url in apis.urls().items():
+        log.info("%s: %s", name, url)
+        print(f"{name.upper()} {url}", flush=True)
+    print(f"READY {endpoint}", flush=True)
+
+
+def main_localstack(args: argparse.Namespace, endpoint: str, region: str, state_dir: Path,
+                    stop: threading.Event) -> int:
+    """EMULATOR=localstack: LocalStack (child process) + the template + the local gateways."""
+    from localaws.localstack_target import ACCOUNT_ID as LOCALSTACK_ACCOUNT
+    from localaws.localstack_target import LocalStack, lambda_invoker
+
+    localstack = None
+    api_servers: list = []
+    try:
+        apis = ApiRegistry.from_env()
+        host, port = _host_port(endpoint)
+        _check_port_free(host, port)
+        localstack = LocalStack(repo=REPO_ROOT, state_dir=state_dir, endpoint=endpoint,
+                                port=port, region=region, bin_dir=_bin_dir())
+        localstack.start(float(os.environ.get("LOCALSTACK_START_TIMEOUT", "60")))
+        stack = _provision(args, endpoint, region, localstack.register_binary, apis,
+                           None, None, target="localstack", account_id=LOCALSTACK_ACCOUNT)
+        api_servers = _serve_apis(apis, lambda_invoker(endpoint, region))
+        _write_state(state_dir, stack, endpoint, args.template, apis)
+        _announce(stack, endpoint, apis, f"LocalStack, Lambda binaries from {_bin_dir()}")
+        while not stop.wait(1.0):
+            if localstack.process is not None and localstack.process.poll() is not None:
+                log.error("LocalStack exited with %s; see %s", localstack.process.returncode,
+                          state_dir / "localstack.log")
+                return 1
+        log.info("stopping")
+        return 0
+    except (StartupError, TemplateError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 2
+    except Exception:
+        log.exception("local stack (LocalStack) failed to start")
+        return 1
+    finally:
+        (state_dir / "ready").unlink(missing_ok=True)
+        for api_server in api_servers:
+            api_server.stop()
+        if localstack is not None:
+            localstack.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     _configure_logging()
@@ -227,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+
+    emulator = os.environ.get("EMULATOR") or "moto"
+    if emulator == "localstack":
+        return main_localstack(args, endpoint, region, state_dir, stop)
+    if emulator != "moto":
+        log.error("EMULATOR=%s: moto or localstack", emulator)
+        return 2
 
     bridge = LambdaBridge(endpoint=endpoint, region=region, bin_dir=_bin_dir(),
                           workdir=REPO_ROOT, log_dir=state_dir / "logs",
@@ -247,18 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         install_async_delivery()
         streams.install()
         _configure_moto(endpoint)
-        stack = _provision(args, endpoint, region, bridge, apis, scheduler, streams)
+        stack = _provision(args, endpoint, region, bridge.register_binary, apis, scheduler,
+                           streams)
         api_servers = _serve_apis(apis)
         poller.start()
         streams.start()
         scheduler.start()
         _write_state(state_dir, stack, endpoint, args.template, apis)
-        log.info("local stack ready: %d resources from %s (Lambda binaries from %s)",
-                 len(stack.created), args.template, bridge.bin_dir)
-        for name, url in apis.urls().items():
-            log.info("%s: %s", name, url)
-            print(f"{name.upper()} {url}", flush=True)
-        print(f"READY {endpoint}", flush=True)
+        _announce(stack, endpoint, apis, f"moto, Lambda binaries from {bridge.bin_dir}")
         while not stop.wait(1.0):
             pass
         log.info("stopping")

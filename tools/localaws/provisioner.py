@@ -47,6 +47,11 @@ LOCAL_SKIP = {
 # SAM function event sources with a local effect. Others fail (see _function_events).
 LOCAL_SKIP_FUNCTION_EVENTS: dict[str, str] = {}
 
+# "moto": the moto server with the launcher's own Lambda bridge, ESM pollers, stream pollers and
+# scheduler. "localstack": LocalStack's own Lambda (with the project's runtime executor),
+# event source mappings and scheduled rules; only API Gateway v2 stays local.
+TARGETS = ("moto", "localstack")
+
 LOCAL_ROLE_NAME = "localaws-execution-role"
 DEFAULT_LAMBDA_TIMEOUT = 30
 DEFAULT_LAMBDA_MEMORY = 128
@@ -87,8 +92,18 @@ class Provisioner:
         apis: ApiRegistry | None = None,
         schedules: Scheduler | None = None,
         streams: StreamMappings | None = None,
+        target: str = "moto",
+        sqs_visibility_cap: int | None = None,
     ):
+        if target not in TARGETS:
+            raise TemplateError(f"unknown emulator target {target!r}: one of {', '.join(TARGETS)}")
         self.stack = stack
+        self.target = target
+        # LOCALAWS_SQS_VISIBILITY_TIMEOUT: a failed message comes back after the queue's
+        # visibility timeout, so a poison message reaches its DLQ after maxReceiveCount of them
+        # (5 x 180 s in the template). Tests on LocalStack, which honours it as SQS does,
+        # shorten it; the moto stack re-drives failures every second instead (sqs_esm.py).
+        self.sqs_visibility_cap = sqs_visibility_cap
         self.template_dir = template_dir
         self.register_binary = register_binary
         self.apis = apis or ApiRegistry()
@@ -103,8 +118,17 @@ class Provisioner:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._client(service)
+            if service == "apigatewayv2" and self.target == "localstack":
+                from .localstack_target import LocalApiGatewayV2  # Pro-only in LocalStack
+
+                self._clients[service] = LocalApiGatewayV2()
+            else:
+                self._clients[service] = self._client(service)
         return self._clients[service]
+
+    @property
+    def localstack(self) -> bool:
+        return self.target == "localstack"
 
     def provision(self) -> dict[str, Physical]:
         order = self.stack.creation_order()
@@ -252,6 +276,11 @@ def _sqs_queue(p: Provisioner, logical_id: str, props: dict) -> Physical:
     attributes = {
         key: _sqs_attribute_value(props[key]) for key in _SQS_ATTRIBUTES if key in props
     }
+    cap = p.sqs_visibility_cap
+    if cap is not None and int(attributes.get("VisibilityTimeout", 30)) > cap:
+        log.info("%s: VisibilityTimeout %s s shortened to %s s (LOCALAWS_SQS_VISIBILITY_TIMEOUT)",
+                 logical_id, attributes.get("VisibilityTimeout", 30), cap)
+        attributes["VisibilityTimeout"] = str(cap)
     request = _compact(QueueName=name, Attributes=attributes or None,
                        tags=_tags_dict(props.get("Tags")) or None)
     url = sqs.create_queue(**request)["QueueUrl"]
@@ -328,6 +357,9 @@ def _serverless_function(p: Provisioner, logical_id: str, props: dict) -> Physic
     ))
     binary = _function_binary(p, logical_id, name)
     p.register_binary(name, binary)
+    if p.localstack:  # LocalStack creates functions asynchronously (Pending -> Active)
+        lam.get_waiter("function_active_v2").wait(FunctionName=name,
+                                                  WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
     _function_events(p, logical_id, name, config["FunctionArn"], props.get("Events") or {})
     return Physical("AWS::Serverless::Function", name,
                     {"Arn": config["FunctionArn"], "Binary": binary})
@@ -348,6 +380,8 @@ def _function_events(p: Provisioner, logical_id: str, function: str, function_ar
                 FunctionResponseTypes=props.get("FunctionResponseTypes"),
                 MaximumBatchingWindowInSeconds=props.get("MaximumBatchingWindowInSeconds"),
             ))
+        elif kind == "DynamoDB" and p.localstack:
+            _dynamodb_stream_mapping(p, function, props)
         elif kind == "DynamoDB":
             # Delivered by the launcher's stream pollers (filters, batches, retries, partial
             # batch failures), not by moto inside each write: see ddb_streams.py.
@@ -364,6 +398,26 @@ def _function_events(p: Provisioner, logical_id: str, function: str, function_ar
                 f"{logical_id}.Events.{event_id}: event type {kind} is not supported by the "
                 "local stack (add it in provisioner._function_events)"
             )
+
+
+def _dynamodb_stream_mapping(p: Provisioner, function: str, props: dict) -> None:
+    """SAM `DynamoDB` event as the event source mapping AWS creates (LocalStack runs it)."""
+    destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    p.client("lambda").create_event_source_mapping(**_compact(
+        EventSourceArn=props["Stream"],
+        FunctionName=function,
+        StartingPosition=props.get("StartingPosition", "LATEST"),
+        BatchSize=props.get("BatchSize"),
+        Enabled=props.get("Enabled", True),
+        MaximumBatchingWindowInSeconds=props.get("MaximumBatchingWindowInSeconds"),
+        BisectBatchOnFunctionError=props.get("BisectBatchOnFunctionError"),
+        MaximumRetryAttempts=props.get("MaximumRetryAttempts"),
+        MaximumRecordAgeInSeconds=props.get("MaximumRecordAgeInSeconds"),
+        ParallelizationFactor=props.get("ParallelizationFactor"),
+        FunctionResponseTypes=props.get("FunctionResponseTypes"),
+        FilterCriteria=props.get("FilterCriteria"),
+        DestinationConfig={"OnFailure": {"Destination": destination}} if destination else None,
+    ))
 
 
 def _http_api_event(p: Provisioner, who: str, function_arn: str, props: dict) -> None:
@@ -414,6 +468,8 @@ def _schedule_event(p: Provisioner, logical_id: str, event_id: str, function_arn
     target = _compact(Id=f"{logical_id}{event_id}LambdaTarget"[:64], Arn=function_arn,
                       Input=props.get("Input"))
     events.put_targets(Rule=name, Targets=[target])
+    if p.localstack:  # LocalStack's EventBridge fires scheduled rules itself
+        return
     p.schedules.add(who, name, rule_arn, expression, function_arn,
                     parse_input(props.get("Input"), who))
 
