@@ -283,6 +283,10 @@ pub struct War {
     /// ends; the sealed counters plus the tally's own additions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub final_clan_scores: BTreeMap<ClanId, i64>,
+    /// The rules this war is governed by, frozen at declaration with their version. Absent on
+    /// wars declared before rulesets existed: those follow the deployment's current rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<crate::config::Ruleset>,
     pub version: u64,
 }
 
@@ -339,6 +343,7 @@ impl War {
             transitions: Vec::new(),
             score_shards: crate::config::DEFAULT_SCORE_SHARDS,
             final_clan_scores: BTreeMap::new(),
+            ruleset: None,
             version: 0,
         }
     }

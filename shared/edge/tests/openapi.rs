@@ -896,6 +896,26 @@ async fn every_response_of_a_whole_war_matches_the_document() {
         "territory_ids": ["t1", "t2"],
         "phase_durations": hourly()
     });
+    let current = api.expect(200, req("GET /rulesets/current")).await;
+    let verdict = api
+        .expect(
+            200,
+            req("POST /wars")
+                .query("dry_run", "true")
+                .actor("att-leader")
+                .body(declare.clone()),
+        )
+        .await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    api.expect_error(
+        400,
+        "INVALID_REQUEST",
+        req("POST /wars")
+            .query("dry_run", "maybe")
+            .actor("att-leader")
+            .body(declare.clone()),
+    )
+    .await;
     let war = api
         .expect(
             201,
@@ -906,6 +926,35 @@ async fn every_response_of_a_whole_war_matches_the_document() {
         )
         .await;
     let war_id = text(&war["war_id"]);
+    assert_eq!(
+        war["ruleset"], current,
+        "the war is frozen with the live ruleset"
+    );
+    let verdict = api
+        .expect(
+            200,
+            req("POST /wars")
+                .query("dry_run", "true")
+                .actor("att-m0")
+                .body(declare.clone()),
+        )
+        .await;
+    let codes: Vec<&Value> = verdict["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["code"])
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "FORBIDDEN_ROLE",
+            "WAR_ALREADY_EXISTS",
+            "TERRITORY_ALREADY_CONTESTED",
+            "TERRITORY_ALREADY_CONTESTED"
+        ],
+        "{verdict}"
+    );
     let replay = api
         .expect(
             200,

@@ -119,6 +119,7 @@ impl ScoreService {
         let (war, battles) = join(self.deps.war(war_id), self.battles_named(war_id, &events)).await;
         let (war, battles) = (war?, battles?);
         let now = self.deps.clock.now();
+        let rules = self.deps.rules_for(&war);
 
         let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(events.len());
         let mut scored: Vec<(usize, ScoreDelta)> = Vec::new();
@@ -129,7 +130,7 @@ impl ScoreService {
                 verdicts.push(Some(Verdict::Duplicate));
                 continue;
             }
-            let evaluation = scoring::evaluate(&war, event, now, &self.deps.rules)
+            let evaluation = scoring::evaluate(&war, event, now, &rules)
                 .and_then(|e| scoring::require_known_battle(event, &battles).map(|()| e));
             verdicts.push(match evaluation {
                 Err(rejection) => Some(Verdict::Rejected(rejection)),
@@ -219,16 +220,20 @@ impl ScoreService {
     }
 
     fn farmed(&self, delta: &ScoreDelta) -> Rejection {
-        let pair = match &delta.farm_guard {
-            Some(g) => format!("{} already scored on {}", g.killer_id, g.victim_id),
-            None => "this pair already scored".to_owned(),
+        // The guard carries the war's own window (its ruleset), not the deployment's.
+        let (pair, window_s) = match &delta.farm_guard {
+            Some(g) => (
+                format!("{} already scored on {}", g.killer_id, g.victim_id),
+                g.window_s,
+            ),
+            None => (
+                "this pair already scored".to_owned(),
+                self.deps.rules.refarm_window_s,
+            ),
         };
         Rejection::new(
             codes::ANTI_FARMING,
-            format!(
-                "{pair} within the last {} s",
-                self.deps.rules.refarm_window_s
-            ),
+            format!("{pair} within the last {window_s} s"),
         )
     }
 
@@ -728,6 +733,51 @@ mod tests {
             ])
             .await;
         assert_eq!(outcome.accepted, 2);
+    }
+
+    // ---- the war's frozen ruleset ----------------------------------------------------------------
+
+    #[tokio::test]
+    async fn a_war_is_scored_by_the_ruleset_frozen_at_its_declaration_not_the_live_one() {
+        // Declared when kills were worth 20 and the refarm window was 1 minute; the deployment
+        // has since gone back to the defaults (10 points, 5 minutes).
+        let frozen = Rules {
+            kill_base_points: 20,
+            refarm_window_s: 60,
+            ..Rules::default()
+        };
+        let w = world_with(Rules::default()).await;
+        let mut war = w.deps.war(&war_id()).await.unwrap();
+        war.ruleset = Some(frozen.current_ruleset());
+        let mut tx = Transaction::new();
+        tx.update(&mut war);
+        w.deps.commit(tx).await.unwrap();
+        let outcome = w
+            .ingest(vec![
+                kill("k1", w.at(1), ("a1", "att"), ("d1", "def")),
+                kill("k2", w.at(2), ("a1", "att"), ("d1", "def")), // outside the war's 1 min
+            ])
+            .await;
+        assert_eq!(outcome.accepted, 2, "{:?}", outcome.rejected);
+        assert_eq!(w.points("a1").await, Some(40));
+        let farmed = w
+            .ingest(vec![kill("k3", w.at(2), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert!(farmed.rejected[0].reason.contains("last 60 s"));
+    }
+
+    #[tokio::test]
+    async fn a_war_without_a_ruleset_follows_the_live_rules() {
+        // Wars written before rulesets were snapshotted (the fixture has none).
+        let w = world_with(Rules {
+            kill_base_points: 15,
+            ..Rules::default()
+        })
+        .await;
+        assert!(w.deps.war(&war_id()).await.unwrap().ruleset.is_none());
+        w.ingest(vec![kill("k1", w.at(1), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert_eq!(w.points("a1").await, Some(15));
     }
 
     // ---- the scoring window -------------------------------------------------------------------

@@ -67,6 +67,64 @@ struct Closing {
     territories: Vec<Territory>,
 }
 
+/// What a declaration's rules read, in one round trip.
+#[derive(Debug)]
+struct DeclarationState {
+    attacker: Option<Clan>,
+    defender: Option<Clan>,
+    pair: Option<PairLock>,
+    /// In request order; `None` where the territory does not exist.
+    territories: Vec<Option<Territory>>,
+    idempotency: Option<IdempotencyRecord>,
+}
+
+/// The rules' verdict on a declaration.
+#[derive(Debug)]
+struct Judged {
+    /// Rule 12: the key returns this earlier war.
+    replays: Option<WarId>,
+    /// Every failed rule, in the SPEC's order.
+    violations: Vec<DomainError>,
+}
+
+/// The answer of a dry-run declaration: every rule that fails, nothing written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryRun {
+    /// True if the declaration would be accepted now.
+    pub valid: bool,
+    /// The `Idempotency-Key` names an earlier declaration of this request: declaring would
+    /// return that war.
+    pub replays_war_id: Option<WarId>,
+    pub violations: Vec<Violation>,
+}
+
+/// One failed rule of a dry run: the error a declaration would answer, and when it clears.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    /// The SPEC §3 rule (1–12).
+    pub rule: Option<u8>,
+    pub code: &'static str,
+    /// The HTTP status the real declaration would answer with this error.
+    pub status: u16,
+    pub message: String,
+    pub details: serde_json::Value,
+    /// When time alone clears it (pair cooldown, peace shield, rate limit); null otherwise.
+    pub clears_at: Option<DateTime<Utc>>,
+}
+
+impl Violation {
+    pub fn of(err: &DomainError) -> Self {
+        Self {
+            rule: declaration::rule_of(err),
+            code: err.code(),
+            status: err.status(),
+            message: err.to_string(),
+            details: err.details(),
+            clears_at: err.clears_at(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WarService {
     deps: Deps,
@@ -94,64 +152,39 @@ impl WarService {
     pub async fn create(&self, cmd: DeclareCommand) -> DomainResult<Declared> {
         let rules = &self.deps.rules;
         let durations = cmd.validate_shape(rules)?;
-        declaration::check_distinct_clans(&cmd.request)?;
-        declaration::check_target_count(&cmd.request, rules)?;
+        if let Some(first) = declaration::request_violations(&cmd.request, rules)
+            .into_iter()
+            .next()
+        {
+            return Err(first);
+        }
         let fingerprint = cmd.fingerprint();
         for _ in 0..MAX_ATTEMPTS {
             let req = &cmd.request;
-            // Everything the twelve rules look at, in one read.
-            let mut keys = vec![
-                RecordKey::Clan(req.attacker_clan_id.clone()),
-                RecordKey::Clan(req.defender_clan_id.clone()),
-                RecordKey::pair(&req.attacker_clan_id, &req.defender_clan_id),
-            ];
-            keys.extend(req.territory_ids.iter().cloned().map(RecordKey::Territory));
-            if let Some(key) = &cmd.idempotency_key {
-                keys.push(RecordKey::Idempotency(
-                    req.attacker_clan_id.clone(),
-                    key.clone(),
-                ));
-            }
-            let mut fetched = self.deps.store.get_many(&keys).await?;
-            let attacker: Option<Clan> = fetched.one()?;
-            let defender: Option<Clan> = fetched.one()?;
-            let pair: Option<PairLock> = fetched.one()?;
-            let territories: Vec<Option<Territory>> = fetched.many(req.territory_ids.len())?;
-            let idempotency: Option<IdempotencyRecord> = match &cmd.idempotency_key {
-                Some(_) => fetched.one()?,
-                None => None,
-            };
-            if let Some(record) = idempotency.as_ref().filter(|r| r.expires_at > self.now()) {
-                if record.request_hash != fingerprint {
-                    return Err(DomainError::IdempotencyKeyReused);
-                }
-                let war = self.deps.war(&record.war_id).await?;
+            let state = self.load_declaration(&cmd).await?;
+            let now = self.now();
+            let judged = self.judge(&cmd, &fingerprint, &state, now);
+            if let Some(war_id) = judged.replays {
+                let war = self.deps.war(&war_id).await?;
                 return Ok(Declared {
                     war,
                     replayed: true,
                 });
             }
-            let mut attacker =
-                attacker.ok_or_else(|| DomainError::ClanNotFound(req.attacker_clan_id.clone()))?;
-            let mut defender =
-                defender.ok_or_else(|| DomainError::ClanNotFound(req.defender_clan_id.clone()))?;
-            let mut territories = territories
-                .into_iter()
-                .zip(&req.territory_ids)
-                .map(|(t, id)| t.ok_or_else(|| DomainError::TerritoryNotFound(id.clone())))
-                .collect::<DomainResult<Vec<Territory>>>()?;
-            let now = self.now();
-            declaration::validate(
-                &cmd,
-                &DeclarationContext {
-                    attacker: &attacker,
-                    defender: &defender,
-                    pair: pair.as_ref(),
-                    territories: &territories,
-                    now,
-                    rules,
-                },
-            )?;
+            if let Some(first) = judged.violations.into_iter().next() {
+                return Err(first);
+            }
+            let DeclarationState {
+                attacker,
+                defender,
+                pair,
+                territories,
+                idempotency,
+            } = state;
+            let (Some(mut attacker), Some(mut defender)) = (attacker, defender) else {
+                unreachable!("a missing clan is a violation");
+            };
+            let mut territories: Vec<Territory> = territories.into_iter().flatten().collect();
 
             let war_id = self.new_war_id();
             let mut war = War::declare(
@@ -163,6 +196,7 @@ impl WarService {
                 now,
             );
             war.score_shards = rules.score_shards;
+            war.ruleset = Some(rules.current_ruleset());
             let clans = vec![attacker.clan_id.clone(), defender.clan_id.clone()];
             let mut tx = Transaction::new();
             tx.insert(&mut war);
@@ -222,6 +256,107 @@ impl WarService {
             }
         }
         Err(DomainError::ConcurrentModification)
+    }
+
+    /// A dry run of a declaration (`POST /wars?dry_run=true`): the same rule evaluation as
+    /// [`Self::create`], with every failing rule reported instead of the first, and nothing
+    /// written. Malformed requests are still refused with their 400.
+    pub async fn dry_run(&self, cmd: DeclareCommand) -> DomainResult<DryRun> {
+        let rules = &self.deps.rules;
+        cmd.validate_shape(rules)?;
+        let mut violations = declaration::request_violations(&cmd.request, rules);
+        let state = self.load_declaration(&cmd).await?;
+        let judged = self.judge(&cmd, &cmd.fingerprint(), &state, self.now());
+        violations.extend(judged.violations);
+        Ok(DryRun {
+            valid: violations.is_empty(),
+            replays_war_id: judged.replays,
+            violations: violations.iter().map(Violation::of).collect(),
+        })
+    }
+
+    /// Everything the twelve rules look at, in one read: both clans, the pair lock, every
+    /// target territory and the idempotency record.
+    async fn load_declaration(&self, cmd: &DeclareCommand) -> DomainResult<DeclarationState> {
+        let req = &cmd.request;
+        let mut keys = vec![
+            RecordKey::Clan(req.attacker_clan_id.clone()),
+            RecordKey::Clan(req.defender_clan_id.clone()),
+            RecordKey::pair(&req.attacker_clan_id, &req.defender_clan_id),
+        ];
+        keys.extend(req.territory_ids.iter().cloned().map(RecordKey::Territory));
+        if let Some(key) = &cmd.idempotency_key {
+            keys.push(RecordKey::Idempotency(
+                req.attacker_clan_id.clone(),
+                key.clone(),
+            ));
+        }
+        let mut fetched = self.deps.store.get_many(&keys).await?;
+        Ok(DeclarationState {
+            attacker: fetched.one()?,
+            defender: fetched.one()?,
+            pair: fetched.one()?,
+            territories: fetched.many(req.territory_ids.len())?,
+            idempotency: match &cmd.idempotency_key {
+                Some(_) => fetched.one()?,
+                None => None,
+            },
+        })
+    }
+
+    /// Rule 12, the records that must exist, and rules 1–11 against what was read: the one
+    /// evaluation behind both a declaration (which answers the first violation) and a dry run
+    /// (which answers them all).
+    fn judge(
+        &self,
+        cmd: &DeclareCommand,
+        fingerprint: &str,
+        state: &DeclarationState,
+        now: DateTime<Utc>,
+    ) -> Judged {
+        let req = &cmd.request;
+        if let Some(record) = state.idempotency.as_ref().filter(|r| r.expires_at > now) {
+            if record.request_hash != fingerprint {
+                return Judged {
+                    replays: None,
+                    violations: vec![DomainError::IdempotencyKeyReused],
+                };
+            }
+            return Judged {
+                replays: Some(record.war_id.clone()),
+                violations: Vec::new(),
+            };
+        }
+        let mut violations = Vec::new();
+        if state.attacker.is_none() {
+            violations.push(DomainError::ClanNotFound(req.attacker_clan_id.clone()));
+        }
+        if state.defender.is_none() {
+            violations.push(DomainError::ClanNotFound(req.defender_clan_id.clone()));
+        }
+        for (territory, id) in state.territories.iter().zip(&req.territory_ids) {
+            if territory.is_none() {
+                violations.push(DomainError::TerritoryNotFound(id.clone()));
+            }
+        }
+        if let (Some(attacker), Some(defender)) = (&state.attacker, &state.defender) {
+            let territories: Vec<Territory> = state.territories.iter().flatten().cloned().collect();
+            violations.extend(declaration::violations(
+                cmd,
+                &DeclarationContext {
+                    attacker,
+                    defender,
+                    pair: state.pair.as_ref(),
+                    territories: &territories,
+                    now,
+                    rules: &self.deps.rules,
+                },
+            ));
+        }
+        Judged {
+            replays: None,
+            violations,
+        }
     }
 
     /// Saga compensation: cancels a war whose timers could not start and releases its
@@ -303,7 +438,7 @@ impl WarService {
                     .ok_or_else(|| DomainError::ClanNotFound(req.clan_id.clone()))?;
                 require_role(&clan, actor, Role::Officer)?;
                 let primary = self.deps.clan(war.primary_clan(req.side)).await?;
-                war.add_ally(&clan, req.side, &primary, &self.deps.rules)?;
+                war.add_ally(&clan, req.side, &primary, &self.deps.rules_for(&war))?;
                 clan.enter_war(war_id);
                 let mut tx = Transaction::new();
                 tx.update(&mut war);
@@ -480,10 +615,10 @@ impl WarService {
                 if war.status.is_terminal() {
                     return Ok((war, None, Advance::AlreadyDone));
                 }
-                let rules = &self.deps.rules;
+                let rules = self.deps.rules_for(&war);
                 let territories = &closing.territories;
                 let hold =
-                    scoring::hold_points(&war, territories, war.phase_deadlines.ending_at, rules);
+                    scoring::hold_points(&war, territories, war.phase_deadlines.ending_at, &rules);
                 let mut totals = sealed.clone();
                 for (clan, points) in &hold {
                     *totals.entry(clan.clone()).or_default() += points;
@@ -689,7 +824,7 @@ impl WarService {
         if let Close::Ended(winner) = how {
             let ratings = clans.iter().map(|(id, c)| (id.clone(), c.rating)).collect();
             for (clan_id, old, new) in
-                scoring::side_rating_changes(war, &ratings, winner, self.deps.rules.elo_k)
+                scoring::side_rating_changes(war, &ratings, winner, self.deps.rules_for(war).elo_k)
             {
                 if let Some(clan) = clans.get_mut(&clan_id) {
                     clan.rating = new;
@@ -774,6 +909,7 @@ mod tests {
     use crate::services::MemoryHandles;
     use crate::territory::fixtures::input;
     use crate::war::{Outcome, PhaseDurations};
+    use std::sync::Arc;
 
     fn t0() -> DateTime<Utc> {
         "2026-05-01T10:00:00Z".parse().unwrap()
@@ -1023,6 +1159,97 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dry_run_lists_every_failing_rule_with_its_clear_time_and_writes_nothing() {
+        let w = World::new().await;
+        // A first war between att and def ends: pair cooldown (72 h) and peace shield (24 h).
+        let war = w.declare().await;
+        for target in [WarStatus::Preparation, WarStatus::Active, WarStatus::Ending] {
+            w.reach(&war, target).await;
+        }
+        let ended_at = war.phase_deadlines.ended_at;
+        w.h.clock.set(ended_at);
+        w.wars.finish(&war.war_id).await.unwrap();
+        // att declares 5 times within a day on other clans (through the store: rule 11's state).
+        let mut att = w.clan("att").await;
+        let firsts: Vec<_> = (0..5).map(|i| ended_at - Duration::hours(4 - i)).collect();
+        att.recent_declarations = firsts.clone();
+        let mut tx = Transaction::new();
+        tx.update(&mut att);
+        w.deps.commit(tx).await.unwrap();
+        let now = ended_at + Duration::hours(1);
+        w.h.clock.set(now);
+
+        let before = w.snapshot().await;
+        let (commits, published, calls) = (
+            w.h.store.commits(),
+            w.h.events.published().len(),
+            w.h.workflows.calls().len(),
+        );
+        let mut cmd = w.command(&["t1", "nowhere"], None);
+        cmd.actor = player("att-m0"); // a plain member
+        let report = w.wars.dry_run(cmd.clone()).await.unwrap();
+        let found: Vec<_> = report
+            .violations
+            .iter()
+            .map(|v| (v.rule, v.code, v.clears_at))
+            .collect();
+        assert!(!report.valid);
+        assert_eq!(
+            found,
+            vec![
+                (Some(9), "TERRITORY_NOT_FOUND", None),
+                (Some(2), "FORBIDDEN_ROLE", None),
+                (
+                    Some(6),
+                    "PAIR_COOLDOWN_ACTIVE",
+                    Some(ended_at + Duration::hours(72))
+                ),
+                (
+                    Some(7),
+                    "PEACE_SHIELD_ACTIVE",
+                    Some(ended_at + Duration::hours(24))
+                ),
+                // 5 in the window: it clears when the oldest leaves it.
+                (
+                    Some(11),
+                    "DECLARATION_RATE_LIMITED",
+                    Some(firsts[0] + Duration::hours(24))
+                ),
+            ]
+        );
+        // Nothing written, published or started.
+        assert_eq!(w.snapshot().await, before);
+        assert_eq!(w.h.store.commits(), commits);
+        assert_eq!(w.h.events.published().len(), published);
+        assert_eq!(w.h.workflows.calls().len(), calls);
+        // The real declaration answers the first of the same violations.
+        let err = w.wars.declare(cmd).await.unwrap_err();
+        assert_eq!(err.code(), report.violations[0].code);
+        assert_eq!(w.h.store.commits(), commits);
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_of_an_acceptable_declaration_is_valid_and_request_rules_are_listed_too() {
+        let w = World::new().await;
+        let commits = w.h.store.commits();
+        let report = w.wars.dry_run(w.command(&["t1"], Some("k"))).await.unwrap();
+        assert_eq!((report.valid, report.violations.len()), (true, 0));
+        assert_eq!(w.h.store.commits(), commits);
+        let war = w.wars.declare(w.command(&["t1"], Some("k"))).await.unwrap();
+        // Rule 12: the same key now replays that war.
+        let again = w.wars.dry_run(w.command(&["t1"], Some("k"))).await.unwrap();
+        assert_eq!(again.replays_war_id, Some(war.war.war_id));
+        let reused = w.wars.dry_run(w.command(&["t2"], Some("k"))).await.unwrap();
+        assert_eq!(reused.violations[0].code, "IDEMPOTENCY_KEY_REUSED");
+        // Same clan and no targets: both request rules, then the loaded ones.
+        let mut cmd = w.command(&[], None);
+        cmd.request.defender_clan_id = clan("att");
+        let report = w.wars.dry_run(cmd).await.unwrap();
+        let codes: Vec<_> = report.violations.iter().map(|v| v.code).collect();
+        assert_eq!(&codes[..2], ["SAME_CLAN", "INVALID_TARGET_TERRITORIES"]);
+    }
+
+    #[tokio::test]
     async fn unknown_clans_and_territories_are_not_found() {
         let w = World::new().await;
         let mut cmd = w.command(&["t1"], None);
@@ -1141,6 +1368,51 @@ mod tests {
             w.deps.scores.apply(late).await.unwrap(),
             crate::ports::ApplyOutcome::Sealed
         );
+    }
+
+    #[tokio::test]
+    async fn a_running_war_keeps_its_ruleset_when_the_deployment_changes_and_new_wars_get_the_new_one(
+    ) {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let declared_with = rules().current_ruleset();
+        assert_eq!(war.ruleset.as_ref(), Some(&declared_with));
+        // The deployment's parameters change mid-war (a new cold start with other values).
+        let changed = Rules {
+            hold_points_per_tier_hour: 50,
+            elo_k: 64.0,
+            ..rules()
+        };
+        assert_ne!(changed.current_ruleset().version, declared_with.version);
+        let redeployed = Deps {
+            rules: Arc::new(changed.clone()),
+            ..w.deps.clone()
+        };
+        let wars = WarService::new(redeployed.clone());
+        for target in [WarStatus::Preparation, WarStatus::Active, WarStatus::Ending] {
+            w.h.clock
+                .set(war.phase_deadlines.deadline_of(target).unwrap());
+            wars.advance(&war.war_id, target).await.unwrap();
+        }
+        w.h.clock.set(war.phase_deadlines.ended_at);
+        let (ended, _) = wars.finish(&war.war_id).await.unwrap();
+        // Hold points by the war's own 5 per tier-hour (t1 + t2 = tier 3, 2 h): 30, not 300;
+        // the rating change by its K of 32 (a 0–30 loss moves 1000/1000 by 16, not 32).
+        assert_eq!(
+            (ended.sides.attacker.score, ended.sides.defender.score),
+            (0, 30)
+        );
+        assert_eq!(w.clan("def").await.rating, 1_016);
+        assert_eq!(ended.ruleset, Some(declared_with));
+        // A war declared after the change is governed by the new parameters.
+        w.h.clock
+            .set(ended.phase_deadlines.ended_at + Duration::days(30));
+        let mut cmd = w.command(&["t1"], None);
+        cmd.request.attacker_clan_id = clan("other");
+        cmd.actor = player("other-leader");
+        let next = wars.declare(cmd).await.unwrap().war;
+        assert_eq!(next.ruleset, Some(changed.current_ruleset()));
+        assert_eq!(redeployed.rules_for(&next).hold_points_per_tier_hour, 50);
     }
 
     #[tokio::test]

@@ -6,6 +6,9 @@
 //! lifecycle workflow and makes sure `WarDeclared` reached EventBridge, and compensates (stops
 //! the lifecycle, cancels the war, releases what it held) if either fails. If even the saga
 //! cannot start, `WarService::declare` compensates in process and answers 503.
+//!
+//! `POST /wars?dry_run=true` runs the same rule evaluation and answers every failing rule
+//! (200, nothing written); `GET /rulesets/current` shows the ruleset new wars are frozen with.
 
 use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use chrono::{DateTime, Utc};
@@ -19,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub const ROUTES: &[&str] = &[
     "POST /wars",
+    "GET /rulesets/current",
     "GET /wars/{war_id}",
     "POST /wars/{war_id}/join",
     "POST /wars/{war_id}/surrender",
@@ -28,6 +32,9 @@ pub const ROUTES: &[&str] = &[
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
     let wars = WarService::new(deps.clone());
     match req.route.as_str() {
+        "POST /wars" if dry_run(&req)? => {
+            HttpResponse::ok(wars.dry_run(declare_command(&req)?).await?)
+        }
         "POST /wars" => {
             let declared = declare(&wars, &req).await.inspect_err(|err| {
                 crate::telemetry::metric(DECLARATION_FAILURES_METRIC, 1.0, "Count", &[]);
@@ -35,6 +42,10 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
             })?;
             let status = if declared.replayed { 200 } else { 201 };
             HttpResponse::with_status(status, declared.war)
+        }
+        "GET /rulesets/current" => {
+            req.only_query(&[])?;
+            HttpResponse::ok(deps.rules.current_ruleset())
         }
         "GET /wars/{war_id}" => HttpResponse::ok(wars.get(&req.id("war_id")?).await?),
         "POST /wars/{war_id}/join" => {
@@ -64,13 +75,23 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
 pub const DECLARATION_FAILURES_METRIC: &str = "DeclarationFailures";
 
 async fn declare(wars: &WarService, req: &HttpRequest) -> DomainResult<Declared> {
+    wars.declare(declare_command(req)?).await
+}
+
+fn declare_command(req: &HttpRequest) -> DomainResult<DeclareCommand> {
     let request: DeclareRequest = req.json(MAX_BODY_BYTES)?;
-    let cmd = DeclareCommand {
+    Ok(DeclareCommand {
         request,
         actor: req.actor()?,
         idempotency_key: req.idempotency_key()?,
-    };
-    wars.declare(cmd).await
+    })
+}
+
+/// `POST /wars?dry_run=true` checks every rule and writes nothing (`dry_run=false` or no
+/// parameter declares); any other query parameter or value is a 400.
+fn dry_run(req: &HttpRequest) -> DomainResult<bool> {
+    req.only_query(&["dry_run"])?;
+    Ok(req.query::<bool>("dry_run")?.unwrap_or(false))
 }
 
 /// A step of the declare-war saga, tagged by `action` (the state machine's task payloads).
