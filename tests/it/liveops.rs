@@ -1,0 +1,277 @@
+//! Live operations through the HTTP API (issue 14): dry-run declarations that answer every
+//! failing rule with the instant it clears and write nothing, and per-war rulesets frozen at
+//! declaration (a running war keeps being scored by its own rules).
+
+use chrono::{DateTime, Duration, Utc};
+use clanwar_integration_tests::wait::SLACK;
+use clanwar_integration_tests::{
+    aws_config, declaration, register_clan, register_territory, unique_tag, Api, Resources,
+};
+use serde_json::{json, Value};
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+fn instant(value: &Value) -> DateTime<Utc> {
+    serde_json::from_value(value.clone())
+        .unwrap_or_else(|e| panic!("not an instant ({e}): {value}"))
+}
+
+/// Two instants a few moments apart (the service stamps a war's end and its clans' and pair's
+/// bookkeeping from separate clock reads of one request).
+fn close_to(what: &str, got: DateTime<Utc>, want: DateTime<Utc>) {
+    assert!(
+        (got - want).abs() < Duration::seconds(2),
+        "{what}: {got} is not {want}"
+    );
+}
+
+/// Declares `attacker` on `defender` over `land` and returns the war.
+async fn declare(api: &Api, attacker: &str, defender: &str, land: &str) -> Value {
+    let (status, war) = api
+        .post(
+            "/wars",
+            Some(&format!("{attacker}-leader")),
+            json!({
+                "attacker_clan_id": attacker, "defender_clan_id": defender, "territory_ids": [land],
+                "phase_durations": { "declared_s": 600, "preparation_s": 600, "active_s": 600, "ending_s": 60 }
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "declare {attacker} on {defender}: {war}");
+    war
+}
+
+#[tokio::test]
+async fn a_dry_run_lists_the_three_rules_time_clears_with_their_instants_and_writes_nothing() {
+    let api = Api::local();
+    let t = unique_tag("dryrun");
+    let (att, def) = (format!("{t}-att"), format!("{t}-def"));
+    let others: Vec<String> = (0..4).map(|i| format!("{t}-x{i}")).collect();
+    for clan in [&att, &def].into_iter().chain(&others) {
+        register_clan(&api, clan, 1000).await;
+    }
+    let def_land = format!("{t}-def-land");
+    register_territory(&api, &def_land, &def, 0.0).await;
+
+    // A war between att and def that ends (def surrenders): pair cooldown (72 h) and the
+    // defender's peace shield (24 h) start.
+    let first = declare(&api, &att, &def, &def_land).await;
+    let first_id = first["war_id"].as_str().unwrap();
+    let declared_at = instant(&first["declared_at"]);
+    let (status, ended) = api
+        .post(
+            &format!("/wars/{first_id}/surrender"),
+            Some(&format!("{def}-leader")),
+            json!({ "clan_id": def }),
+        )
+        .await;
+    assert_eq!(
+        (status, ended["status"].as_str()),
+        (200, Some("ENDED")),
+        "{ended}"
+    );
+    let ended_at = instant(&ended["closed_at"]);
+    // Four more declarations by att within the day (each cancelled by both leaders, so the
+    // concurrent-war limit stays clear): rule 11's five a day are used up.
+    for (i, other) in others.iter().enumerate() {
+        let land = format!("{t}-x{i}-land");
+        register_territory(&api, &land, other, 100.0 * (i + 1) as f64).await;
+        let war = declare(&api, &att, other, &land).await;
+        let id = war["war_id"].as_str().unwrap();
+        for clan in [&att, other] {
+            let (status, body) = api
+                .post(
+                    &format!("/wars/{id}/cancel"),
+                    Some(&format!("{clan}-leader")),
+                    json!({ "clan_id": clan }),
+                )
+                .await;
+            assert_eq!(status, 200, "cancel {id} for {clan}: {body}");
+        }
+    }
+
+    let again = declaration(&att, &def, &[def_land.clone()], 600, 60);
+    let before = (
+        api.get(&format!("/clans/{att}")).await,
+        api.get(&format!("/clans/{def}")).await,
+        api.get(&format!("/clans/{att}/wars?limit=10")).await,
+        api.get(&format!("/territories/{def_land}")).await,
+    );
+    let ((status, verdict), calls) = api
+        .post_counted(
+            "/wars?dry_run=true",
+            Some(&format!("{att}-leader")),
+            again.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["valid"], false);
+    let violations = verdict["violations"].as_array().expect("violations");
+    let found: Vec<(i64, &str)> = violations
+        .iter()
+        .map(|v| (v["rule"].as_i64().unwrap(), v["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (6, "PAIR_COOLDOWN_ACTIVE"),
+            (7, "PEACE_SHIELD_ACTIVE"),
+            (11, "DECLARATION_RATE_LIMITED"),
+        ],
+        "{verdict}"
+    );
+    close_to(
+        "pair cooldown",
+        instant(&violations[0]["clears_at"]),
+        ended_at + Duration::hours(72),
+    );
+    close_to(
+        "peace shield",
+        instant(&violations[1]["clears_at"]),
+        ended_at + Duration::hours(24),
+    );
+    // Five declarations in the window: it clears when the first leaves it, to the microsecond.
+    assert_eq!(
+        instant(&violations[2]["clears_at"]),
+        declared_at + Duration::hours(24)
+    );
+    assert_eq!(violations[2]["status"], 429);
+
+    // Nothing was written: one read and no other AWS call, and every record reads the same.
+    assert_eq!((calls.calls, calls.round_trips), (1, 1), "{calls:?}");
+    let after = (
+        api.get(&format!("/clans/{att}")).await,
+        api.get(&format!("/clans/{def}")).await,
+        api.get(&format!("/clans/{att}/wars?limit=10")).await,
+        api.get(&format!("/territories/{def_land}")).await,
+    );
+    assert_eq!(after, before);
+
+    // The real declaration answers the first of them.
+    let (status, body) = api
+        .post("/wars", Some(&format!("{att}-leader")), again)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (422, "PAIR_COOLDOWN_ACTIVE"),
+        "{body}"
+    );
+}
+
+/// Rewrites part of a stored war's frozen ruleset, as if it had been declared by a deployment
+/// with other parameters (the functions keep running with today's).
+async fn freeze_other_rules(war_id: &str, kill_base_points: Option<i64>) {
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    let update = client
+        .update_item()
+        .table_name(Resources::load().name("WarTable"))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("WAR#{war_id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("WAR".into()),
+        )
+        // The record is stored under `data` (see `clanwar_aws::dynamodb`).
+        .expression_attribute_names("#d", "data");
+    let update = match kill_base_points {
+        Some(points) => update
+            .expression_attribute_names("#r", "rules")
+            .expression_attribute_names("#v", "version")
+            .update_expression("SET #d.ruleset.#r.kill_base_points = :k, #d.ruleset.#v = :v")
+            .expression_attribute_values(
+                ":k",
+                aws_sdk_dynamodb::types::AttributeValue::N(points.to_string()),
+            )
+            .expression_attribute_values(
+                ":v",
+                aws_sdk_dynamodb::types::AttributeValue::S("rs-00000000000000aa".into()),
+            ),
+        // A war written before rulesets existed.
+        None => update.update_expression("REMOVE #d.ruleset"),
+    };
+    update.send().await.expect("war item updated");
+}
+
+fn kill(id: &str, killer: (&str, &str), victim: (&str, &str)) -> Value {
+    json!({
+        "type": "kill", "event_id": id, "occurred_at": Utc::now(),
+        "killer_id": killer.0, "killer_clan_id": killer.1, "killer_level": 20,
+        "victim_id": victim.0, "victim_clan_id": victim.1, "victim_level": 20
+    })
+}
+
+#[tokio::test]
+async fn a_running_war_is_scored_by_its_frozen_ruleset_and_an_old_war_by_the_live_rules() {
+    let api = Api::local();
+    let (status, current) = api.get("/rulesets/current").await;
+    assert_eq!(status, 200, "{current}");
+    let live_points = current["rules"]["kill_base_points"].as_i64().unwrap();
+    let t = unique_tag("ruleset");
+    let mut wars = Vec::new();
+    for name in ["frozen", "legacy"] {
+        let (att, def) = (format!("{t}-{name}-a"), format!("{t}-{name}-d"));
+        register_clan(&api, &att, 1000).await;
+        register_clan(&api, &def, 1000).await;
+        let land = format!("{t}-{name}-land");
+        register_territory(&api, &land, &def, 0.0).await;
+        let (status, war) = api
+            .post(
+                "/wars",
+                Some(&format!("{att}-leader")),
+                declaration(&att, &def, &[land], 120, 2),
+            )
+            .await;
+        assert_eq!(status, 201, "{war}");
+        // Frozen at declaration with the live ruleset, and shown by GET /wars/{id}.
+        assert_eq!(war["ruleset"], current, "{war}");
+        let id = war["war_id"].as_str().unwrap().to_owned();
+        assert_eq!(api.get(&format!("/wars/{id}")).await.1["ruleset"], current);
+        wars.push((id, att, def));
+    }
+    for (id, _, _) in &wars {
+        api.wait_for_status(id, "ACTIVE", SLACK).await;
+    }
+    // The first war was declared when kills were worth 3 × today's; the second before
+    // rulesets existed.
+    let frozen_points = 3 * live_points;
+    freeze_other_rules(&wars[0].0, Some(frozen_points)).await;
+    freeze_other_rules(&wars[1].0, None).await;
+    let (_, shown) = api.get(&format!("/wars/{}", wars[0].0)).await;
+    assert_eq!(shown["ruleset"]["version"], "rs-00000000000000aa");
+    assert!(api
+        .get(&format!("/wars/{}", wars[1].0))
+        .await
+        .1
+        .get("ruleset")
+        .is_none());
+
+    for ((id, att, def), want) in wars.iter().zip([frozen_points, live_points]) {
+        let killer = format!("{att}-m0");
+        let (status, outcome) = api
+            .post(
+                &format!("/wars/{id}/events"),
+                None,
+                json!([kill(
+                    &format!("{id}-k1"),
+                    (&killer, att),
+                    (&format!("{def}-m0"), def)
+                )]),
+            )
+            .await;
+        assert_eq!(
+            (status, outcome["accepted"].as_i64()),
+            (200, Some(1)),
+            "{outcome}"
+        );
+        let (status, score) = api.get(&format!("/wars/{id}/players/{killer}")).await;
+        assert_eq!(
+            (status, score["points"].as_i64()),
+            (200, Some(want)),
+            "{score}"
+        );
+    }
+}
