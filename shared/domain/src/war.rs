@@ -109,6 +109,34 @@ pub enum Outcome {
     MutualCancel,
     /// The declare-war saga failed after the war was written and compensated it.
     DeclarationFailed,
+    /// An operator cancelled the war (`POST /admin/wars/{war_id}/cancel`, with a reason).
+    OperatorCancelled,
+}
+
+/// What an operator did to a war (the admin routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorActionKind {
+    /// Moved the war to its next phase before the deadline.
+    Advance,
+    /// Ran the final tally now (from ACTIVE or ENDING).
+    End,
+    /// Cancelled the war: territories released, no cooldown or peace shield.
+    Cancel,
+}
+
+/// One entry of a war's audit trail of operator actions: who (the operator's id and, on AWS,
+/// the caller's IAM principal), when, why, and the move it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorAction {
+    pub action: OperatorActionKind,
+    pub by: crate::ids::PlayerId,
+    pub principal: Option<String>,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub from: WarStatus,
+    pub to: WarStatus,
 }
 
 /// Per-war phase lengths in seconds (`phase_durations` of the declaration).
@@ -287,12 +315,22 @@ pub struct War {
     /// wars declared before rulesets existed: those follow the deployment's current rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ruleset: Option<crate::config::Ruleset>,
+    /// The audit trail of operator actions, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_actions: Vec<OperatorAction>,
     pub version: u64,
 }
 
 /// Wars written before the shard count was stamped used the deployment default of that time.
 fn shards_before_stamping() -> u32 {
     8
+}
+
+/// Whether a move waits for its deadline (timers) or happens now (operators).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    AtDeadline,
+    Now,
 }
 
 /// Result of asking the war to move to a phase.
@@ -344,6 +382,7 @@ impl War {
             score_shards: crate::config::DEFAULT_SCORE_SHARDS,
             final_clan_scores: BTreeMap::new(),
             ruleset: None,
+            operator_actions: Vec::new(),
             version: 0,
         }
     }
@@ -449,6 +488,22 @@ impl War {
     /// Timer-driven move to `target` (PREPARATION, ACTIVE or ENDING). Forward only, one step at
     /// a time, never before the phase's deadline. ENDED is reached through [`War::conclude`].
     pub fn advance(&mut self, target: WarStatus, now: DateTime<Utc>) -> DomainResult<Advance> {
+        self.step(target, now, Timing::AtDeadline)
+    }
+
+    /// An operator's move to `target` now: the same forward-only, one-step move as the timer's
+    /// ([`War::advance`]), without waiting for the deadline. The later phases keep their
+    /// deadlines; a timer firing afterwards finds the move done and changes nothing.
+    pub fn advance_now(&mut self, target: WarStatus, now: DateTime<Utc>) -> DomainResult<Advance> {
+        self.step(target, now, Timing::Now)
+    }
+
+    fn step(
+        &mut self,
+        target: WarStatus,
+        now: DateTime<Utc>,
+        timing: Timing,
+    ) -> DomainResult<Advance> {
         if self.status >= target || self.status.is_terminal() {
             return Ok(Advance::AlreadyDone);
         }
@@ -463,7 +518,7 @@ impl War {
             .phase_deadlines
             .deadline_of(target)
             .expect("timed phases have deadlines");
-        if now < deadline {
+        if timing == Timing::AtDeadline && now < deadline {
             return Err(DomainError::PhaseDeadlineNotReached {
                 war_id: self.war_id.clone(),
                 target,
@@ -477,11 +532,30 @@ impl War {
 
     /// Final tally at the close of ENDING: records the result and moves to ENDED.
     pub fn conclude(&mut self, result: WarResult, now: DateTime<Utc>) -> DomainResult<Advance> {
+        self.finish_with(result, now, Timing::AtDeadline)
+    }
+
+    /// An operator's final tally now, from ACTIVE or ENDING (the rest as [`War::conclude`]).
+    pub fn conclude_now(&mut self, result: WarResult, now: DateTime<Utc>) -> DomainResult<Advance> {
+        self.finish_with(result, now, Timing::Now)
+    }
+
+    fn finish_with(
+        &mut self,
+        result: WarResult,
+        now: DateTime<Utc>,
+        timing: Timing,
+    ) -> DomainResult<Advance> {
         if self.status.is_terminal() {
             return Ok(Advance::AlreadyDone);
         }
-        self.require(&[WarStatus::Ending], "ENDING")?;
-        if now < self.phase_deadlines.ended_at {
+        match timing {
+            Timing::AtDeadline => self.require(&[WarStatus::Ending], "ENDING")?,
+            Timing::Now => {
+                self.require(&[WarStatus::Active, WarStatus::Ending], "ACTIVE or ENDING")?
+            }
+        }
+        if timing == Timing::AtDeadline && now < self.phase_deadlines.ended_at {
             return Err(DomainError::PhaseDeadlineNotReached {
                 war_id: self.war_id.clone(),
                 target: WarStatus::Ended,
@@ -492,10 +566,36 @@ impl War {
         self.sides.defender.score = result.defender_score;
         self.winner_side = Some(result.winner);
         self.outcome = Some(result.outcome);
+        let from = self.status;
         self.record(WarStatus::Ended, now);
         Ok(Advance::Moved {
-            from: WarStatus::Ending,
+            from,
             to: WarStatus::Ended,
+        })
+    }
+
+    /// An operator's cancel, from any phase before the end: CANCELLED with outcome
+    /// `OPERATOR_CANCELLED`. A repeat on a war it already cancelled is `AlreadyDone`.
+    pub fn cancel_by_operator(&mut self, now: DateTime<Utc>) -> DomainResult<Advance> {
+        if self.outcome == Some(Outcome::OperatorCancelled) {
+            return Ok(Advance::AlreadyDone);
+        }
+        self.require(
+            &[
+                WarStatus::Declared,
+                WarStatus::Preparation,
+                WarStatus::Active,
+                WarStatus::Ending,
+            ],
+            "not yet ENDED or CANCELLED",
+        )?;
+        let from = self.status;
+        self.outcome = Some(Outcome::OperatorCancelled);
+        self.winner_side = None;
+        self.record(WarStatus::Cancelled, now);
+        Ok(Advance::Moved {
+            from,
+            to: WarStatus::Cancelled,
         })
     }
 

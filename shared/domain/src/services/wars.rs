@@ -17,7 +17,10 @@ use crate::ports::{
 };
 use crate::scoring;
 use crate::territory::Territory;
-use crate::war::{Advance, Side, War, WarResult, WarStatus, WinnerSide};
+use crate::war::{
+    Advance, OperatorAction, OperatorActionKind, Outcome, Side, War, WarResult, WarStatus,
+    WinnerSide,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -47,6 +50,64 @@ pub struct JoinRequest {
 #[serde(deny_unknown_fields)]
 pub struct ClanRequest {
     pub clan_id: ClanId,
+}
+
+/// Longest reason an operator may give.
+pub const MAX_REASON_LEN: usize = 500;
+
+/// An operator's request on an admin route: who asks (the route's `x-actor-id`, and on AWS the
+/// caller's IAM principal) and why. Both go into the war's audit trail and its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorCommand {
+    pub by: PlayerId,
+    pub principal: Option<String>,
+    pub reason: String,
+}
+
+impl OperatorCommand {
+    /// A reason is required: 1 to 500 characters, not only blanks.
+    pub fn validate(&self) -> DomainResult<()> {
+        let len = self.reason.chars().count();
+        if self.reason.trim().is_empty() || len > MAX_REASON_LEN {
+            return Err(DomainError::invalid(
+                "reason",
+                format!("must be 1 to {MAX_REASON_LEN} characters, not only blanks"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `POST /admin/wars/{id}/advance` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminAdvanceRequest {
+    /// The phase to move to: the next one after the war's current phase.
+    pub to: WarStatus,
+    pub reason: String,
+}
+
+/// `POST /admin/wars/{id}/end` and `/cancel` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    pub reason: String,
+}
+
+/// The answer of an operator action: whether it moved the war (false: already done), and the war.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorOutcome {
+    pub moved: bool,
+    pub war: War,
+}
+
+impl From<(War, Advance)> for OperatorOutcome {
+    fn from((war, advance): (War, Advance)) -> Self {
+        Self {
+            moved: matches!(advance, Advance::Moved { .. }),
+            war,
+        }
+    }
 }
 
 /// How a war leaves the stage.
@@ -559,15 +620,119 @@ impl WarService {
     /// Phase controller: moves the war to `target` once its deadline passed. A duplicate or
     /// late call changes nothing. ENDED runs the final tally.
     pub async fn advance(&self, war_id: &WarId, target: WarStatus) -> DomainResult<(War, Advance)> {
+        self.advance_as(war_id, target, None).await
+    }
+
+    /// An operator moves the war to `target` now (`POST /admin/wars/{id}/advance`): the same
+    /// forward-only conditional move as the timers' (one step, on the war's version), minus the
+    /// deadline, audited on the war and published (`OperatorActed`). A timer firing later finds
+    /// the move made and changes nothing; a target already reached is `AlreadyDone`. ENDED runs
+    /// the final tally now (as [`Self::operator_end`]).
+    pub async fn operator_advance(
+        &self,
+        war_id: &WarId,
+        target: WarStatus,
+        op: &OperatorCommand,
+    ) -> DomainResult<(War, Advance)> {
+        op.validate()?;
+        if matches!(target, WarStatus::Declared | WarStatus::Cancelled) {
+            return Err(DomainError::invalid(
+                "to",
+                "must be PREPARATION, ACTIVE, ENDING or ENDED (cancel has its own route)",
+            ));
+        }
+        self.advance_as(war_id, target, Some(op)).await
+    }
+
+    /// An operator ends an ACTIVE or ENDING war now (`POST /admin/wars/{id}/end`): the final
+    /// tally as at the close of ENDING (hold points up to now), audited and published.
+    pub async fn operator_end(
+        &self,
+        war_id: &WarId,
+        op: &OperatorCommand,
+    ) -> DomainResult<(War, Advance)> {
+        op.validate()?;
+        self.finish_as(war_id, Some(op)).await
+    }
+
+    /// An operator cancels a war before its end (`POST /admin/wars/{id}/cancel`): CANCELLED
+    /// with outcome `OPERATOR_CANCELLED`, territories, clans' war slots and the pair lock
+    /// released, no peace shield or cooldown (as a mutual cancel); audited and published.
+    /// Repeating it changes nothing.
+    pub async fn operator_cancel(
+        &self,
+        war_id: &WarId,
+        op: &OperatorCommand,
+    ) -> DomainResult<(War, Advance)> {
+        op.validate()?;
+        self.retrying_with(war_id, |mut war| async move {
+            let now = self.now();
+            let from = war.status;
+            let outcome = war.cancel_by_operator(now)?;
+            if outcome == Advance::AlreadyDone {
+                return Ok((war, None, outcome));
+            }
+            let closing = self.closing(&war).await?;
+            let audited = self.audit(&mut war, op, OperatorActionKind::Cancel, from, now);
+            let mut tx = self.close(&mut war, Close::Abandoned, closing);
+            tx.emit(self.war_event(
+                &war,
+                DomainEvent::WarCancelled {
+                    outcome: Outcome::OperatorCancelled,
+                },
+            ));
+            tx.emit(audited);
+            Ok((war, Some(tx), outcome))
+        })
+        .await
+    }
+
+    /// Records an operator's action on the war (before the war is written) and returns its
+    /// event, to commit in the same transaction.
+    fn audit(
+        &self,
+        war: &mut War,
+        op: &OperatorCommand,
+        action: OperatorActionKind,
+        from: WarStatus,
+        at: DateTime<Utc>,
+    ) -> EventEnvelope {
+        let entry = OperatorAction {
+            action,
+            by: op.by.clone(),
+            principal: op.principal.clone(),
+            reason: op.reason.clone(),
+            at,
+            from,
+            to: war.status,
+        };
+        war.operator_actions.push(entry.clone());
+        self.war_event(war, DomainEvent::OperatorActed(entry))
+    }
+
+    async fn advance_as(
+        &self,
+        war_id: &WarId,
+        target: WarStatus,
+        op: Option<&OperatorCommand>,
+    ) -> DomainResult<(War, Advance)> {
         if target == WarStatus::Ended {
-            return self.finish(war_id).await;
+            return self.finish_as(war_id, op).await;
         }
         self.retrying_with(war_id, |mut war| async move {
-            let outcome = war.advance(target, self.now())?;
+            let now = self.now();
+            let outcome = match op {
+                None => war.advance(target, now)?,
+                Some(_) => war.advance_now(target, now)?,
+            };
             let Advance::Moved { from, to } = outcome else {
                 return Ok((war, None, outcome));
             };
             let mut tx = Transaction::new();
+            if let Some(op) = op {
+                let audited = self.audit(&mut war, op, OperatorActionKind::Advance, from, now);
+                tx.emit(audited);
+            }
             tx.update(&mut war);
             tx.emit(self.war_event(
                 &war,
@@ -589,13 +754,27 @@ impl WarService {
     /// flight either landed before (and is in the sealed values) or fails as a whole. The
     /// tally reads the sealed values, so side scores, clans, players and rewards agree.
     pub async fn finish(&self, war_id: &WarId) -> DomainResult<(War, Advance)> {
+        self.finish_as(war_id, None).await
+    }
+
+    /// [`Self::finish`] for the timers (`op` none: at the deadline) or an operator (now).
+    async fn finish_as(
+        &self,
+        war_id: &WarId,
+        op: Option<&OperatorCommand>,
+    ) -> DomainResult<(War, Advance)> {
         let war = self.deps.war(war_id).await?;
         if war.status.is_terminal() {
             // A retried tally (e.g. after a timeout that followed the commit): the reward saga
             // follows from the committed `WarEnded`, delivered at least once.
             return Ok((war, Advance::AlreadyDone));
         }
-        war.clone().conclude(
+        let conclude = |war: &mut War, result: WarResult, now: DateTime<Utc>| match op {
+            None => war.conclude(result, now),
+            Some(_) => war.conclude_now(result, now),
+        };
+        conclude(
+            &mut war.clone(),
             WarResult {
                 attacker_score: 0,
                 defender_score: 0,
@@ -617,8 +796,13 @@ impl WarService {
                 }
                 let rules = self.deps.rules_for(&war);
                 let territories = &closing.territories;
-                let hold =
-                    scoring::hold_points(&war, territories, war.phase_deadlines.ending_at, &rules);
+                let now = self.now();
+                // An operator's early end counts holding up to now.
+                let held_until = match op {
+                    None => war.phase_deadlines.ending_at,
+                    Some(_) => now.min(war.phase_deadlines.ending_at),
+                };
+                let hold = scoring::hold_points(&war, territories, held_until, &rules);
                 let mut totals = sealed.clone();
                 for (clan, points) in &hold {
                     *totals.entry(clan.clone()).or_default() += points;
@@ -627,18 +811,25 @@ impl WarService {
                 let (held_a, held_d) = scoring::territories_held(&war, territories);
                 let (winner, how) =
                     scoring::decide_winner(attacker_score, defender_score, held_a, held_d);
-                let outcome = war.conclude(
+                let from = war.status;
+                let outcome = conclude(
+                    &mut war,
                     WarResult {
                         attacker_score,
                         defender_score,
                         winner,
                         outcome: how,
                     },
-                    self.now(),
+                    now,
                 )?;
                 war.final_clan_scores = final_scores(&war, &totals);
+                let audited =
+                    op.map(|op| self.audit(&mut war, op, OperatorActionKind::End, from, now));
                 let mut tx = self.close(&mut war, Close::Ended(winner), closing);
                 tx.emit(self.war_ended_event(&war));
+                if let Some(audited) = audited {
+                    tx.emit(audited);
+                }
                 Ok((war, Some(tx), outcome))
             })
             .await?;
@@ -1413,6 +1604,208 @@ mod tests {
         let next = wars.declare(cmd).await.unwrap().war;
         assert_eq!(next.ruleset, Some(changed.current_ruleset()));
         assert_eq!(redeployed.rules_for(&next).hold_points_per_tier_hour, 50);
+    }
+
+    fn operator(reason: &str) -> OperatorCommand {
+        OperatorCommand {
+            by: player("ops-alice"),
+            principal: Some("arn:aws:iam::123456789012:role/live-ops".into()),
+            reason: reason.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operator_advances_a_phase_early_once_and_the_timer_firing_later_changes_nothing() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let op = operator("event starts early");
+        let (moved, outcome) = w
+            .wars
+            .operator_advance(&war.war_id, WarStatus::Preparation, &op)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Advance::Moved { .. }));
+        assert_eq!(moved.status, WarStatus::Preparation);
+        assert!(w.deps.clock.now() < war.phase_deadlines.preparation_at);
+        let audit = &moved.operator_actions;
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            (audit[0].action, &audit[0].by, audit[0].reason.as_str()),
+            (OperatorActionKind::Advance, &op.by, "event starts early")
+        );
+        assert_eq!(
+            (audit[0].from, audit[0].to, audit[0].at),
+            (
+                WarStatus::Declared,
+                WarStatus::Preparation,
+                w.deps.clock.now()
+            )
+        );
+        assert_eq!(audit[0].principal, op.principal);
+        // The timer fires at its deadline: the move is made, nothing changes.
+        let timer = w.reach(&war, WarStatus::Preparation).await;
+        assert_eq!(timer.version, moved.version);
+        // A repeated operator request is a no-op too, and is not audited again.
+        let (again, outcome) = w
+            .wars
+            .operator_advance(&war.war_id, WarStatus::Preparation, &op)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Advance::AlreadyDone);
+        assert_eq!(again.operator_actions.len(), 1);
+        let moves = again
+            .transitions
+            .iter()
+            .filter(|t| t.to == WarStatus::Preparation)
+            .count();
+        assert_eq!(moves, 1);
+        let types = w.h.events.types();
+        assert_eq!(types.iter().filter(|t| **t == "OperatorActed").count(), 1);
+        assert_eq!(types.iter().filter(|t| **t == "WarPhaseChanged").count(), 1);
+        // The later phases keep their deadlines: the timers run on as planned.
+        assert_eq!(again.phase_deadlines, war.phase_deadlines);
+    }
+
+    #[tokio::test]
+    async fn an_operator_moves_forward_one_phase_at_a_time_and_must_give_a_reason() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let err = w
+            .wars
+            .operator_advance(&war.war_id, WarStatus::Active, &operator("skip"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+        for (to, reason) in [
+            (WarStatus::Preparation, " "),
+            (WarStatus::Preparation, &"x".repeat(501)[..]),
+            (WarStatus::Cancelled, "use the cancel route"),
+        ] {
+            let err = w
+                .wars
+                .operator_advance(&war.war_id, to, &operator(reason))
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 400, "{err}");
+        }
+        assert_eq!(w.deps.war(&war.war_id).await.unwrap().version, war.version);
+    }
+
+    #[tokio::test]
+    async fn an_operator_ends_an_active_war_now_with_the_final_tally_and_later_timers_change_nothing(
+    ) {
+        let w = World::new().await;
+        let war = w.declare().await;
+        w.reach(&war, WarStatus::Preparation).await;
+        w.reach(&war, WarStatus::Active).await;
+        w.score(&war, "e1", "att", 120).await;
+        // One hour into the two ACTIVE hours: t1 + t2 (tier 3) held 1 h by def = 15.
+        w.h.clock
+            .set(war.phase_deadlines.active_at + Duration::minutes(61));
+        let (ended, outcome) = w
+            .wars
+            .operator_end(&war.war_id, &operator("servers going down"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            Advance::Moved {
+                from: WarStatus::Active,
+                to: WarStatus::Ended
+            }
+        ));
+        assert_eq!(
+            (ended.sides.attacker.score, ended.sides.defender.score),
+            (120, 15)
+        );
+        assert_eq!(ended.winner_side, Some(WinnerSide::Attacker));
+        assert_eq!(ended.operator_actions[0].action, OperatorActionKind::End);
+        assert_eq!(w.territory("t1").await.contested_by, None);
+        // Rewards follow from WarEnded as usual; the timers' later moves change nothing.
+        w.react_to_published().await;
+        assert!(w
+            .h
+            .workflows
+            .calls()
+            .contains(&WorkflowCall::StartRewards(war.war_id.clone())));
+        for target in [WarStatus::Ending, WarStatus::Ended] {
+            w.h.clock
+                .set(war.phase_deadlines.deadline_of(target).unwrap());
+            let (_, outcome) = w.wars.advance(&war.war_id, target).await.unwrap();
+            assert_eq!(outcome, Advance::AlreadyDone);
+        }
+        assert_eq!(w.deps.war(&war.war_id).await.unwrap(), ended);
+        // A declared war cannot be ended (it has nothing to tally): cancel it instead.
+        w.h.clock
+            .set(war.phase_deadlines.ended_at + Duration::days(5));
+        let mut cmd = w.command(&["t1"], None);
+        cmd.request.attacker_clan_id = clan("other");
+        cmd.actor = player("other-leader");
+        let next = w.wars.declare(cmd).await.unwrap().war;
+        let err = w
+            .wars
+            .operator_end(&next.war_id, &operator("no"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+    }
+
+    #[tokio::test]
+    async fn an_operator_cancel_releases_everything_without_cooldown_or_shield_and_is_audited() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        w.reach(&war, WarStatus::Preparation).await;
+        w.reach(&war, WarStatus::Active).await;
+        let (cancelled, outcome) = w
+            .wars
+            .operator_cancel(&war.war_id, &operator("cheating dispute"))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Advance::Moved { .. }));
+        assert_eq!(
+            (cancelled.status, cancelled.outcome),
+            (WarStatus::Cancelled, Some(Outcome::OperatorCancelled))
+        );
+        assert_eq!(cancelled.operator_actions[0].reason, "cheating dispute");
+        assert_eq!(w.territory("t1").await.contested_by, None);
+        assert_eq!(w.territory("t2").await.contested_by, None);
+        let (att, def) = (w.clan("att").await, w.clan("def").await);
+        assert!(att.active_war_ids.is_empty() && def.active_war_ids.is_empty());
+        assert_eq!(def.last_war_ended_at, None, "no peace shield");
+        assert_eq!((att.rating, def.rating), (1_000, 1_000));
+        // No cooldown either: the pair may declare again at once.
+        let report = w.wars.dry_run(w.command(&["t1"], None)).await.unwrap();
+        assert!(report.valid, "{report:?}");
+        // The timers stop (from WarCancelled); a repeat changes nothing.
+        w.react_to_published().await;
+        assert!(w
+            .h
+            .workflows
+            .calls()
+            .contains(&WorkflowCall::StopLifecycle(war.war_id.clone())));
+        let (again, outcome) = w
+            .wars
+            .operator_cancel(&war.war_id, &operator("again"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome, again.operator_actions.len()),
+            (Advance::AlreadyDone, 1)
+        );
+        let types = w.h.events.types();
+        assert_eq!(types.iter().filter(|t| **t == "OperatorActed").count(), 1);
+        // A war that ended otherwise cannot be cancelled.
+        let ended = w.declare().await;
+        w.wars
+            .surrender(&ended.war_id, &clan("def"), &player("def-leader"))
+            .await
+            .unwrap();
+        let err = w
+            .wars
+            .operator_cancel(&ended.war_id, &operator("late"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
     }
 
     #[tokio::test]

@@ -7,6 +7,9 @@
 //! the lifecycle, cancels the war, releases what it held) if either fails. If even the saga
 //! cannot start, `WarService::declare` compensates in process and answers 503.
 //!
+//! Operator controls (`/admin/wars/{war_id}/advance | end | cancel`, guarded by the
+//! `OperatorInvokePolicy` in AWS) move, end or cancel a war now, audited on the war.
+//!
 //! `POST /wars?dry_run=true` runs the same rule evaluation and answers every failing rule
 //! (200, nothing written); `GET /rulesets/current` shows the ruleset new wars are frozen with.
 
@@ -14,7 +17,10 @@ use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use chrono::{DateTime, Utc};
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
 use clanwar_domain::ids::WarId;
-use clanwar_domain::services::wars::{ClanRequest, Declared, JoinRequest, WarService};
+use clanwar_domain::services::wars::{
+    AdminAdvanceRequest, ClanRequest, Declared, JoinRequest, OperatorOutcome, ReasonRequest,
+    WarService,
+};
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::{PhaseDeadlines, WarStatus};
 use clanwar_domain::{DomainError, DomainResult};
@@ -27,6 +33,9 @@ pub const ROUTES: &[&str] = &[
     "POST /wars/{war_id}/join",
     "POST /wars/{war_id}/surrender",
     "POST /wars/{war_id}/cancel",
+    "POST /admin/wars/{war_id}/advance",
+    "POST /admin/wars/{war_id}/end",
+    "POST /admin/wars/{war_id}/cancel",
 ];
 
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
@@ -65,6 +74,26 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
                 wars.cancel(&req.id("war_id")?, &body.clan_id, &req.actor()?)
                     .await?,
             )
+        }
+        "POST /admin/wars/{war_id}/advance" => {
+            let body: AdminAdvanceRequest = req.json(MAX_BODY_BYTES)?;
+            let op = req.operator(body.reason)?;
+            let done = wars
+                .operator_advance(&req.id("war_id")?, body.to, &op)
+                .await?;
+            HttpResponse::ok(OperatorOutcome::from(done))
+        }
+        "POST /admin/wars/{war_id}/end" => {
+            let body: ReasonRequest = req.json(MAX_BODY_BYTES)?;
+            let op = req.operator(body.reason)?;
+            let done = wars.operator_end(&req.id("war_id")?, &op).await?;
+            HttpResponse::ok(OperatorOutcome::from(done))
+        }
+        "POST /admin/wars/{war_id}/cancel" => {
+            let body: ReasonRequest = req.json(MAX_BODY_BYTES)?;
+            let op = req.operator(body.reason)?;
+            let done = wars.operator_cancel(&req.id("war_id")?, &op).await?;
+            HttpResponse::ok(OperatorOutcome::from(done))
         }
         other => Ok(HttpResponse::no_route(other)),
     }
