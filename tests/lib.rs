@@ -285,6 +285,21 @@ impl Api {
         self.send(request).await
     }
 
+    /// `POST` to an admin route as operator `operator` (`x-operator-id`).
+    pub async fn post_as_operator(
+        &self,
+        path: &str,
+        operator: &str,
+        body: serde_json::Value,
+    ) -> Reply {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-operator-id", operator)
+            .json(&body);
+        self.send(request).await
+    }
+
     /// Reads `GET /wars/{war}` until its status is `wanted` and returns it; fails after
     /// `within` with the last read.
     pub async fn wait_for_status(

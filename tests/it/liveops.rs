@@ -275,3 +275,224 @@ async fn a_running_war_is_scored_by_its_frozen_ruleset_and_an_old_war_by_the_liv
         );
     }
 }
+
+fn admin_path(war_id: &str, action: &str) -> String {
+    format!("/admin/wars/{war_id}/{action}")
+}
+
+/// An admin request as an operator (the local gateway authorises nothing: on AWS only the
+/// `OperatorInvokePolicy` reaches these routes).
+async fn as_operator(api: &Api, path: &str, body: Value) -> (u16, Value) {
+    api.post_as_operator(path, "ops-alice", body).await
+}
+
+#[tokio::test]
+async fn an_operator_advance_racing_the_phase_timer_moves_the_war_exactly_once() {
+    let api = Api::local();
+    let t = unique_tag("race");
+    let (att, def) = (format!("{t}-att"), format!("{t}-def"));
+    register_clan(&api, &att, 1000).await;
+    register_clan(&api, &def, 1000).await;
+    let land = format!("{t}-land");
+    register_territory(&api, &land, &def, 0.0).await;
+    let (status, war) = api
+        .post(
+            "/wars",
+            Some(&format!("{att}-leader")),
+            json!({
+                "attacker_clan_id": att, "defender_clan_id": def, "territory_ids": [land],
+                "phase_durations": { "declared_s": 3, "preparation_s": 2, "active_s": 600, "ending_s": 60 }
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{war}");
+    let id = war["war_id"].as_str().unwrap().to_owned();
+    let deadline: DateTime<Utc> = instant(&war["phase_deadlines"]["preparation_at"]);
+
+    // Operators press "advance" around the deadline, every 100 ms from just before it until
+    // well after, while the lifecycle's timer makes the same move at the deadline.
+    let start = deadline - Duration::milliseconds(300);
+    if let Ok(wait) = (start - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    let presses = (0..25).map(|i| {
+        let (api, id) = (api.clone(), id.clone());
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100 * i)).await;
+            as_operator(
+                &api,
+                &admin_path(&id, "advance"),
+                json!({ "to": "PREPARATION", "reason": format!("press {i}") }),
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(presses).await;
+    let mut moved_by_operator = 0;
+    for (status, body) in &answers {
+        assert_eq!(status, &200, "{body}");
+        if body["moved"] == true {
+            moved_by_operator += 1;
+        }
+    }
+    // The timers run on: ACTIVE is reached at its own deadline.
+    let active = api.wait_for_status(&id, "ACTIVE", SLACK).await;
+    let into_preparation = active["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["to"] == "PREPARATION")
+        .count();
+    assert_eq!(into_preparation, 1, "{active}");
+    let audited = active["operator_actions"].as_array().map_or(0, Vec::len);
+    assert!(moved_by_operator <= 1, "{answers:?}");
+    assert_eq!(audited, moved_by_operator, "{active}");
+    println!(
+        "race: the {} made the move",
+        if moved_by_operator == 1 {
+            "operator"
+        } else {
+            "timer"
+        }
+    );
+    assert_eq!(
+        instant(&active["phase_deadlines"]["active_at"]),
+        instant(&war["phase_deadlines"]["active_at"]),
+        "the later phases keep their deadlines"
+    );
+}
+
+#[tokio::test]
+async fn operators_cancel_a_war_with_a_reason_and_end_another_now_through_the_admin_routes() {
+    let api = Api::local();
+    let t = unique_tag("opsctl");
+    let (att, def) = (format!("{t}-att"), format!("{t}-def"));
+    register_clan(&api, &att, 1000).await;
+    register_clan(&api, &def, 1000).await;
+    let land = format!("{t}-land");
+    register_territory(&api, &land, &def, 0.0).await;
+    let body = declaration(&att, &def, &[land.clone()], 600, 60);
+    let (status, war) = api
+        .post("/wars", Some(&format!("{att}-leader")), body.clone())
+        .await;
+    assert_eq!(status, 201, "{war}");
+    let id = war["war_id"].as_str().unwrap().to_owned();
+    api.wait_for_status(&id, "ACTIVE", SLACK).await;
+
+    // A cancel needs the operator's id and a reason.
+    let (status, refused) = api
+        .post(
+            &admin_path(&id, "cancel"),
+            None,
+            json!({ "reason": "dispute" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (400, "INVALID_REQUEST"),
+        "{refused}"
+    );
+    let (status, refused) =
+        as_operator(&api, &admin_path(&id, "cancel"), json!({ "reason": "" })).await;
+    assert_eq!(
+        (status, code(&refused)),
+        (400, "INVALID_REQUEST"),
+        "{refused}"
+    );
+    let (status, cancelled) = as_operator(
+        &api,
+        &admin_path(&id, "cancel"),
+        json!({ "reason": "cheating dispute" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let war_now = &cancelled["war"];
+    assert_eq!(
+        (&war_now["status"], &war_now["outcome"]),
+        (&json!("CANCELLED"), &json!("OPERATOR_CANCELLED"))
+    );
+    let audit = &war_now["operator_actions"][0];
+    assert_eq!(
+        (
+            &audit["action"],
+            &audit["by"],
+            &audit["reason"],
+            &audit["from"]
+        ),
+        (
+            &json!("cancel"),
+            &json!("ops-alice"),
+            &json!("cheating dispute"),
+            &json!("ACTIVE")
+        )
+    );
+    // Territories released, no cooldown or peace shield: the same declaration is valid again.
+    let (_, territory) = api.get(&format!("/territories/{land}")).await;
+    assert_eq!(territory["contested_by"], Value::Null, "{territory}");
+    let (status, verdict) = api
+        .post(
+            "/wars?dry_run=true",
+            Some(&format!("{att}-leader")),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, &verdict["valid"]),
+        (200, &json!(true)),
+        "{verdict}"
+    );
+    // A repeat changes nothing.
+    let (status, again) = as_operator(
+        &api,
+        &admin_path(&id, "cancel"),
+        json!({ "reason": "again" }),
+    )
+    .await;
+    assert_eq!((status, &again["moved"]), (200, &json!(false)), "{again}");
+
+    // The pair fights again; an operator ends that war during ACTIVE: final tally now, and
+    // the reward saga pays as after a timed end.
+    let (status, second) = api
+        .post("/wars", Some(&format!("{att}-leader")), body)
+        .await;
+    assert_eq!(status, 201, "{second}");
+    let second_id = second["war_id"].as_str().unwrap().to_owned();
+    api.wait_for_status(&second_id, "ACTIVE", SLACK).await;
+    let killer = format!("{att}-m0");
+    let (status, outcome) = api
+        .post(
+            &format!("/wars/{second_id}/events"),
+            None,
+            json!([kill(
+                &format!("{second_id}-k1"),
+                (&killer, &att),
+                (&format!("{def}-m0"), &def)
+            )]),
+        )
+        .await;
+    assert_eq!(
+        (status, outcome["accepted"].as_i64()),
+        (200, Some(1)),
+        "{outcome}"
+    );
+    let (status, ended) = as_operator(
+        &api,
+        &admin_path(&second_id, "end"),
+        json!({ "reason": "maintenance" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(
+        (&ended["war"]["status"], &ended["war"]["winner_side"]),
+        (&json!("ENDED"), &json!("attacker"))
+    );
+    let path = format!("/wars/{second_id}/rewards");
+    clanwar_integration_tests::wait::wait_until("rewards of the ended war", SLACK, || async {
+        let (status, rewards) = api.get(&path).await;
+        clanwar_integration_tests::wait::Seen::ready_if(
+            status == 200 && rewards["status"] == "DISTRIBUTED",
+            rewards,
+        )
+    })
+    .await;
+}
