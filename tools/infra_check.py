@@ -700,6 +700,11 @@ def _is_clan_upsert(key: tuple[str, str]) -> bool:
     return key == ("PUT", "/clans/{clan_id}")
 
 
+# War health metrics (EMF, `clanwar_edge::telemetry::war_metric`) carry a Stage dimension: their
+# alarms must watch their own stage's series, so two stages in one account never share an alarm.
+STAGED_METRICS = {"PhaseTransitionLateness", "ScoreIngestionLag", "ScoreIngestionLagMean",
+                  "RewardSagaDuration", "RewardSagaFailures"}
+
 # Each caller policy a studio attaches, and exactly the routes it must reach (SPEC §1: game
 # servers never reach the admin routes or the clan upsert; only the guild service upserts clans;
 # operators reach the admin routes).
@@ -812,6 +817,10 @@ def check_operations(template: dict, report: Report, root: Path = ROOT) -> None:
         report.check("operations", bool(watched),
                      f"DLQ {dlq} has an ApproximateNumberOfMessagesVisible alarm"
                      + (f" ({', '.join(watched)})" if watched else " - add one"))
+    for metric in ("PhaseTransitionLateness", "RewardSagaFailures"):
+        report.check("operations", any((a.get("Properties") or {}).get("MetricName") == metric
+                                       for a in alarms.values()),
+                     f"an alarm watches ClanWars/{metric}")
     rust = "\n".join(p.read_text(encoding="utf-8") for base in ("shared", "functions")
                      for p in (root / base).rglob("*.rs"))
     for lid, alarm in sorted(alarms.items()):
@@ -822,6 +831,13 @@ def check_operations(template: dict, report: Report, root: Path = ROOT) -> None:
                          f"{lid}: EMF metric ClanWars/{metric} is emitted by the Rust code"
                          + ("" if f'"{metric}"' in rust else " - no string literal "
                             f'"{metric}" in shared/ or functions/'))
+        if props.get("Namespace") == "ClanWars" and props.get("MetricName") in STAGED_METRICS:
+            dims = [(d.get("Name"), resolved(d.get("Value"))) for d in props.get("Dimensions") or []]
+            stage = stack.parameters.get("Stage", "dev")
+            report.check("operations", dims == [("Stage", stage)],
+                         f"{lid}: watches {props.get('MetricName')} of its own stage only "
+                         f"(Dimensions [Stage = Ref Stage])" + ("" if dims == [("Stage", stage)]
+                                                               else f" - it has {dims}"))
         actions = resolved(props.get("AlarmActions")) or []
         if topic_refs and not set(actions) & topic_refs:
             report.warn("operations", f"{lid}: no AlarmActions to the alarm topic (nobody is "

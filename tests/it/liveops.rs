@@ -3,7 +3,7 @@
 //! declaration (a running war keeps being scored by its own rules).
 
 use chrono::{DateTime, Duration, Utc};
-use clanwar_integration_tests::wait::SLACK;
+use clanwar_integration_tests::wait::{wait_until, Seen, PATIENCE, SLACK};
 use clanwar_integration_tests::{
     aws_config, declaration, register_clan, register_territory, unique_tag, Api, Resources,
 };
@@ -360,6 +360,23 @@ async fn an_operator_advance_racing_the_phase_timer_moves_the_war_exactly_once()
         instant(&war["phase_deadlines"]["active_at"]),
         "the later phases keep their deadlines"
     );
+    // The timer's move into ACTIVE reported its lateness (EMF, Stage dimension, war id).
+    let late: Vec<Value> = wait_until("the lateness metric of the move", PATIENCE, || async {
+        let lines: Vec<Value> = Resources::load()
+            .metric_lines("PhaseControllerFunction", "PhaseTransitionLateness")
+            .into_iter()
+            .filter(|line| line["WarId"] == json!(id))
+            .collect();
+        Seen::ready_if(!lines.is_empty(), lines)
+    })
+    .await;
+    let seconds = late[0]["PhaseTransitionLateness"].as_f64().unwrap();
+    assert!((0.0..SLACK.as_secs_f64()).contains(&seconds), "{late:?}");
+    assert_eq!(
+        late[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Stage"]])
+    );
+    assert!(late[0]["Stage"].is_string(), "{late:?}");
 }
 
 #[tokio::test]
@@ -487,12 +504,9 @@ async fn operators_cancel_a_war_with_a_reason_and_end_another_now_through_the_ad
         (&json!("ENDED"), &json!("attacker"))
     );
     let path = format!("/wars/{second_id}/rewards");
-    clanwar_integration_tests::wait::wait_until("rewards of the ended war", SLACK, || async {
+    wait_until("rewards of the ended war", SLACK, || async {
         let (status, rewards) = api.get(&path).await;
-        clanwar_integration_tests::wait::Seen::ready_if(
-            status == 200 && rewards["status"] == "DISTRIBUTED",
-            rewards,
-        )
+        Seen::ready_if(status == 200 && rewards["status"] == "DISTRIBUTED", rewards)
     })
     .await;
 }

@@ -387,6 +387,21 @@ impl War {
         }
     }
 
+    /// How late the war entered `status` against that phase's deadline (negative: early, by an
+    /// operator); `None` if it never entered it or the phase has no deadline. The
+    /// `PhaseTransitionLateness` health metric.
+    pub fn lateness_of(&self, status: WarStatus) -> Option<Duration> {
+        let deadline = self.phase_deadlines.deadline_of(status)?;
+        let moved = self.transitions.iter().find(|t| t.to == status)?;
+        Some(moved.at - deadline)
+    }
+
+    /// How long the reward saga took: from the war's close (its `WarEnded` starts the saga) to
+    /// `done`. The `RewardSagaDuration` health metric.
+    pub fn reward_saga_duration(&self, done: DateTime<Utc>) -> Option<Duration> {
+        self.closed_at.map(|closed| done - closed)
+    }
+
     /// The side a clan fights on, if it takes part.
     pub fn side_of(&self, clan: &ClanId) -> Option<Side> {
         if self.sides.attacker.clan_ids.contains(clan) {
@@ -761,6 +776,49 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+
+    #[test]
+    fn lateness_is_the_move_minus_the_deadline_and_the_saga_duration_runs_from_the_close() {
+        let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut w = War::declare(
+            WarId::new("w").unwrap(),
+            ClanId::new("a").unwrap(),
+            ClanId::new("d").unwrap(),
+            vec![],
+            PhaseDurations {
+                declared_s: 60,
+                preparation_s: 60,
+                active_s: 60,
+                ending_s: 60,
+            },
+            now,
+        );
+        assert_eq!(w.lateness_of(WarStatus::Preparation), None);
+        let deadline = w.phase_deadlines.preparation_at;
+        w.advance(
+            WarStatus::Preparation,
+            deadline + Duration::milliseconds(1_500),
+        )
+        .unwrap();
+        assert_eq!(
+            w.lateness_of(WarStatus::Preparation),
+            Some(Duration::milliseconds(1_500))
+        );
+        // An operator's early move is negative lateness.
+        w.advance_now(WarStatus::Active, deadline + Duration::seconds(20))
+            .unwrap();
+        assert_eq!(
+            w.lateness_of(WarStatus::Active),
+            Some(Duration::seconds(-40))
+        );
+        assert_eq!(w.reward_saga_duration(now), None);
+        w.cancel_by_operator(deadline + Duration::seconds(30))
+            .unwrap();
+        assert_eq!(
+            w.reward_saga_duration(deadline + Duration::seconds(42)),
+            Some(Duration::seconds(12))
+        );
+    }
     use proptest::prelude::*;
 
     fn t0() -> DateTime<Utc> {

@@ -30,6 +30,17 @@ pub struct BatchOutcome {
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: Vec<RejectedEvent>,
+    /// Ingestion lag of the accepted events (processing time − `occurred_at`), milliseconds:
+    /// `(max, mean)`, for the `ScoreIngestionLag` metric; not part of the answer.
+    #[serde(skip)]
+    pub lag_ms: Option<(i64, i64)>,
+}
+
+/// `(max, mean)` of the accepted events' lags in milliseconds, if any was accepted.
+pub fn ingestion_lag(lags_ms: &[i64]) -> Option<(i64, i64)> {
+    let max = *lags_ms.iter().max()?;
+    let mean = lags_ms.iter().sum::<i64>() / lags_ms.len() as i64;
+    Some((max, mean))
 }
 
 /// One event that does not count, and why.
@@ -170,9 +181,13 @@ impl ScoreService {
         }
 
         let mut outcome = BatchOutcome::default();
+        let mut lags = Vec::new();
         for (event, verdict) in events.iter().zip(verdicts) {
             match verdict.expect("every event is judged") {
-                Verdict::Accepted => outcome.accepted += 1,
+                Verdict::Accepted => {
+                    outcome.accepted += 1;
+                    lags.push((now - event.occurred_at()).num_milliseconds());
+                }
                 Verdict::Duplicate => outcome.duplicates += 1,
                 Verdict::Rejected(r) => {
                     tracing::debug!(war_id = %war_id, event_id = %event.event_id(), code = r.code, "battle event rejected");
@@ -184,6 +199,7 @@ impl ScoreService {
                 }
             }
         }
+        outcome.lag_ms = ingestion_lag(&lags);
         tracing::info!(
             war_id = %war_id,
             accepted = outcome.accepted,
@@ -606,7 +622,10 @@ mod tests {
             BatchOutcome {
                 accepted: 7,
                 duplicates: 0,
-                rejected: vec![]
+                rejected: vec![],
+                // The clock is 30 min into ACTIVE; the events happened 1..6 min into it:
+                // 29 min at most, 184 min / 7 on average (the ScoreIngestionLag metric).
+                lag_ms: Some((29 * 60_000, 184 * 60_000 / 7)),
             }
         );
         assert_eq!(
@@ -952,6 +971,7 @@ mod tests {
     #[tokio::test]
     async fn the_batch_answer_uses_the_contract_field_names() {
         let outcome = BatchOutcome {
+            lag_ms: Some((5, 4)),
             accepted: 2,
             duplicates: 1,
             rejected: vec![RejectedEvent {
