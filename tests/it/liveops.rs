@@ -92,7 +92,7 @@ async fn a_dry_run_lists_the_three_rules_time_clears_with_their_instants_and_wri
         }
     }
 
-    let again = declaration(&att, &def, &[def_land.clone()], 600, 60);
+    let again = declaration(&att, &def, std::slice::from_ref(&def_land), 600, 60);
     let before = (
         api.get(&format!("/clans/{att}")).await,
         api.get(&format!("/clans/{def}")).await,
@@ -388,7 +388,7 @@ async fn operators_cancel_a_war_with_a_reason_and_end_another_now_through_the_ad
     register_clan(&api, &def, 1000).await;
     let land = format!("{t}-land");
     register_territory(&api, &land, &def, 0.0).await;
-    let body = declaration(&att, &def, &[land.clone()], 600, 60);
+    let body = declaration(&att, &def, std::slice::from_ref(&land), 600, 60);
     let (status, war) = api
         .post("/wars", Some(&format!("{att}-leader")), body.clone())
         .await;

@@ -314,7 +314,7 @@ pub struct War {
     /// The rules this war is governed by, frozen at declaration with their version. Absent on
     /// wars declared before rulesets existed: those follow the deployment's current rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ruleset: Option<crate::config::Ruleset>,
+    pub ruleset: Option<Box<crate::config::Ruleset>>,
     /// The audit trail of operator actions, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operator_actions: Vec<OperatorAction>,

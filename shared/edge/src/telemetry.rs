@@ -101,30 +101,6 @@ pub fn seconds(d: chrono::Duration) -> f64 {
     d.num_milliseconds() as f64 / 1000.0
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_war_metric_line_is_emf_with_the_stage_dimension_and_the_war_as_a_property() {
-        let line = war_metric_line(PHASE_LATENESS_METRIC, 1.5, "Seconds", "prod", "w1");
-        let spec = &line["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(spec["Namespace"], "ClanWars");
-        assert_eq!(spec["Dimensions"], json!([["Stage"]]));
-        assert_eq!(spec["Metrics"][0]["Name"], "PhaseTransitionLateness");
-        assert_eq!(spec["Metrics"][0]["Unit"], "Seconds");
-        assert_eq!(
-            (
-                &line["Stage"],
-                &line["WarId"],
-                &line["PhaseTransitionLateness"]
-            ),
-            (&json!("prod"), &json!("w1"), &json!(1.5))
-        );
-        assert_eq!(seconds(chrono::Duration::milliseconds(-250)), -0.25);
-    }
-}
-
 /// The AWS calls of one invocation (`clanwar_aws::calls`), as two metrics of one EMF line:
 /// `AwsCalls` and `AwsRoundTrips` by `Operation` (the route, the task's action or the event
 /// source). `context` adds searchable properties (not dimensions), such as the task's war.
@@ -150,4 +126,28 @@ pub fn aws_calls(operation: &str, tally: &clanwar_aws::calls::CallTally, context
         line[*key] = json!(value);
     }
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_war_metric_line_is_emf_with_the_stage_dimension_and_the_war_as_a_property() {
+        let line = war_metric_line(PHASE_LATENESS_METRIC, 1.5, "Seconds", "prod", "w1");
+        let spec = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(spec["Namespace"], "ClanWars");
+        assert_eq!(spec["Dimensions"], json!([["Stage"]]));
+        assert_eq!(spec["Metrics"][0]["Name"], "PhaseTransitionLateness");
+        assert_eq!(spec["Metrics"][0]["Unit"], "Seconds");
+        assert_eq!(
+            (
+                &line["Stage"],
+                &line["WarId"],
+                &line["PhaseTransitionLateness"]
+            ),
+            (&json!("prod"), &json!("w1"), &json!(1.5))
+        );
+        assert_eq!(seconds(chrono::Duration::milliseconds(-250)), -0.25);
+    }
 }

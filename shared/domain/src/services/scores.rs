@@ -767,7 +767,7 @@ mod tests {
         };
         let w = world_with(Rules::default()).await;
         let mut war = w.deps.war(&war_id()).await.unwrap();
-        war.ruleset = Some(frozen.current_ruleset());
+        war.ruleset = Some(Box::new(frozen.current_ruleset()));
         let mut tx = Transaction::new();
         tx.update(&mut war);
         w.deps.commit(tx).await.unwrap();

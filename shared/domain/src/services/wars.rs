@@ -257,7 +257,7 @@ impl WarService {
                 now,
             );
             war.score_shards = rules.score_shards;
-            war.ruleset = Some(rules.current_ruleset());
+            war.ruleset = Some(Box::new(rules.current_ruleset()));
             let clans = vec![attacker.clan_id.clone(), defender.clan_id.clone()];
             let mut tx = Transaction::new();
             tx.insert(&mut war);
@@ -1567,7 +1567,7 @@ mod tests {
         let w = World::new().await;
         let war = w.declare().await;
         let declared_with = rules().current_ruleset();
-        assert_eq!(war.ruleset.as_ref(), Some(&declared_with));
+        assert_eq!(war.ruleset.as_deref(), Some(&declared_with));
         // The deployment's parameters change mid-war (a new cold start with other values).
         let changed = Rules {
             hold_points_per_tier_hour: 50,
@@ -1594,7 +1594,7 @@ mod tests {
             (0, 30)
         );
         assert_eq!(w.clan("def").await.rating, 1_016);
-        assert_eq!(ended.ruleset, Some(declared_with));
+        assert_eq!(ended.ruleset.as_deref(), Some(&declared_with));
         // A war declared after the change is governed by the new parameters.
         w.h.clock
             .set(ended.phase_deadlines.ended_at + Duration::days(30));
@@ -1602,7 +1602,7 @@ mod tests {
         cmd.request.attacker_clan_id = clan("other");
         cmd.actor = player("other-leader");
         let next = wars.declare(cmd).await.unwrap().war;
-        assert_eq!(next.ruleset, Some(changed.current_ruleset()));
+        assert_eq!(next.ruleset.as_deref(), Some(&changed.current_ruleset()));
         assert_eq!(redeployed.rules_for(&next).hold_points_per_tier_hour, 50);
     }
 
