@@ -50,6 +50,21 @@ impl Resources {
             .collect()
     }
 
+    /// The EMF lines of metric `name` a function of the stack has logged so far.
+    pub fn metric_lines(&self, function_logical: &str, name: &str) -> Vec<serde_json::Value> {
+        let log = self
+            .dir
+            .join("logs")
+            .join(format!("{}.log", self.name(function_logical)));
+        let text = std::fs::read_to_string(&log)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", log.display()));
+        text.lines()
+            .filter_map(|line| line.find('{').map(|at| &line[at..]))
+            .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+            .filter(|metric| metric.get(name).is_some() && metric.get("_aws").is_some())
+            .collect()
+    }
+
     fn attribute(&self, logical: &str, names: &[&str]) -> String {
         let entry = self.resources.get(logical).unwrap_or_else(|| {
             panic!(
@@ -281,6 +296,21 @@ impl Api {
             .post(format!("{}{path}", self.base))
             .header("x-actor-id", actor)
             .header("idempotency-key", key)
+            .json(&body);
+        self.send(request).await
+    }
+
+    /// `POST` to an admin route as operator `operator` (`x-operator-id`).
+    pub async fn post_as_operator(
+        &self,
+        path: &str,
+        operator: &str,
+        body: serde_json::Value,
+    ) -> Reply {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-operator-id", operator)
             .json(&body);
         self.send(request).await
     }

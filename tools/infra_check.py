@@ -19,6 +19,10 @@ Offline checks (each failure says what is wrong and where):
               granted (least privilege; SAM policy templates expanded, POLICY_TEMPLATES)
   routes      HttpApi events <-> docs/openapi.json operations, and each route is in the Rust
               route table (clanwar_edge::routes::all_routes) of the function serving it
+  invoke      GameServerInvokePolicy / GuildServiceInvokePolicy / OperatorInvokePolicy (managed
+              policies, exported): evaluated (Allow, explicit Deny) against every HttpApi route:
+              game servers reach every route but /admin/* and PUT /clans/{clan_id}, the guild
+              service only that upsert, operators only /admin/*
   operations  every queue has a DLQ + redrive (or is one); every DLQ has a depth alarm; every
               function has a /aws/lambda/<FunctionName> log group with retention; every
               ClanWars alarm's metric is emitted by the Rust code; alarms notify AlarmTopic
@@ -694,6 +698,78 @@ def check_routes(template: dict, report: Report, root: Path = ROOT) -> None:
                          f" - the template sends it to {where[1] if where else 'nothing'}"))
 
 
+# ----- who may call which route (execute-api:Invoke managed policies) -------------------------
+
+def _is_admin(key: tuple[str, str]) -> bool:
+    return key[1].startswith("/admin/")
+
+
+def _is_clan_upsert(key: tuple[str, str]) -> bool:
+    return key == ("PUT", "/clans/{clan_id}")
+
+
+# War health metrics (EMF, `clanwar_edge::telemetry::war_metric`) carry a Stage dimension: their
+# alarms must watch their own stage's series, so two stages in one account never share an alarm.
+STAGED_METRICS = {"PhaseTransitionLateness", "ScoreIngestionLag", "ScoreIngestionLagMean",
+                  "RewardSagaDuration", "RewardSagaFailures"}
+
+# Each caller policy a studio attaches, and exactly the routes it must reach (SPEC §1: game
+# servers never reach the admin routes or the clan upsert; only the guild service upserts clans;
+# operators reach the admin routes).
+INVOKE_POLICIES = {
+    "GameServerInvokePolicy": lambda key: not _is_admin(key) and not _is_clan_upsert(key),
+    "GuildServiceInvokePolicy": _is_clan_upsert,
+    "OperatorInvokePolicy": _is_admin,
+}
+
+
+def invoke_allowed(document: dict, resource: str) -> bool:
+    """IAM evaluation of execute-api:Invoke on `resource` by one policy document: some Allow
+    matches and no Deny does (an explicit Deny always wins)."""
+    allowed = denied = False
+    for statement in _as_list(document.get("Statement") or []):
+        actions = [str(a).lower() for a in _as_list(statement.get("Action") or [])]
+        if not any(_iam_match(a, "execute-api:invoke") for a in actions):
+            continue
+        if any(_iam_match(str(r), resource) for r in _as_list(statement.get("Resource") or [])):
+            if statement.get("Effect") == "Deny":
+                denied = True
+            elif statement.get("Effect") == "Allow":
+                allowed = True
+    return allowed and not denied
+
+
+def route_arn(api_id: str, key: tuple[str, str], stage: str = "$default") -> str:
+    """The execute-api ARN a request to the route is authorised against (path parameters
+    filled with a sample value, as a real request has them)."""
+    path = re.sub(r"\{[^}]+\}", "sample-id", key[1]).lstrip("/")
+    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{stage}/{key[0]}/{path}"
+
+
+def check_invoke_policies(template: dict, report: Report) -> None:
+    stack = symbolic_stack(template)
+    routes = template_routes(template)
+    api_ids = {p.ref for p in stack.created.values() if p.type == "AWS::Serverless::HttpApi"}
+    for logical_id, should_reach in INVOKE_POLICIES.items():
+        resource = stack.resources.get(logical_id)
+        if not report.check("invoke", bool(resource) and
+                            resource.get("Type") == "AWS::IAM::ManagedPolicy",
+                            f"{logical_id} is an AWS::IAM::ManagedPolicy of the template"):
+            continue
+        report.check("invoke", logical_id in json.dumps(template.get("Outputs") or {}),
+                     f"{logical_id} is exported as a stack output")
+        document = stack.resolve((resource.get("Properties") or {}).get("PolicyDocument") or {})
+        for key in sorted(routes):
+            route = f"{key[0]} {key[1]}"
+            want = should_reach(key)
+            for api_id in sorted(api_ids):
+                got = invoke_allowed(document, route_arn(api_id, key))
+                report.check("invoke", got == want,
+                             f"{logical_id} {'allows' if want else 'denies'} {route}"
+                             + ("" if got == want else
+                                f" - it {'allows' if got else 'denies'} it"))
+
+
 # ----- operations (logs, DLQs, alarms) -------------------------------------------------------
 
 def check_operations(template: dict, report: Report, root: Path = ROOT) -> None:
@@ -749,6 +825,10 @@ def check_operations(template: dict, report: Report, root: Path = ROOT) -> None:
         report.check("operations", bool(watched),
                      f"DLQ {dlq} has an ApproximateNumberOfMessagesVisible alarm"
                      + (f" ({', '.join(watched)})" if watched else " - add one"))
+    for metric in ("PhaseTransitionLateness", "RewardSagaFailures"):
+        report.check("operations", any((a.get("Properties") or {}).get("MetricName") == metric
+                                       for a in alarms.values()),
+                     f"an alarm watches ClanWars/{metric}")
     rust = "\n".join(p.read_text(encoding="utf-8") for base in ("shared", "functions")
                      for p in (root / base).rglob("*.rs"))
     for lid, alarm in sorted(alarms.items()):
@@ -759,6 +839,13 @@ def check_operations(template: dict, report: Report, root: Path = ROOT) -> None:
                          f"{lid}: EMF metric ClanWars/{metric} is emitted by the Rust code"
                          + ("" if f'"{metric}"' in rust else " - no string literal "
                             f'"{metric}" in shared/ or functions/'))
+        if props.get("Namespace") == "ClanWars" and props.get("MetricName") in STAGED_METRICS:
+            dims = [(d.get("Name"), resolved(d.get("Value"))) for d in props.get("Dimensions") or []]
+            stage = stack.parameters.get("Stage", "dev")
+            report.check("operations", dims == [("Stage", stage)],
+                         f"{lid}: watches {props.get('MetricName')} of its own stage only "
+                         f"(Dimensions [Stage = Ref Stage])" + ("" if dims == [("Stage", stage)]
+                                                               else f" - it has {dims}"))
         actions = resolved(props.get("AlarmActions")) or []
         if topic_refs and not set(actions) & topic_refs:
             report.warn("operations", f"{lid}: no AlarmActions to the alarm topic (nobody is "
@@ -1026,6 +1113,17 @@ def self_test() -> int:
            f"task needs: {_task_needs(asl)}")
     expect(bool(_REGION_LITERAL.search('"arn:aws:lambda:eu-west-1:x"')), "region literal found")
     expect(not _ACCOUNT_LITERAL.search('"Seconds": 1209600'), "7-digit numbers are fine")
+    everything = {"Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke",
+                                 "Resource": "arn:aws:execute-api:r:1:api/*/*/*"}]}
+    admin = route_arn("api", ("POST", "/admin/wars/{war_id}/end")).replace(
+        f"{REGION}:{ACCOUNT}", "r:1")
+    expect(invoke_allowed(everything, admin), "an allow-all policy reaches an admin route")
+    fenced = {"Statement": everything["Statement"] + [{
+        "Effect": "Deny", "Action": "execute-api:Invoke",
+        "Resource": "arn:aws:execute-api:r:1:api/*/*/admin/*"}]}
+    expect(not invoke_allowed(fenced, admin), "an explicit Deny wins over the Allow")
+    expect(invoke_allowed(fenced, admin.replace("/admin/wars", "/wars")),
+           "... and leaves the game routes reachable")
     for problem in problems:
         print(f"FAIL self-test: {problem}")
     print(f"infra_check self-test: {'OK' if not problems else f'{len(problems)} failed'}")
@@ -1041,6 +1139,7 @@ def run_offline(template_path: Path, report: Report) -> dict:
     check_workflows(template, report, template_dir)
     check_iam(template, report)
     check_routes(template, report)
+    check_invoke_policies(template, report)
     check_operations(template, report)
     check_local_types(template, report)
     return template

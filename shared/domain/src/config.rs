@@ -169,6 +169,134 @@ impl Rules {
     }
 }
 
+/// FNV-1a over bytes: stable across Rust releases and platforms (std's hasher is not), for
+/// fingerprints that are stored or compared between deployments.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The rules that govern one war once it is declared (issue 14, item 3): phase lengths and
+/// bounds, score weights, the anti-farming window, caps, Elo, the shard count and the reward
+/// parameters. Snapshotted onto the war at declaration ([`Ruleset`]), so changing the
+/// deployment's parameters affects new wars only. Declaration-time rules (clan size, cooldowns,
+/// rate limits...) and rules of other aggregates (alliances, territories) are not part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarRules {
+    pub declared_s: u64,
+    pub preparation_s: u64,
+    pub active_s: u64,
+    pub ending_s: u64,
+    pub phase_bounds: Bounds,
+    pub kill_base_points: i64,
+    pub assist_points: i64,
+    pub capture_base_points: i64,
+    pub hold_points_per_tier_hour: i64,
+    pub battle_win_bonus: i64,
+    pub refarm_window_s: i64,
+    pub elo_k: f64,
+    pub score_shards: u32,
+    pub max_concurrent_battles: usize,
+    pub max_battle_players: u32,
+    pub battle_max_duration_s: i64,
+    pub max_allies_per_side: usize,
+    pub base_reward: u64,
+    pub min_participation_points: i64,
+    pub max_player_reward: u64,
+    pub reward_kind: String,
+}
+
+/// A [`WarRules`] with its version: `rs-` and the stable hash of the rules' canonical JSON, so
+/// two deployments with the same parameters name the same ruleset and any change names a new one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ruleset {
+    pub version: String,
+    pub rules: WarRules,
+}
+
+impl WarRules {
+    /// The version of these rules (see [`Ruleset`]).
+    pub fn version(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("war rules serialise");
+        format!("rs-{:016x}", stable_hash(&canonical))
+    }
+
+    pub fn into_ruleset(self) -> Ruleset {
+        Ruleset {
+            version: self.version(),
+            rules: self,
+        }
+    }
+
+    /// `live` with this war's rules in place of the deployment's: everything a decision about
+    /// this war reads comes from the war's snapshot, the rest from the deployment.
+    pub fn apply_to(&self, live: &Rules) -> Rules {
+        let w = self.clone();
+        Rules {
+            declared_s: w.declared_s,
+            preparation_s: w.preparation_s,
+            active_s: w.active_s,
+            ending_s: w.ending_s,
+            phase_bounds: w.phase_bounds,
+            kill_base_points: w.kill_base_points,
+            assist_points: w.assist_points,
+            capture_base_points: w.capture_base_points,
+            hold_points_per_tier_hour: w.hold_points_per_tier_hour,
+            battle_win_bonus: w.battle_win_bonus,
+            refarm_window_s: w.refarm_window_s,
+            elo_k: w.elo_k,
+            score_shards: w.score_shards,
+            max_concurrent_battles: w.max_concurrent_battles,
+            max_battle_players: w.max_battle_players,
+            battle_max_duration_s: w.battle_max_duration_s,
+            max_allies_per_side: w.max_allies_per_side,
+            base_reward: w.base_reward,
+            min_participation_points: w.min_participation_points,
+            max_player_reward: w.max_player_reward,
+            reward_kind: w.reward_kind,
+            ..live.clone()
+        }
+    }
+}
+
+impl Rules {
+    /// The part of these rules a war is governed by, to snapshot at declaration.
+    pub fn war_rules(&self) -> WarRules {
+        let r = self.clone();
+        WarRules {
+            declared_s: r.declared_s,
+            preparation_s: r.preparation_s,
+            active_s: r.active_s,
+            ending_s: r.ending_s,
+            phase_bounds: r.phase_bounds,
+            kill_base_points: r.kill_base_points,
+            assist_points: r.assist_points,
+            capture_base_points: r.capture_base_points,
+            hold_points_per_tier_hour: r.hold_points_per_tier_hour,
+            battle_win_bonus: r.battle_win_bonus,
+            refarm_window_s: r.refarm_window_s,
+            elo_k: r.elo_k,
+            score_shards: r.score_shards,
+            max_concurrent_battles: r.max_concurrent_battles,
+            max_battle_players: r.max_battle_players,
+            battle_max_duration_s: r.battle_max_duration_s,
+            max_allies_per_side: r.max_allies_per_side,
+            base_reward: r.base_reward,
+            min_participation_points: r.min_participation_points,
+            max_player_reward: r.max_player_reward,
+            reward_kind: r.reward_kind,
+        }
+    }
+
+    /// The live ruleset of this deployment (`GET /rulesets/current`).
+    pub fn current_ruleset(&self) -> Ruleset {
+        self.war_rules().into_ruleset()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +346,32 @@ mod tests {
         assert!(Rules::default()
             .with_overrides([("CLANWAR_RULE_NO_SUCH", "1")])
             .is_err());
+    }
+
+    #[test]
+    fn a_war_ruleset_round_trips_through_the_live_rules_and_its_version_is_stable() {
+        let live = Rules::default();
+        let ruleset = live.current_ruleset();
+        assert_eq!(ruleset.version, live.current_ruleset().version);
+        assert!(ruleset.version.starts_with("rs-") && ruleset.version.len() == 19);
+        assert_eq!(ruleset.rules.apply_to(&live), live);
+        // Any governing parameter names a new version; a declaration-only one does not.
+        let changed = Rules {
+            kill_base_points: 12,
+            ..Rules::default()
+        };
+        assert_ne!(changed.current_ruleset().version, ruleset.version);
+        let declaration_only = Rules {
+            min_clan_size: 3,
+            ..Rules::default()
+        };
+        assert_eq!(declaration_only.current_ruleset().version, ruleset.version);
+        // Applying a war's snapshot to changed live rules restores the war's weights only.
+        let applied = ruleset.rules.apply_to(&Rules {
+            kill_base_points: 12,
+            min_clan_size: 3,
+            ..Rules::default()
+        });
+        assert_eq!((applied.kill_base_points, applied.min_clan_size), (10, 3));
     }
 }

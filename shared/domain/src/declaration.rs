@@ -110,8 +110,33 @@ pub fn check_target_count(request: &DeclareRequest, rules: &Rules) -> DomainResu
     Ok(())
 }
 
-/// Rules 1–11 of SPEC §3 against loaded state, in the SPEC's order.
+/// The rules the request alone decides (rule 1's same clan, rule 9's target count), checked
+/// before anything is read: a real declaration stops at the first, a dry run reports them all.
+pub fn request_violations(request: &DeclareRequest, rules: &Rules) -> Vec<DomainError> {
+    [
+        check_distinct_clans(request),
+        check_target_count(request, rules),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect()
+}
+
+/// Rules 1–11 of SPEC §3 against loaded state: the first rule that fails, in the SPEC's order
+/// (the real declaration). The same evaluation as [`violations`], which a dry run reports whole.
 pub fn validate(cmd: &DeclareCommand, ctx: &DeclarationContext<'_>) -> DomainResult<()> {
+    match violations(cmd, ctx).into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(()),
+    }
+}
+
+/// Rules 1–11 of SPEC §3 against loaded state (the target count aside): every rule that fails,
+/// in the SPEC's order
+/// (the first one is what a real declaration answers). Each carries its code and, where time
+/// clears it (pair cooldown, peace shield, rate limit), the instant it clears
+/// ([`DomainError::clears_at`]).
+pub fn violations(cmd: &DeclareCommand, ctx: &DeclarationContext<'_>) -> Vec<DomainError> {
     let DeclarationContext {
         attacker,
         defender,
@@ -119,19 +144,22 @@ pub fn validate(cmd: &DeclareCommand, ctx: &DeclarationContext<'_>) -> DomainRes
         now,
         ..
     } = ctx;
+    let mut failed = Vec::new();
     // 1. both clans active
     for clan in [attacker, defender] {
         if !clan.active {
-            return Err(DomainError::ClanInactive(clan.clan_id.clone()));
+            failed.push(DomainError::ClanInactive(clan.clan_id.clone()));
         }
     }
     // 2. actor is leader or officer of the attacker
-    require_role(attacker, &cmd.actor, Role::Officer)?;
+    if let Err(err) = require_role(attacker, &cmd.actor, Role::Officer) {
+        failed.push(err);
+    }
     // 3. minimum size
     for clan in [attacker, defender] {
         let members = clan.member_count();
         if members < rules.min_clan_size {
-            return Err(DomainError::ClanTooSmall {
+            failed.push(DomainError::ClanTooSmall {
                 clan_id: clan.clan_id.clone(),
                 members,
                 min: rules.min_clan_size,
@@ -140,12 +168,12 @@ pub fn validate(cmd: &DeclareCommand, ctx: &DeclarationContext<'_>) -> DomainRes
     }
     // 4. no running war between the pair, either direction
     if let Some(war_id) = ctx.pair.and_then(|p| p.active_war_id.as_ref()) {
-        return Err(DomainError::WarAlreadyExists(war_id.clone()));
+        failed.push(DomainError::WarAlreadyExists(war_id.clone()));
     }
     // 5. concurrent war limit (joined wars as an ally included)
     for clan in [attacker, defender] {
         if clan.active_war_ids.len() >= rules.max_concurrent_wars {
-            return Err(DomainError::ConcurrentWarLimit {
+            failed.push(DomainError::ConcurrentWarLimit {
                 clan_id: clan.clan_id.clone(),
                 max: rules.max_concurrent_wars,
             });
@@ -155,7 +183,7 @@ pub fn validate(cmd: &DeclareCommand, ctx: &DeclarationContext<'_>) -> DomainRes
     if let Some(ended) = ctx.pair.and_then(|p| p.last_ended_at) {
         let until = ended + rules.pair_cooldown();
         if *now < until {
-            return Err(DomainError::PairCooldownActive(
+            failed.push(DomainError::PairCooldownActive(
                 attacker.clan_id.clone(),
                 defender.clan_id.clone(),
                 until,
@@ -166,7 +194,7 @@ pub fn validate(cmd: &DeclareCommand, ctx: &DeclarationContext<'_>) -> DomainRes
     if let Some(ended) = defender.last_war_ended_at {
         let until = ended + rules.peace_shield();
         if *now < until {
-            return Err(DomainError::PeaceShieldActive(
+            failed.push(DomainError::PeaceShieldActive(
                 defender.clan_id.clone(),
                 until,
             ));
@@ -175,22 +203,22 @@ pub fn validate(cmd: &DeclareCommand, ctx: &DeclarationContext<'_>) -> DomainRes
     // 8. matchmaking fairness: a big gap is allowed only upwards (defender stronger)
     let gap = i64::from(attacker.rating) - i64::from(defender.rating);
     if gap > rules.max_rating_gap {
-        return Err(DomainError::RatingGapTooLarge {
+        failed.push(DomainError::RatingGapTooLarge {
             gap,
             max: rules.max_rating_gap,
         });
     }
-    // 9. targets: owned by the defender, not contested by another war
-    check_target_count(&cmd.request, rules)?;
+    // 9. targets (their count is a request rule, see `request_violations`): owned by the
+    // defender, not contested by another war
     for territory in ctx.territories {
         if territory.owner_clan_id.as_ref() != Some(&defender.clan_id) {
-            return Err(DomainError::TerritoryNotOwnedByDefender {
+            failed.push(DomainError::TerritoryNotOwnedByDefender {
                 territory_id: territory.territory_id.clone(),
                 defender: defender.clan_id.clone(),
             });
         }
         if let Some(war_id) = &territory.contested_by {
-            return Err(DomainError::TerritoryAlreadyContested {
+            failed.push(DomainError::TerritoryAlreadyContested {
                 territory_id: territory.territory_id.clone(),
                 war_id: war_id.clone(),
             });
@@ -198,19 +226,54 @@ pub fn validate(cmd: &DeclareCommand, ctx: &DeclarationContext<'_>) -> DomainRes
     }
     // 10. not on a member of one's own alliance
     if attacker.alliance_id.is_some() && attacker.alliance_id == defender.alliance_id {
-        return Err(DomainError::CannotDeclareOnAlly(
+        failed.push(DomainError::CannotDeclareOnAlly(
             attacker.clan_id.clone(),
             defender.clan_id.clone(),
         ));
     }
-    // 11. declarations per attacker per 24 h
-    if attacker.declarations_since(*now - Duration::hours(24)) >= rules.max_declarations_per_day {
-        return Err(DomainError::DeclarationRateLimited {
+    // 11. declarations per attacker per 24 h; it clears when enough of them leave the window
+    let window = Duration::hours(24);
+    let mut recent: Vec<DateTime<Utc>> = attacker
+        .recent_declarations
+        .iter()
+        .copied()
+        .filter(|at| *at > *now - window)
+        .collect();
+    if recent.len() >= rules.max_declarations_per_day {
+        recent.sort();
+        let until = recent
+            .get(recent.len() - rules.max_declarations_per_day)
+            .map_or(*now, |oldest_counted| *oldest_counted + window);
+        failed.push(DomainError::DeclarationRateLimited {
             clan_id: attacker.clan_id.clone(),
             max: rules.max_declarations_per_day,
+            until,
         });
     }
-    Ok(())
+    failed
+}
+
+/// The number of the SPEC §3 rule a declaration error breaks (1–12), if it is one of them.
+pub fn rule_of(err: &DomainError) -> Option<u8> {
+    use DomainError::*;
+    Some(match err {
+        SameClan | ClanInactive(_) | ClanNotFound(_) => 1,
+        Forbidden { .. } => 2,
+        ClanTooSmall { .. } => 3,
+        WarAlreadyExists(_) => 4,
+        ConcurrentWarLimit { .. } => 5,
+        PairCooldownActive(..) => 6,
+        PeaceShieldActive(..) => 7,
+        RatingGapTooLarge { .. } => 8,
+        InvalidTargetTerritories { .. }
+        | TerritoryNotFound(_)
+        | TerritoryNotOwnedByDefender { .. }
+        | TerritoryAlreadyContested { .. } => 9,
+        CannotDeclareOnAlly(..) => 10,
+        DeclarationRateLimited { .. } => 11,
+        IdempotencyKeyReused => 12,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

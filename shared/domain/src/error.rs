@@ -175,8 +175,14 @@ pub enum DomainError {
     // ---- 429: limits ----------------------------------------------------------------------
     #[error("clan {clan_id} is already in {max} wars")]
     ConcurrentWarLimit { clan_id: ClanId, max: usize },
-    #[error("clan {clan_id} declared {max} wars in the last 24 hours")]
-    DeclarationRateLimited { clan_id: ClanId, max: usize },
+    #[error(
+        "clan {clan_id} declared {max} wars in the last 24 hours; it may declare again at {until}"
+    )]
+    DeclarationRateLimited {
+        clan_id: ClanId,
+        max: usize,
+        until: chrono::DateTime<chrono::Utc>,
+    },
     #[error("war {war_id} already has {max} open battles")]
     BattleLimitReached { war_id: WarId, max: usize },
 
@@ -301,11 +307,24 @@ impl DomainError {
             PairCooldownActive(_, _, until) | PeaceShieldActive(_, until) => {
                 json!({ "until": until })
             }
+            DeclarationRateLimited { max, until, .. } => json!({ "max": max, "until": until }),
             PhaseDeadlineNotReached { deadline, .. } => json!({ "deadline": deadline }),
             WarAlreadyExists(war_id) => json!({ "war_id": war_id }),
             RatingGapTooLarge { gap, max } => json!({ "gap": gap, "max": max }),
             ClanTooSmall { members, min, .. } => json!({ "members": members, "min": min }),
             _ => json!({}),
+        }
+    }
+
+    /// The instant this refusal clears by itself (pair cooldown, peace shield, declaration rate
+    /// limit), if time alone clears it.
+    pub fn clears_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        use DomainError::*;
+        match self {
+            PairCooldownActive(_, _, until)
+            | PeaceShieldActive(_, until)
+            | DeclarationRateLimited { until, .. } => Some(*until),
+            _ => None,
         }
     }
 
@@ -365,7 +384,8 @@ mod tests {
         assert_eq!(
             DomainError::DeclarationRateLimited {
                 clan_id: clan,
-                max: 5
+                max: 5,
+                until: chrono::Utc::now(),
             }
             .status(),
             429

@@ -3,7 +3,7 @@
 
 use crate::ids::{AllianceId, BattleId, ClanId, EventId, TerritoryId, WarId};
 use crate::territory::Position;
-use crate::war::{Outcome, PhaseDeadlines, Side, WarStatus, WinnerSide};
+use crate::war::{OperatorAction, Outcome, PhaseDeadlines, Side, WarStatus, WinnerSide};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +147,8 @@ pub enum DomainEvent {
         old_rating: i32,
         new_rating: i32,
     },
+    /// An operator acted on a war through an admin route (the audit entry kept on the war).
+    OperatorActed(OperatorAction),
 }
 
 impl DomainEvent {
@@ -173,6 +175,7 @@ impl DomainEvent {
             AllianceLeft { .. } => "AllianceLeft",
             AllianceDissolved { .. } => "AllianceDissolved",
             ClanRatingChanged { .. } => "ClanRatingChanged",
+            OperatorActed(_) => "OperatorActed",
         }
     }
 }

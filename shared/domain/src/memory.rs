@@ -25,6 +25,8 @@ struct Inner {
     battle_kills: HashMap<(WarId, BattleId), SideKills>,
     sealed: HashSet<WarId>,
     unavailable: bool,
+    /// Transactions attempted (committed or refused), for "nothing was written" checks.
+    commits: usize,
 }
 
 /// The store, outbox and score board in one process-local map (they share transactions).
@@ -63,6 +65,7 @@ impl MemoryStore {
     /// Applies every write or none.
     fn commit_now(&self, tx: Transaction) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
+        inner.commits += 1;
         // DynamoDB refuses two operations on one item in a transaction; so do we, to catch bugs.
         let mut seen = HashSet::new();
         for write in &tx.writes {
@@ -79,6 +82,11 @@ impl MemoryStore {
             inner.apply(write);
         }
         Ok(())
+    }
+
+    /// How many transactions were sent to this store so far.
+    pub fn commits(&self) -> usize {
+        self.inner.lock().expect("memory store poisoned").commits
     }
 
     /// Fault injection: every call fails with `Unavailable` while switched off.

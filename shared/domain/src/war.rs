@@ -109,6 +109,34 @@ pub enum Outcome {
     MutualCancel,
     /// The declare-war saga failed after the war was written and compensated it.
     DeclarationFailed,
+    /// An operator cancelled the war (`POST /admin/wars/{war_id}/cancel`, with a reason).
+    OperatorCancelled,
+}
+
+/// What an operator did to a war (the admin routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorActionKind {
+    /// Moved the war to its next phase before the deadline.
+    Advance,
+    /// Ran the final tally now (from ACTIVE or ENDING).
+    End,
+    /// Cancelled the war: territories released, no cooldown or peace shield.
+    Cancel,
+}
+
+/// One entry of a war's audit trail of operator actions: who (the operator's id and, on AWS,
+/// the caller's IAM principal), when, why, and the move it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorAction {
+    pub action: OperatorActionKind,
+    pub by: crate::ids::PlayerId,
+    pub principal: Option<String>,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub from: WarStatus,
+    pub to: WarStatus,
 }
 
 /// Per-war phase lengths in seconds (`phase_durations` of the declaration).
@@ -283,12 +311,26 @@ pub struct War {
     /// ends; the sealed counters plus the tally's own additions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub final_clan_scores: BTreeMap<ClanId, i64>,
+    /// The rules this war is governed by, frozen at declaration with their version. Absent on
+    /// wars declared before rulesets existed: those follow the deployment's current rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<Box<crate::config::Ruleset>>,
+    /// The audit trail of operator actions, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_actions: Vec<OperatorAction>,
     pub version: u64,
 }
 
 /// Wars written before the shard count was stamped used the deployment default of that time.
 fn shards_before_stamping() -> u32 {
     8
+}
+
+/// Whether a move waits for its deadline (timers) or happens now (operators).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    AtDeadline,
+    Now,
 }
 
 /// Result of asking the war to move to a phase.
@@ -339,8 +381,25 @@ impl War {
             transitions: Vec::new(),
             score_shards: crate::config::DEFAULT_SCORE_SHARDS,
             final_clan_scores: BTreeMap::new(),
+            ruleset: None,
+            operator_actions: Vec::new(),
             version: 0,
         }
+    }
+
+    /// How late the war entered `status` against that phase's deadline (negative: early, by an
+    /// operator); `None` if it never entered it or the phase has no deadline. The
+    /// `PhaseTransitionLateness` health metric.
+    pub fn lateness_of(&self, status: WarStatus) -> Option<Duration> {
+        let deadline = self.phase_deadlines.deadline_of(status)?;
+        let moved = self.transitions.iter().find(|t| t.to == status)?;
+        Some(moved.at - deadline)
+    }
+
+    /// How long the reward saga took: from the war's close (its `WarEnded` starts the saga) to
+    /// `done`. The `RewardSagaDuration` health metric.
+    pub fn reward_saga_duration(&self, done: DateTime<Utc>) -> Option<Duration> {
+        self.closed_at.map(|closed| done - closed)
     }
 
     /// The side a clan fights on, if it takes part.
@@ -444,6 +503,22 @@ impl War {
     /// Timer-driven move to `target` (PREPARATION, ACTIVE or ENDING). Forward only, one step at
     /// a time, never before the phase's deadline. ENDED is reached through [`War::conclude`].
     pub fn advance(&mut self, target: WarStatus, now: DateTime<Utc>) -> DomainResult<Advance> {
+        self.step(target, now, Timing::AtDeadline)
+    }
+
+    /// An operator's move to `target` now: the same forward-only, one-step move as the timer's
+    /// ([`War::advance`]), without waiting for the deadline. The later phases keep their
+    /// deadlines; a timer firing afterwards finds the move done and changes nothing.
+    pub fn advance_now(&mut self, target: WarStatus, now: DateTime<Utc>) -> DomainResult<Advance> {
+        self.step(target, now, Timing::Now)
+    }
+
+    fn step(
+        &mut self,
+        target: WarStatus,
+        now: DateTime<Utc>,
+        timing: Timing,
+    ) -> DomainResult<Advance> {
         if self.status >= target || self.status.is_terminal() {
             return Ok(Advance::AlreadyDone);
         }
@@ -458,7 +533,7 @@ impl War {
             .phase_deadlines
             .deadline_of(target)
             .expect("timed phases have deadlines");
-        if now < deadline {
+        if timing == Timing::AtDeadline && now < deadline {
             return Err(DomainError::PhaseDeadlineNotReached {
                 war_id: self.war_id.clone(),
                 target,
@@ -472,11 +547,30 @@ impl War {
 
     /// Final tally at the close of ENDING: records the result and moves to ENDED.
     pub fn conclude(&mut self, result: WarResult, now: DateTime<Utc>) -> DomainResult<Advance> {
+        self.finish_with(result, now, Timing::AtDeadline)
+    }
+
+    /// An operator's final tally now, from ACTIVE or ENDING (the rest as [`War::conclude`]).
+    pub fn conclude_now(&mut self, result: WarResult, now: DateTime<Utc>) -> DomainResult<Advance> {
+        self.finish_with(result, now, Timing::Now)
+    }
+
+    fn finish_with(
+        &mut self,
+        result: WarResult,
+        now: DateTime<Utc>,
+        timing: Timing,
+    ) -> DomainResult<Advance> {
         if self.status.is_terminal() {
             return Ok(Advance::AlreadyDone);
         }
-        self.require(&[WarStatus::Ending], "ENDING")?;
-        if now < self.phase_deadlines.ended_at {
+        match timing {
+            Timing::AtDeadline => self.require(&[WarStatus::Ending], "ENDING")?,
+            Timing::Now => {
+                self.require(&[WarStatus::Active, WarStatus::Ending], "ACTIVE or ENDING")?
+            }
+        }
+        if timing == Timing::AtDeadline && now < self.phase_deadlines.ended_at {
             return Err(DomainError::PhaseDeadlineNotReached {
                 war_id: self.war_id.clone(),
                 target: WarStatus::Ended,
@@ -487,10 +581,36 @@ impl War {
         self.sides.defender.score = result.defender_score;
         self.winner_side = Some(result.winner);
         self.outcome = Some(result.outcome);
+        let from = self.status;
         self.record(WarStatus::Ended, now);
         Ok(Advance::Moved {
-            from: WarStatus::Ending,
+            from,
             to: WarStatus::Ended,
+        })
+    }
+
+    /// An operator's cancel, from any phase before the end: CANCELLED with outcome
+    /// `OPERATOR_CANCELLED`. A repeat on a war it already cancelled is `AlreadyDone`.
+    pub fn cancel_by_operator(&mut self, now: DateTime<Utc>) -> DomainResult<Advance> {
+        if self.outcome == Some(Outcome::OperatorCancelled) {
+            return Ok(Advance::AlreadyDone);
+        }
+        self.require(
+            &[
+                WarStatus::Declared,
+                WarStatus::Preparation,
+                WarStatus::Active,
+                WarStatus::Ending,
+            ],
+            "not yet ENDED or CANCELLED",
+        )?;
+        let from = self.status;
+        self.outcome = Some(Outcome::OperatorCancelled);
+        self.winner_side = None;
+        self.record(WarStatus::Cancelled, now);
+        Ok(Advance::Moved {
+            from,
+            to: WarStatus::Cancelled,
         })
     }
 
@@ -656,6 +776,49 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+
+    #[test]
+    fn lateness_is_the_move_minus_the_deadline_and_the_saga_duration_runs_from_the_close() {
+        let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut w = War::declare(
+            WarId::new("w").unwrap(),
+            ClanId::new("a").unwrap(),
+            ClanId::new("d").unwrap(),
+            vec![],
+            PhaseDurations {
+                declared_s: 60,
+                preparation_s: 60,
+                active_s: 60,
+                ending_s: 60,
+            },
+            now,
+        );
+        assert_eq!(w.lateness_of(WarStatus::Preparation), None);
+        let deadline = w.phase_deadlines.preparation_at;
+        w.advance(
+            WarStatus::Preparation,
+            deadline + Duration::milliseconds(1_500),
+        )
+        .unwrap();
+        assert_eq!(
+            w.lateness_of(WarStatus::Preparation),
+            Some(Duration::milliseconds(1_500))
+        );
+        // An operator's early move is negative lateness.
+        w.advance_now(WarStatus::Active, deadline + Duration::seconds(20))
+            .unwrap();
+        assert_eq!(
+            w.lateness_of(WarStatus::Active),
+            Some(Duration::seconds(-40))
+        );
+        assert_eq!(w.reward_saga_duration(now), None);
+        w.cancel_by_operator(deadline + Duration::seconds(30))
+            .unwrap();
+        assert_eq!(
+            w.reward_saga_duration(deadline + Duration::seconds(42)),
+            Some(Duration::seconds(12))
+        );
+    }
     use proptest::prelude::*;
 
     fn t0() -> DateTime<Utc> {

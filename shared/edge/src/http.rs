@@ -29,6 +29,9 @@ pub struct HttpRequest {
     /// Header names in lower case.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// The caller's IAM principal (`requestContext.authorizer.iam.userArn`), present on AWS
+    /// where the HTTP API authorises with IAM; the local gateway authorises nothing.
+    pub principal: Option<String>,
 }
 
 /// A route's answer.
@@ -115,6 +118,27 @@ impl HttpRequest {
         })
     }
 
+    /// The operator of an admin route (`x-operator-id`, required) with the caller's IAM
+    /// principal and the stated reason: what the war's audit trail records.
+    pub fn operator(
+        &self,
+        reason: String,
+    ) -> DomainResult<clanwar_domain::services::wars::OperatorCommand> {
+        let raw = self
+            .headers
+            .get("x-operator-id")
+            .ok_or_else(|| DomainError::invalid("x-operator-id", "missing header"))?;
+        let by = PlayerId::new(raw.as_str()).map_err(|source| DomainError::InvalidId {
+            field: "x-operator-id".into(),
+            source,
+        })?;
+        Ok(clanwar_domain::services::wars::OperatorCommand {
+            by,
+            principal: self.principal.clone(),
+            reason,
+        })
+    }
+
     /// The `Idempotency-Key` header, validated (400 naming the header when malformed).
     pub fn idempotency_key(&self) -> DomainResult<Option<String>> {
         match self.header("idempotency-key") {
@@ -186,6 +210,12 @@ pub fn from_apigw(event: ApiGatewayV2httpRequest) -> HttpRequest {
         (Some(text), false) => text.into_bytes(),
         (None, _) => Vec::new(),
     };
+    let principal = event
+        .request_context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.iam.as_ref())
+        .and_then(|iam| iam.user_arn.clone());
     HttpRequest {
         route: event
             .route_key
@@ -195,6 +225,7 @@ pub fn from_apigw(event: ApiGatewayV2httpRequest) -> HttpRequest {
         query,
         headers,
         body,
+        principal,
     }
 }
 

@@ -262,6 +262,7 @@ impl Req {
                 .as_ref()
                 .map(|b| b.to_string().into_bytes())
                 .unwrap_or_default(),
+            principal: None,
         }
     }
 }
@@ -896,6 +897,26 @@ async fn every_response_of_a_whole_war_matches_the_document() {
         "territory_ids": ["t1", "t2"],
         "phase_durations": hourly()
     });
+    let current = api.expect(200, req("GET /rulesets/current")).await;
+    let verdict = api
+        .expect(
+            200,
+            req("POST /wars")
+                .query("dry_run", "true")
+                .actor("att-leader")
+                .body(declare.clone()),
+        )
+        .await;
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    api.expect_error(
+        400,
+        "INVALID_REQUEST",
+        req("POST /wars")
+            .query("dry_run", "maybe")
+            .actor("att-leader")
+            .body(declare.clone()),
+    )
+    .await;
     let war = api
         .expect(
             201,
@@ -906,6 +927,35 @@ async fn every_response_of_a_whole_war_matches_the_document() {
         )
         .await;
     let war_id = text(&war["war_id"]);
+    assert_eq!(
+        war["ruleset"], current,
+        "the war is frozen with the live ruleset"
+    );
+    let verdict = api
+        .expect(
+            200,
+            req("POST /wars")
+                .query("dry_run", "true")
+                .actor("att-m0")
+                .body(declare.clone()),
+        )
+        .await;
+    let codes: Vec<&Value> = verdict["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["code"])
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "FORBIDDEN_ROLE",
+            "WAR_ALREADY_EXISTS",
+            "TERRITORY_ALREADY_CONTESTED",
+            "TERRITORY_ALREADY_CONTESTED"
+        ],
+        "{verdict}"
+    );
     let replay = api
         .expect(
             200,
@@ -982,6 +1032,128 @@ async fn every_response_of_a_whole_war_matches_the_document() {
         )
         .await;
     assert_eq!(cancelled["status"], "CANCELLED");
+
+    // Operator controls on a third war: advance, a repeat, a skip, an early end, a cancel.
+    let war3 = api
+        .expect(
+            201,
+            req("POST /wars").actor("att-officer").body(json!({
+                "attacker_clan_id": "att",
+                "defender_clan_id": "other",
+                "territory_ids": ["t3"],
+                "phase_durations": hourly()
+            })),
+        )
+        .await;
+    let war3_id = text(&war3["war_id"]);
+    let admin = |route: &str, body: Value| {
+        req(route)
+            .path("war_id", &war3_id)
+            .header("x-operator-id", "ops-alice")
+            .body(body)
+    };
+    let moved = api
+        .expect(
+            200,
+            admin(
+                "POST /admin/wars/{war_id}/advance",
+                json!({"to": "PREPARATION", "reason": "starts early"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (&moved["moved"], &moved["war"]["status"]),
+        (&json!(true), &json!("PREPARATION"))
+    );
+    assert_eq!(moved["war"]["operator_actions"][0]["by"], "ops-alice");
+    let again = api
+        .expect(
+            200,
+            admin(
+                "POST /admin/wars/{war_id}/advance",
+                json!({"to": "PREPARATION", "reason": "double click"}),
+            ),
+        )
+        .await;
+    assert_eq!(again["moved"], false);
+    api.expect_error(
+        409,
+        "INVALID_WAR_STATE",
+        admin(
+            "POST /admin/wars/{war_id}/advance",
+            json!({"to": "ENDING", "reason": "skip"}),
+        ),
+    )
+    .await;
+    api.expect_error(
+        409,
+        "INVALID_WAR_STATE",
+        admin(
+            "POST /admin/wars/{war_id}/end",
+            json!({"reason": "too early"}),
+        ),
+    )
+    .await;
+    api.expect_error(
+        400,
+        "INVALID_REQUEST",
+        req("POST /admin/wars/{war_id}/cancel")
+            .path("war_id", &war3_id)
+            .body(json!({"reason": "who am I"})),
+    )
+    .await;
+    api.expect_bad_body(admin(
+        "POST /admin/wars/{war_id}/cancel",
+        json!({"reason": "ok", "force": true}),
+    ))
+    .await;
+    let gone = api
+        .expect(
+            200,
+            admin(
+                "POST /admin/wars/{war_id}/cancel",
+                json!({"reason": "dispute"}),
+            ),
+        )
+        .await;
+    assert_eq!(gone["war"]["outcome"], "OPERATOR_CANCELLED");
+    // No cooldown after an operator's cancel: the pair fights again, and an operator ends it.
+    let war4 = api
+        .expect(
+            201,
+            req("POST /wars").actor("att-officer").body(json!({
+                "attacker_clan_id": "att",
+                "defender_clan_id": "other",
+                "territory_ids": ["t3"],
+                "phase_durations": hourly()
+            })),
+        )
+        .await;
+    let war4_id = text(&war4["war_id"]);
+    for to in ["PREPARATION", "ACTIVE"] {
+        api.expect(
+            200,
+            req("POST /admin/wars/{war_id}/advance")
+                .path("war_id", &war4_id)
+                .header("x-operator-id", "ops-alice")
+                .body(json!({"to": to, "reason": "tournament schedule"})),
+        )
+        .await;
+    }
+    let ended4 = api
+        .expect(
+            200,
+            req("POST /admin/wars/{war_id}/end")
+                .path("war_id", &war4_id)
+                .header("x-operator-id", "ops-alice")
+                .body(json!({"reason": "servers under maintenance"})),
+        )
+        .await;
+    assert_eq!(ended4["war"]["status"], "ENDED");
+    assert_eq!(
+        ended4["war"]["operator_actions"].as_array().map(Vec::len),
+        Some(3)
+    );
 
     // The war log, paginated.
     let page = api

@@ -59,8 +59,8 @@ impl BattleService {
     ) -> DomainResult<(Battle, Transaction)> {
         let mut war = self.deps.war(war_id).await?;
         let now = self.deps.clock.now();
-        let rules = &self.deps.rules;
-        let mut battle = Battle::create(&war, battle_id.clone(), input.clone(), now, rules)?;
+        let rules = self.deps.rules_for(&war);
+        let mut battle = Battle::create(&war, battle_id.clone(), input.clone(), now, &rules)?;
         // Expired entries no longer count against the limit; dropping them keeps the war small.
         war.open_battles.retain(|b| b.expires_at > now);
         war.open_battles.push(OpenBattle {
@@ -142,7 +142,7 @@ impl BattleService {
         war.require_scoring_at(at)?;
         battle.resolve(winner_side, at)?;
         war.open_battles.retain(|b| &b.battle_id != battle_id);
-        let bonus = self.deps.rules.battle_win_bonus;
+        let bonus = self.deps.rules_for(&war).battle_win_bonus;
         let mut tx = Transaction::new();
         tx.update(&mut battle);
         tx.update(&mut war);

@@ -102,6 +102,17 @@ impl Deps {
             .ok_or_else(|| DomainError::ClanNotFound(id.clone()))
     }
 
+    /// The rules that govern `war`: its snapshot from the declaration over the deployment's
+    /// rules, or the deployment's own for a war declared before rulesets were snapshotted.
+    pub fn rules_for(&self, war: &crate::war::War) -> Arc<Rules> {
+        match &war.ruleset {
+            Some(ruleset) if ruleset.rules != self.rules.war_rules() => {
+                Arc::new(ruleset.rules.apply_to(&self.rules))
+            }
+            _ => self.rules.clone(),
+        }
+    }
+
     pub async fn war(&self, id: &WarId) -> DomainResult<crate::war::War> {
         self.store
             .load(RecordKey::War(id.clone()))

@@ -113,7 +113,7 @@ impl RewardService {
             .scores
             .all_players(war_id, war.score_shards)
             .await?;
-        let mut plan = rewards::plan(&war, &players, &self.deps.rules);
+        let mut plan = rewards::plan(&war, &players, &self.deps.rules_for(&war));
         let mut tx = Transaction::new();
         tx.insert(&mut plan);
         war.rewards_status = Some(plan.status);

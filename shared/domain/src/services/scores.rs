@@ -30,6 +30,17 @@ pub struct BatchOutcome {
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: Vec<RejectedEvent>,
+    /// Ingestion lag of the accepted events (processing time − `occurred_at`), milliseconds:
+    /// `(max, mean)`, for the `ScoreIngestionLag` metric; not part of the answer.
+    #[serde(skip)]
+    pub lag_ms: Option<(i64, i64)>,
+}
+
+/// `(max, mean)` of the accepted events' lags in milliseconds, if any was accepted.
+pub fn ingestion_lag(lags_ms: &[i64]) -> Option<(i64, i64)> {
+    let max = *lags_ms.iter().max()?;
+    let mean = lags_ms.iter().sum::<i64>() / lags_ms.len() as i64;
+    Some((max, mean))
 }
 
 /// One event that does not count, and why.
@@ -119,6 +130,7 @@ impl ScoreService {
         let (war, battles) = join(self.deps.war(war_id), self.battles_named(war_id, &events)).await;
         let (war, battles) = (war?, battles?);
         let now = self.deps.clock.now();
+        let rules = self.deps.rules_for(&war);
 
         let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(events.len());
         let mut scored: Vec<(usize, ScoreDelta)> = Vec::new();
@@ -129,7 +141,7 @@ impl ScoreService {
                 verdicts.push(Some(Verdict::Duplicate));
                 continue;
             }
-            let evaluation = scoring::evaluate(&war, event, now, &self.deps.rules)
+            let evaluation = scoring::evaluate(&war, event, now, &rules)
                 .and_then(|e| scoring::require_known_battle(event, &battles).map(|()| e));
             verdicts.push(match evaluation {
                 Err(rejection) => Some(Verdict::Rejected(rejection)),
@@ -169,9 +181,13 @@ impl ScoreService {
         }
 
         let mut outcome = BatchOutcome::default();
+        let mut lags = Vec::new();
         for (event, verdict) in events.iter().zip(verdicts) {
             match verdict.expect("every event is judged") {
-                Verdict::Accepted => outcome.accepted += 1,
+                Verdict::Accepted => {
+                    outcome.accepted += 1;
+                    lags.push((now - event.occurred_at()).num_milliseconds());
+                }
                 Verdict::Duplicate => outcome.duplicates += 1,
                 Verdict::Rejected(r) => {
                     tracing::debug!(war_id = %war_id, event_id = %event.event_id(), code = r.code, "battle event rejected");
@@ -183,6 +199,7 @@ impl ScoreService {
                 }
             }
         }
+        outcome.lag_ms = ingestion_lag(&lags);
         tracing::info!(
             war_id = %war_id,
             accepted = outcome.accepted,
@@ -219,16 +236,20 @@ impl ScoreService {
     }
 
     fn farmed(&self, delta: &ScoreDelta) -> Rejection {
-        let pair = match &delta.farm_guard {
-            Some(g) => format!("{} already scored on {}", g.killer_id, g.victim_id),
-            None => "this pair already scored".to_owned(),
+        // The guard carries the war's own window (its ruleset), not the deployment's.
+        let (pair, window_s) = match &delta.farm_guard {
+            Some(g) => (
+                format!("{} already scored on {}", g.killer_id, g.victim_id),
+                g.window_s,
+            ),
+            None => (
+                "this pair already scored".to_owned(),
+                self.deps.rules.refarm_window_s,
+            ),
         };
         Rejection::new(
             codes::ANTI_FARMING,
-            format!(
-                "{pair} within the last {} s",
-                self.deps.rules.refarm_window_s
-            ),
+            format!("{pair} within the last {window_s} s"),
         )
     }
 
@@ -601,7 +622,10 @@ mod tests {
             BatchOutcome {
                 accepted: 7,
                 duplicates: 0,
-                rejected: vec![]
+                rejected: vec![],
+                // The clock is 30 min into ACTIVE; the events happened 1..6 min into it:
+                // 29 min at most, 184 min / 7 on average (the ScoreIngestionLag metric).
+                lag_ms: Some((29 * 60_000, 184 * 60_000 / 7)),
             }
         );
         assert_eq!(
@@ -728,6 +752,51 @@ mod tests {
             ])
             .await;
         assert_eq!(outcome.accepted, 2);
+    }
+
+    // ---- the war's frozen ruleset ----------------------------------------------------------------
+
+    #[tokio::test]
+    async fn a_war_is_scored_by_the_ruleset_frozen_at_its_declaration_not_the_live_one() {
+        // Declared when kills were worth 20 and the refarm window was 1 minute; the deployment
+        // has since gone back to the defaults (10 points, 5 minutes).
+        let frozen = Rules {
+            kill_base_points: 20,
+            refarm_window_s: 60,
+            ..Rules::default()
+        };
+        let w = world_with(Rules::default()).await;
+        let mut war = w.deps.war(&war_id()).await.unwrap();
+        war.ruleset = Some(Box::new(frozen.current_ruleset()));
+        let mut tx = Transaction::new();
+        tx.update(&mut war);
+        w.deps.commit(tx).await.unwrap();
+        let outcome = w
+            .ingest(vec![
+                kill("k1", w.at(1), ("a1", "att"), ("d1", "def")),
+                kill("k2", w.at(2), ("a1", "att"), ("d1", "def")), // outside the war's 1 min
+            ])
+            .await;
+        assert_eq!(outcome.accepted, 2, "{:?}", outcome.rejected);
+        assert_eq!(w.points("a1").await, Some(40));
+        let farmed = w
+            .ingest(vec![kill("k3", w.at(2), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert!(farmed.rejected[0].reason.contains("last 60 s"));
+    }
+
+    #[tokio::test]
+    async fn a_war_without_a_ruleset_follows_the_live_rules() {
+        // Wars written before rulesets were snapshotted (the fixture has none).
+        let w = world_with(Rules {
+            kill_base_points: 15,
+            ..Rules::default()
+        })
+        .await;
+        assert!(w.deps.war(&war_id()).await.unwrap().ruleset.is_none());
+        w.ingest(vec![kill("k1", w.at(1), ("a1", "att"), ("d1", "def"))])
+            .await;
+        assert_eq!(w.points("a1").await, Some(15));
     }
 
     // ---- the scoring window -------------------------------------------------------------------
@@ -902,6 +971,7 @@ mod tests {
     #[tokio::test]
     async fn the_batch_answer_uses_the_contract_field_names() {
         let outcome = BatchOutcome {
+            lag_ms: Some((5, 4)),
             accepted: 2,
             duplicates: 1,
             rejected: vec![RejectedEvent {

@@ -169,7 +169,7 @@ impl TerritoryService {
             territory.ok_or_else(|| DomainError::TerritoryNotFound(cmd.territory_id.clone()))?;
         let mut war = war.ok_or_else(|| DomainError::WarNotFound(cmd.war_id.clone()))?;
         let at = cmd.occurred_at.unwrap_or_else(|| self.deps.clock.now());
-        let change = territory.capture(&war, &cmd.clan_id, at, &self.deps.rules)?;
+        let change = territory.capture(&war, &cmd.clan_id, at, &self.deps.rules_for(&war))?;
         war.captures.push(Capture {
             territory_id: change.territory_id.clone(),
             from_clan_id: change.from.clone(),

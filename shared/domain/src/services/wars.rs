@@ -17,7 +17,10 @@ use crate::ports::{
 };
 use crate::scoring;
 use crate::territory::Territory;
-use crate::war::{Advance, Side, War, WarResult, WarStatus, WinnerSide};
+use crate::war::{
+    Advance, OperatorAction, OperatorActionKind, Outcome, Side, War, WarResult, WarStatus,
+    WinnerSide,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -49,6 +52,64 @@ pub struct ClanRequest {
     pub clan_id: ClanId,
 }
 
+/// Longest reason an operator may give.
+pub const MAX_REASON_LEN: usize = 500;
+
+/// An operator's request on an admin route: who asks (the route's `x-actor-id`, and on AWS the
+/// caller's IAM principal) and why. Both go into the war's audit trail and its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorCommand {
+    pub by: PlayerId,
+    pub principal: Option<String>,
+    pub reason: String,
+}
+
+impl OperatorCommand {
+    /// A reason is required: 1 to 500 characters, not only blanks.
+    pub fn validate(&self) -> DomainResult<()> {
+        let len = self.reason.chars().count();
+        if self.reason.trim().is_empty() || len > MAX_REASON_LEN {
+            return Err(DomainError::invalid(
+                "reason",
+                format!("must be 1 to {MAX_REASON_LEN} characters, not only blanks"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `POST /admin/wars/{id}/advance` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminAdvanceRequest {
+    /// The phase to move to: the next one after the war's current phase.
+    pub to: WarStatus,
+    pub reason: String,
+}
+
+/// `POST /admin/wars/{id}/end` and `/cancel` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    pub reason: String,
+}
+
+/// The answer of an operator action: whether it moved the war (false: already done), and the war.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorOutcome {
+    pub moved: bool,
+    pub war: War,
+}
+
+impl From<(War, Advance)> for OperatorOutcome {
+    fn from((war, advance): (War, Advance)) -> Self {
+        Self {
+            moved: matches!(advance, Advance::Moved { .. }),
+            war,
+        }
+    }
+}
+
 /// How a war leaves the stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Close {
@@ -65,6 +126,64 @@ struct Closing {
     pair: Option<PairLock>,
     /// The war's territories that exist (sorted by id).
     territories: Vec<Territory>,
+}
+
+/// What a declaration's rules read, in one round trip.
+#[derive(Debug)]
+struct DeclarationState {
+    attacker: Option<Clan>,
+    defender: Option<Clan>,
+    pair: Option<PairLock>,
+    /// In request order; `None` where the territory does not exist.
+    territories: Vec<Option<Territory>>,
+    idempotency: Option<IdempotencyRecord>,
+}
+
+/// The rules' verdict on a declaration.
+#[derive(Debug)]
+struct Judged {
+    /// Rule 12: the key returns this earlier war.
+    replays: Option<WarId>,
+    /// Every failed rule, in the SPEC's order.
+    violations: Vec<DomainError>,
+}
+
+/// The answer of a dry-run declaration: every rule that fails, nothing written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryRun {
+    /// True if the declaration would be accepted now.
+    pub valid: bool,
+    /// The `Idempotency-Key` names an earlier declaration of this request: declaring would
+    /// return that war.
+    pub replays_war_id: Option<WarId>,
+    pub violations: Vec<Violation>,
+}
+
+/// One failed rule of a dry run: the error a declaration would answer, and when it clears.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    /// The SPEC §3 rule (1–12).
+    pub rule: Option<u8>,
+    pub code: &'static str,
+    /// The HTTP status the real declaration would answer with this error.
+    pub status: u16,
+    pub message: String,
+    pub details: serde_json::Value,
+    /// When time alone clears it (pair cooldown, peace shield, rate limit); null otherwise.
+    pub clears_at: Option<DateTime<Utc>>,
+}
+
+impl Violation {
+    pub fn of(err: &DomainError) -> Self {
+        Self {
+            rule: declaration::rule_of(err),
+            code: err.code(),
+            status: err.status(),
+            message: err.to_string(),
+            details: err.details(),
+            clears_at: err.clears_at(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -94,64 +213,39 @@ impl WarService {
     pub async fn create(&self, cmd: DeclareCommand) -> DomainResult<Declared> {
         let rules = &self.deps.rules;
         let durations = cmd.validate_shape(rules)?;
-        declaration::check_distinct_clans(&cmd.request)?;
-        declaration::check_target_count(&cmd.request, rules)?;
+        if let Some(first) = declaration::request_violations(&cmd.request, rules)
+            .into_iter()
+            .next()
+        {
+            return Err(first);
+        }
         let fingerprint = cmd.fingerprint();
         for _ in 0..MAX_ATTEMPTS {
             let req = &cmd.request;
-            // Everything the twelve rules look at, in one read.
-            let mut keys = vec![
-                RecordKey::Clan(req.attacker_clan_id.clone()),
-                RecordKey::Clan(req.defender_clan_id.clone()),
-                RecordKey::pair(&req.attacker_clan_id, &req.defender_clan_id),
-            ];
-            keys.extend(req.territory_ids.iter().cloned().map(RecordKey::Territory));
-            if let Some(key) = &cmd.idempotency_key {
-                keys.push(RecordKey::Idempotency(
-                    req.attacker_clan_id.clone(),
-                    key.clone(),
-                ));
-            }
-            let mut fetched = self.deps.store.get_many(&keys).await?;
-            let attacker: Option<Clan> = fetched.one()?;
-            let defender: Option<Clan> = fetched.one()?;
-            let pair: Option<PairLock> = fetched.one()?;
-            let territories: Vec<Option<Territory>> = fetched.many(req.territory_ids.len())?;
-            let idempotency: Option<IdempotencyRecord> = match &cmd.idempotency_key {
-                Some(_) => fetched.one()?,
-                None => None,
-            };
-            if let Some(record) = idempotency.as_ref().filter(|r| r.expires_at > self.now()) {
-                if record.request_hash != fingerprint {
-                    return Err(DomainError::IdempotencyKeyReused);
-                }
-                let war = self.deps.war(&record.war_id).await?;
+            let state = self.load_declaration(&cmd).await?;
+            let now = self.now();
+            let judged = self.judge(&cmd, &fingerprint, &state, now);
+            if let Some(war_id) = judged.replays {
+                let war = self.deps.war(&war_id).await?;
                 return Ok(Declared {
                     war,
                     replayed: true,
                 });
             }
-            let mut attacker =
-                attacker.ok_or_else(|| DomainError::ClanNotFound(req.attacker_clan_id.clone()))?;
-            let mut defender =
-                defender.ok_or_else(|| DomainError::ClanNotFound(req.defender_clan_id.clone()))?;
-            let mut territories = territories
-                .into_iter()
-                .zip(&req.territory_ids)
-                .map(|(t, id)| t.ok_or_else(|| DomainError::TerritoryNotFound(id.clone())))
-                .collect::<DomainResult<Vec<Territory>>>()?;
-            let now = self.now();
-            declaration::validate(
-                &cmd,
-                &DeclarationContext {
-                    attacker: &attacker,
-                    defender: &defender,
-                    pair: pair.as_ref(),
-                    territories: &territories,
-                    now,
-                    rules,
-                },
-            )?;
+            if let Some(first) = judged.violations.into_iter().next() {
+                return Err(first);
+            }
+            let DeclarationState {
+                attacker,
+                defender,
+                pair,
+                territories,
+                idempotency,
+            } = state;
+            let (Some(mut attacker), Some(mut defender)) = (attacker, defender) else {
+                unreachable!("a missing clan is a violation");
+            };
+            let mut territories: Vec<Territory> = territories.into_iter().flatten().collect();
 
             let war_id = self.new_war_id();
             let mut war = War::declare(
@@ -163,6 +257,7 @@ impl WarService {
                 now,
             );
             war.score_shards = rules.score_shards;
+            war.ruleset = Some(Box::new(rules.current_ruleset()));
             let clans = vec![attacker.clan_id.clone(), defender.clan_id.clone()];
             let mut tx = Transaction::new();
             tx.insert(&mut war);
@@ -222,6 +317,107 @@ impl WarService {
             }
         }
         Err(DomainError::ConcurrentModification)
+    }
+
+    /// A dry run of a declaration (`POST /wars?dry_run=true`): the same rule evaluation as
+    /// [`Self::create`], with every failing rule reported instead of the first, and nothing
+    /// written. Malformed requests are still refused with their 400.
+    pub async fn dry_run(&self, cmd: DeclareCommand) -> DomainResult<DryRun> {
+        let rules = &self.deps.rules;
+        cmd.validate_shape(rules)?;
+        let mut violations = declaration::request_violations(&cmd.request, rules);
+        let state = self.load_declaration(&cmd).await?;
+        let judged = self.judge(&cmd, &cmd.fingerprint(), &state, self.now());
+        violations.extend(judged.violations);
+        Ok(DryRun {
+            valid: violations.is_empty(),
+            replays_war_id: judged.replays,
+            violations: violations.iter().map(Violation::of).collect(),
+        })
+    }
+
+    /// Everything the twelve rules look at, in one read: both clans, the pair lock, every
+    /// target territory and the idempotency record.
+    async fn load_declaration(&self, cmd: &DeclareCommand) -> DomainResult<DeclarationState> {
+        let req = &cmd.request;
+        let mut keys = vec![
+            RecordKey::Clan(req.attacker_clan_id.clone()),
+            RecordKey::Clan(req.defender_clan_id.clone()),
+            RecordKey::pair(&req.attacker_clan_id, &req.defender_clan_id),
+        ];
+        keys.extend(req.territory_ids.iter().cloned().map(RecordKey::Territory));
+        if let Some(key) = &cmd.idempotency_key {
+            keys.push(RecordKey::Idempotency(
+                req.attacker_clan_id.clone(),
+                key.clone(),
+            ));
+        }
+        let mut fetched = self.deps.store.get_many(&keys).await?;
+        Ok(DeclarationState {
+            attacker: fetched.one()?,
+            defender: fetched.one()?,
+            pair: fetched.one()?,
+            territories: fetched.many(req.territory_ids.len())?,
+            idempotency: match &cmd.idempotency_key {
+                Some(_) => fetched.one()?,
+                None => None,
+            },
+        })
+    }
+
+    /// Rule 12, the records that must exist, and rules 1–11 against what was read: the one
+    /// evaluation behind both a declaration (which answers the first violation) and a dry run
+    /// (which answers them all).
+    fn judge(
+        &self,
+        cmd: &DeclareCommand,
+        fingerprint: &str,
+        state: &DeclarationState,
+        now: DateTime<Utc>,
+    ) -> Judged {
+        let req = &cmd.request;
+        if let Some(record) = state.idempotency.as_ref().filter(|r| r.expires_at > now) {
+            if record.request_hash != fingerprint {
+                return Judged {
+                    replays: None,
+                    violations: vec![DomainError::IdempotencyKeyReused],
+                };
+            }
+            return Judged {
+                replays: Some(record.war_id.clone()),
+                violations: Vec::new(),
+            };
+        }
+        let mut violations = Vec::new();
+        if state.attacker.is_none() {
+            violations.push(DomainError::ClanNotFound(req.attacker_clan_id.clone()));
+        }
+        if state.defender.is_none() {
+            violations.push(DomainError::ClanNotFound(req.defender_clan_id.clone()));
+        }
+        for (territory, id) in state.territories.iter().zip(&req.territory_ids) {
+            if territory.is_none() {
+                violations.push(DomainError::TerritoryNotFound(id.clone()));
+            }
+        }
+        if let (Some(attacker), Some(defender)) = (&state.attacker, &state.defender) {
+            let territories: Vec<Territory> = state.territories.iter().flatten().cloned().collect();
+            violations.extend(declaration::violations(
+                cmd,
+                &DeclarationContext {
+                    attacker,
+                    defender,
+                    pair: state.pair.as_ref(),
+                    territories: &territories,
+                    now,
+                    rules: &self.deps.rules,
+                },
+            ));
+        }
+        Judged {
+            replays: None,
+            violations,
+        }
     }
 
     /// Saga compensation: cancels a war whose timers could not start and releases its
@@ -303,7 +499,7 @@ impl WarService {
                     .ok_or_else(|| DomainError::ClanNotFound(req.clan_id.clone()))?;
                 require_role(&clan, actor, Role::Officer)?;
                 let primary = self.deps.clan(war.primary_clan(req.side)).await?;
-                war.add_ally(&clan, req.side, &primary, &self.deps.rules)?;
+                war.add_ally(&clan, req.side, &primary, &self.deps.rules_for(&war))?;
                 clan.enter_war(war_id);
                 let mut tx = Transaction::new();
                 tx.update(&mut war);
@@ -424,15 +620,119 @@ impl WarService {
     /// Phase controller: moves the war to `target` once its deadline passed. A duplicate or
     /// late call changes nothing. ENDED runs the final tally.
     pub async fn advance(&self, war_id: &WarId, target: WarStatus) -> DomainResult<(War, Advance)> {
+        self.advance_as(war_id, target, None).await
+    }
+
+    /// An operator moves the war to `target` now (`POST /admin/wars/{id}/advance`): the same
+    /// forward-only conditional move as the timers' (one step, on the war's version), minus the
+    /// deadline, audited on the war and published (`OperatorActed`). A timer firing later finds
+    /// the move made and changes nothing; a target already reached is `AlreadyDone`. ENDED runs
+    /// the final tally now (as [`Self::operator_end`]).
+    pub async fn operator_advance(
+        &self,
+        war_id: &WarId,
+        target: WarStatus,
+        op: &OperatorCommand,
+    ) -> DomainResult<(War, Advance)> {
+        op.validate()?;
+        if matches!(target, WarStatus::Declared | WarStatus::Cancelled) {
+            return Err(DomainError::invalid(
+                "to",
+                "must be PREPARATION, ACTIVE, ENDING or ENDED (cancel has its own route)",
+            ));
+        }
+        self.advance_as(war_id, target, Some(op)).await
+    }
+
+    /// An operator ends an ACTIVE or ENDING war now (`POST /admin/wars/{id}/end`): the final
+    /// tally as at the close of ENDING (hold points up to now), audited and published.
+    pub async fn operator_end(
+        &self,
+        war_id: &WarId,
+        op: &OperatorCommand,
+    ) -> DomainResult<(War, Advance)> {
+        op.validate()?;
+        self.finish_as(war_id, Some(op)).await
+    }
+
+    /// An operator cancels a war before its end (`POST /admin/wars/{id}/cancel`): CANCELLED
+    /// with outcome `OPERATOR_CANCELLED`, territories, clans' war slots and the pair lock
+    /// released, no peace shield or cooldown (as a mutual cancel); audited and published.
+    /// Repeating it changes nothing.
+    pub async fn operator_cancel(
+        &self,
+        war_id: &WarId,
+        op: &OperatorCommand,
+    ) -> DomainResult<(War, Advance)> {
+        op.validate()?;
+        self.retrying_with(war_id, |mut war| async move {
+            let now = self.now();
+            let from = war.status;
+            let outcome = war.cancel_by_operator(now)?;
+            if outcome == Advance::AlreadyDone {
+                return Ok((war, None, outcome));
+            }
+            let closing = self.closing(&war).await?;
+            let audited = self.audit(&mut war, op, OperatorActionKind::Cancel, from, now);
+            let mut tx = self.close(&mut war, Close::Abandoned, closing);
+            tx.emit(self.war_event(
+                &war,
+                DomainEvent::WarCancelled {
+                    outcome: Outcome::OperatorCancelled,
+                },
+            ));
+            tx.emit(audited);
+            Ok((war, Some(tx), outcome))
+        })
+        .await
+    }
+
+    /// Records an operator's action on the war (before the war is written) and returns its
+    /// event, to commit in the same transaction.
+    fn audit(
+        &self,
+        war: &mut War,
+        op: &OperatorCommand,
+        action: OperatorActionKind,
+        from: WarStatus,
+        at: DateTime<Utc>,
+    ) -> EventEnvelope {
+        let entry = OperatorAction {
+            action,
+            by: op.by.clone(),
+            principal: op.principal.clone(),
+            reason: op.reason.clone(),
+            at,
+            from,
+            to: war.status,
+        };
+        war.operator_actions.push(entry.clone());
+        self.war_event(war, DomainEvent::OperatorActed(entry))
+    }
+
+    async fn advance_as(
+        &self,
+        war_id: &WarId,
+        target: WarStatus,
+        op: Option<&OperatorCommand>,
+    ) -> DomainResult<(War, Advance)> {
         if target == WarStatus::Ended {
-            return self.finish(war_id).await;
+            return self.finish_as(war_id, op).await;
         }
         self.retrying_with(war_id, |mut war| async move {
-            let outcome = war.advance(target, self.now())?;
+            let now = self.now();
+            let outcome = match op {
+                None => war.advance(target, now)?,
+                Some(_) => war.advance_now(target, now)?,
+            };
             let Advance::Moved { from, to } = outcome else {
                 return Ok((war, None, outcome));
             };
             let mut tx = Transaction::new();
+            if let Some(op) = op {
+                let audited = self.audit(&mut war, op, OperatorActionKind::Advance, from, now);
+                tx.emit(audited);
+            }
             tx.update(&mut war);
             tx.emit(self.war_event(
                 &war,
@@ -454,13 +754,27 @@ impl WarService {
     /// flight either landed before (and is in the sealed values) or fails as a whole. The
     /// tally reads the sealed values, so side scores, clans, players and rewards agree.
     pub async fn finish(&self, war_id: &WarId) -> DomainResult<(War, Advance)> {
+        self.finish_as(war_id, None).await
+    }
+
+    /// [`Self::finish`] for the timers (`op` none: at the deadline) or an operator (now).
+    async fn finish_as(
+        &self,
+        war_id: &WarId,
+        op: Option<&OperatorCommand>,
+    ) -> DomainResult<(War, Advance)> {
         let war = self.deps.war(war_id).await?;
         if war.status.is_terminal() {
             // A retried tally (e.g. after a timeout that followed the commit): the reward saga
             // follows from the committed `WarEnded`, delivered at least once.
             return Ok((war, Advance::AlreadyDone));
         }
-        war.clone().conclude(
+        let conclude = |war: &mut War, result: WarResult, now: DateTime<Utc>| match op {
+            None => war.conclude(result, now),
+            Some(_) => war.conclude_now(result, now),
+        };
+        conclude(
+            &mut war.clone(),
             WarResult {
                 attacker_score: 0,
                 defender_score: 0,
@@ -480,10 +794,15 @@ impl WarService {
                 if war.status.is_terminal() {
                     return Ok((war, None, Advance::AlreadyDone));
                 }
-                let rules = &self.deps.rules;
+                let rules = self.deps.rules_for(&war);
                 let territories = &closing.territories;
-                let hold =
-                    scoring::hold_points(&war, territories, war.phase_deadlines.ending_at, rules);
+                let now = self.now();
+                // An operator's early end counts holding up to now.
+                let held_until = match op {
+                    None => war.phase_deadlines.ending_at,
+                    Some(_) => now.min(war.phase_deadlines.ending_at),
+                };
+                let hold = scoring::hold_points(&war, territories, held_until, &rules);
                 let mut totals = sealed.clone();
                 for (clan, points) in &hold {
                     *totals.entry(clan.clone()).or_default() += points;
@@ -492,18 +811,25 @@ impl WarService {
                 let (held_a, held_d) = scoring::territories_held(&war, territories);
                 let (winner, how) =
                     scoring::decide_winner(attacker_score, defender_score, held_a, held_d);
-                let outcome = war.conclude(
+                let from = war.status;
+                let outcome = conclude(
+                    &mut war,
                     WarResult {
                         attacker_score,
                         defender_score,
                         winner,
                         outcome: how,
                     },
-                    self.now(),
+                    now,
                 )?;
                 war.final_clan_scores = final_scores(&war, &totals);
+                let audited =
+                    op.map(|op| self.audit(&mut war, op, OperatorActionKind::End, from, now));
                 let mut tx = self.close(&mut war, Close::Ended(winner), closing);
                 tx.emit(self.war_ended_event(&war));
+                if let Some(audited) = audited {
+                    tx.emit(audited);
+                }
                 Ok((war, Some(tx), outcome))
             })
             .await?;
@@ -712,7 +1038,7 @@ impl WarService {
         if let Close::Ended(winner) = how {
             let ratings = clans.iter().map(|(id, c)| (id.clone(), c.rating)).collect();
             for (clan_id, old, new) in
-                scoring::side_rating_changes(war, &ratings, winner, self.deps.rules.elo_k)
+                scoring::side_rating_changes(war, &ratings, winner, self.deps.rules_for(war).elo_k)
             {
                 if let Some(clan) = clans.get_mut(&clan_id) {
                     clan.rating = new;
@@ -797,6 +1123,7 @@ mod tests {
     use crate::services::MemoryHandles;
     use crate::territory::fixtures::input;
     use crate::war::{Outcome, PhaseDurations};
+    use std::sync::Arc;
 
     fn t0() -> DateTime<Utc> {
         "2026-05-01T10:00:00Z".parse().unwrap()
@@ -1046,6 +1373,97 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dry_run_lists_every_failing_rule_with_its_clear_time_and_writes_nothing() {
+        let w = World::new().await;
+        // A first war between att and def ends: pair cooldown (72 h) and peace shield (24 h).
+        let war = w.declare().await;
+        for target in [WarStatus::Preparation, WarStatus::Active, WarStatus::Ending] {
+            w.reach(&war, target).await;
+        }
+        let ended_at = war.phase_deadlines.ended_at;
+        w.h.clock.set(ended_at);
+        w.wars.finish(&war.war_id).await.unwrap();
+        // att declares 5 times within a day on other clans (through the store: rule 11's state).
+        let mut att = w.clan("att").await;
+        let firsts: Vec<_> = (0..5).map(|i| ended_at - Duration::hours(4 - i)).collect();
+        att.recent_declarations = firsts.clone();
+        let mut tx = Transaction::new();
+        tx.update(&mut att);
+        w.deps.commit(tx).await.unwrap();
+        let now = ended_at + Duration::hours(1);
+        w.h.clock.set(now);
+
+        let before = w.snapshot().await;
+        let (commits, published, calls) = (
+            w.h.store.commits(),
+            w.h.events.published().len(),
+            w.h.workflows.calls().len(),
+        );
+        let mut cmd = w.command(&["t1", "nowhere"], None);
+        cmd.actor = player("att-m0"); // a plain member
+        let report = w.wars.dry_run(cmd.clone()).await.unwrap();
+        let found: Vec<_> = report
+            .violations
+            .iter()
+            .map(|v| (v.rule, v.code, v.clears_at))
+            .collect();
+        assert!(!report.valid);
+        assert_eq!(
+            found,
+            vec![
+                (Some(9), "TERRITORY_NOT_FOUND", None),
+                (Some(2), "FORBIDDEN_ROLE", None),
+                (
+                    Some(6),
+                    "PAIR_COOLDOWN_ACTIVE",
+                    Some(ended_at + Duration::hours(72))
+                ),
+                (
+                    Some(7),
+                    "PEACE_SHIELD_ACTIVE",
+                    Some(ended_at + Duration::hours(24))
+                ),
+                // 5 in the window: it clears when the oldest leaves it.
+                (
+                    Some(11),
+                    "DECLARATION_RATE_LIMITED",
+                    Some(firsts[0] + Duration::hours(24))
+                ),
+            ]
+        );
+        // Nothing written, published or started.
+        assert_eq!(w.snapshot().await, before);
+        assert_eq!(w.h.store.commits(), commits);
+        assert_eq!(w.h.events.published().len(), published);
+        assert_eq!(w.h.workflows.calls().len(), calls);
+        // The real declaration answers the first of the same violations.
+        let err = w.wars.declare(cmd).await.unwrap_err();
+        assert_eq!(err.code(), report.violations[0].code);
+        assert_eq!(w.h.store.commits(), commits);
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_of_an_acceptable_declaration_is_valid_and_request_rules_are_listed_too() {
+        let w = World::new().await;
+        let commits = w.h.store.commits();
+        let report = w.wars.dry_run(w.command(&["t1"], Some("k"))).await.unwrap();
+        assert_eq!((report.valid, report.violations.len()), (true, 0));
+        assert_eq!(w.h.store.commits(), commits);
+        let war = w.wars.declare(w.command(&["t1"], Some("k"))).await.unwrap();
+        // Rule 12: the same key now replays that war.
+        let again = w.wars.dry_run(w.command(&["t1"], Some("k"))).await.unwrap();
+        assert_eq!(again.replays_war_id, Some(war.war.war_id));
+        let reused = w.wars.dry_run(w.command(&["t2"], Some("k"))).await.unwrap();
+        assert_eq!(reused.violations[0].code, "IDEMPOTENCY_KEY_REUSED");
+        // Same clan and no targets: both request rules, then the loaded ones.
+        let mut cmd = w.command(&[], None);
+        cmd.request.defender_clan_id = clan("att");
+        let report = w.wars.dry_run(cmd).await.unwrap();
+        let codes: Vec<_> = report.violations.iter().map(|v| v.code).collect();
+        assert_eq!(&codes[..2], ["SAME_CLAN", "INVALID_TARGET_TERRITORIES"]);
+    }
+
+    #[tokio::test]
     async fn unknown_clans_and_territories_are_not_found() {
         let w = World::new().await;
         let mut cmd = w.command(&["t1"], None);
@@ -1199,6 +1617,253 @@ mod tests {
             w.deps.scores.apply(late).await.unwrap(),
             crate::ports::ApplyOutcome::Sealed
         );
+    }
+
+    #[tokio::test]
+    async fn a_running_war_keeps_its_ruleset_when_the_deployment_changes_and_new_wars_get_the_new_one(
+    ) {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let declared_with = rules().current_ruleset();
+        assert_eq!(war.ruleset.as_deref(), Some(&declared_with));
+        // The deployment's parameters change mid-war (a new cold start with other values).
+        let changed = Rules {
+            hold_points_per_tier_hour: 50,
+            elo_k: 64.0,
+            ..rules()
+        };
+        assert_ne!(changed.current_ruleset().version, declared_with.version);
+        let redeployed = Deps {
+            rules: Arc::new(changed.clone()),
+            ..w.deps.clone()
+        };
+        let wars = WarService::new(redeployed.clone());
+        for target in [WarStatus::Preparation, WarStatus::Active, WarStatus::Ending] {
+            w.h.clock
+                .set(war.phase_deadlines.deadline_of(target).unwrap());
+            wars.advance(&war.war_id, target).await.unwrap();
+        }
+        w.h.clock.set(war.phase_deadlines.ended_at);
+        let (ended, _) = wars.finish(&war.war_id).await.unwrap();
+        // Hold points by the war's own 5 per tier-hour (t1 + t2 = tier 3, 2 h): 30, not 300;
+        // the rating change by its K of 32 (a 0–30 loss moves 1000/1000 by 16, not 32).
+        assert_eq!(
+            (ended.sides.attacker.score, ended.sides.defender.score),
+            (0, 30)
+        );
+        assert_eq!(w.clan("def").await.rating, 1_016);
+        assert_eq!(ended.ruleset.as_deref(), Some(&declared_with));
+        // A war declared after the change is governed by the new parameters.
+        w.h.clock
+            .set(ended.phase_deadlines.ended_at + Duration::days(30));
+        let mut cmd = w.command(&["t1"], None);
+        cmd.request.attacker_clan_id = clan("other");
+        cmd.actor = player("other-leader");
+        let next = wars.declare(cmd).await.unwrap().war;
+        assert_eq!(next.ruleset.as_deref(), Some(&changed.current_ruleset()));
+        assert_eq!(redeployed.rules_for(&next).hold_points_per_tier_hour, 50);
+    }
+
+    fn operator(reason: &str) -> OperatorCommand {
+        OperatorCommand {
+            by: player("ops-alice"),
+            principal: Some("arn:aws:iam::123456789012:role/live-ops".into()),
+            reason: reason.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_operator_advances_a_phase_early_once_and_the_timer_firing_later_changes_nothing() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let op = operator("event starts early");
+        let (moved, outcome) = w
+            .wars
+            .operator_advance(&war.war_id, WarStatus::Preparation, &op)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Advance::Moved { .. }));
+        assert_eq!(moved.status, WarStatus::Preparation);
+        assert!(w.deps.clock.now() < war.phase_deadlines.preparation_at);
+        let audit = &moved.operator_actions;
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            (audit[0].action, &audit[0].by, audit[0].reason.as_str()),
+            (OperatorActionKind::Advance, &op.by, "event starts early")
+        );
+        assert_eq!(
+            (audit[0].from, audit[0].to, audit[0].at),
+            (
+                WarStatus::Declared,
+                WarStatus::Preparation,
+                w.deps.clock.now()
+            )
+        );
+        assert_eq!(audit[0].principal, op.principal);
+        // The timer fires at its deadline: the move is made, nothing changes.
+        let timer = w.reach(&war, WarStatus::Preparation).await;
+        assert_eq!(timer.version, moved.version);
+        // A repeated operator request is a no-op too, and is not audited again.
+        let (again, outcome) = w
+            .wars
+            .operator_advance(&war.war_id, WarStatus::Preparation, &op)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Advance::AlreadyDone);
+        assert_eq!(again.operator_actions.len(), 1);
+        let moves = again
+            .transitions
+            .iter()
+            .filter(|t| t.to == WarStatus::Preparation)
+            .count();
+        assert_eq!(moves, 1);
+        let types = w.h.events.types();
+        assert_eq!(types.iter().filter(|t| **t == "OperatorActed").count(), 1);
+        assert_eq!(types.iter().filter(|t| **t == "WarPhaseChanged").count(), 1);
+        // The later phases keep their deadlines: the timers run on as planned.
+        assert_eq!(again.phase_deadlines, war.phase_deadlines);
+    }
+
+    #[tokio::test]
+    async fn an_operator_moves_forward_one_phase_at_a_time_and_must_give_a_reason() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        let err = w
+            .wars
+            .operator_advance(&war.war_id, WarStatus::Active, &operator("skip"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+        for (to, reason) in [
+            (WarStatus::Preparation, " "),
+            (WarStatus::Preparation, &"x".repeat(501)[..]),
+            (WarStatus::Cancelled, "use the cancel route"),
+        ] {
+            let err = w
+                .wars
+                .operator_advance(&war.war_id, to, &operator(reason))
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 400, "{err}");
+        }
+        assert_eq!(w.deps.war(&war.war_id).await.unwrap().version, war.version);
+    }
+
+    #[tokio::test]
+    async fn an_operator_ends_an_active_war_now_with_the_final_tally_and_later_timers_change_nothing(
+    ) {
+        let w = World::new().await;
+        let war = w.declare().await;
+        w.reach(&war, WarStatus::Preparation).await;
+        w.reach(&war, WarStatus::Active).await;
+        w.score(&war, "e1", "att", 120).await;
+        // One hour into the two ACTIVE hours: t1 + t2 (tier 3) held 1 h by def = 15.
+        w.h.clock
+            .set(war.phase_deadlines.active_at + Duration::minutes(61));
+        let (ended, outcome) = w
+            .wars
+            .operator_end(&war.war_id, &operator("servers going down"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            outcome,
+            Advance::Moved {
+                from: WarStatus::Active,
+                to: WarStatus::Ended
+            }
+        ));
+        assert_eq!(
+            (ended.sides.attacker.score, ended.sides.defender.score),
+            (120, 15)
+        );
+        assert_eq!(ended.winner_side, Some(WinnerSide::Attacker));
+        assert_eq!(ended.operator_actions[0].action, OperatorActionKind::End);
+        assert_eq!(w.territory("t1").await.contested_by, None);
+        // Rewards follow from WarEnded as usual; the timers' later moves change nothing.
+        w.react_to_published().await;
+        assert!(w
+            .h
+            .workflows
+            .calls()
+            .contains(&WorkflowCall::StartRewards(war.war_id.clone())));
+        for target in [WarStatus::Ending, WarStatus::Ended] {
+            w.h.clock
+                .set(war.phase_deadlines.deadline_of(target).unwrap());
+            let (_, outcome) = w.wars.advance(&war.war_id, target).await.unwrap();
+            assert_eq!(outcome, Advance::AlreadyDone);
+        }
+        assert_eq!(w.deps.war(&war.war_id).await.unwrap(), ended);
+        // A declared war cannot be ended (it has nothing to tally): cancel it instead.
+        w.h.clock
+            .set(war.phase_deadlines.ended_at + Duration::days(5));
+        let mut cmd = w.command(&["t1"], None);
+        cmd.request.attacker_clan_id = clan("other");
+        cmd.actor = player("other-leader");
+        let next = w.wars.declare(cmd).await.unwrap().war;
+        let err = w
+            .wars
+            .operator_end(&next.war_id, &operator("no"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
+    }
+
+    #[tokio::test]
+    async fn an_operator_cancel_releases_everything_without_cooldown_or_shield_and_is_audited() {
+        let w = World::new().await;
+        let war = w.declare().await;
+        w.reach(&war, WarStatus::Preparation).await;
+        w.reach(&war, WarStatus::Active).await;
+        let (cancelled, outcome) = w
+            .wars
+            .operator_cancel(&war.war_id, &operator("cheating dispute"))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Advance::Moved { .. }));
+        assert_eq!(
+            (cancelled.status, cancelled.outcome),
+            (WarStatus::Cancelled, Some(Outcome::OperatorCancelled))
+        );
+        assert_eq!(cancelled.operator_actions[0].reason, "cheating dispute");
+        assert_eq!(w.territory("t1").await.contested_by, None);
+        assert_eq!(w.territory("t2").await.contested_by, None);
+        let (att, def) = (w.clan("att").await, w.clan("def").await);
+        assert!(att.active_war_ids.is_empty() && def.active_war_ids.is_empty());
+        assert_eq!(def.last_war_ended_at, None, "no peace shield");
+        assert_eq!((att.rating, def.rating), (1_000, 1_000));
+        // No cooldown either: the pair may declare again at once.
+        let report = w.wars.dry_run(w.command(&["t1"], None)).await.unwrap();
+        assert!(report.valid, "{report:?}");
+        // The timers stop (from WarCancelled); a repeat changes nothing.
+        w.react_to_published().await;
+        assert!(w
+            .h
+            .workflows
+            .calls()
+            .contains(&WorkflowCall::StopLifecycle(war.war_id.clone())));
+        let (again, outcome) = w
+            .wars
+            .operator_cancel(&war.war_id, &operator("again"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome, again.operator_actions.len()),
+            (Advance::AlreadyDone, 1)
+        );
+        let types = w.h.events.types();
+        assert_eq!(types.iter().filter(|t| **t == "OperatorActed").count(), 1);
+        // A war that ended otherwise cannot be cancelled.
+        let ended = w.declare().await;
+        w.wars
+            .surrender(&ended.war_id, &clan("def"), &player("def-leader"))
+            .await
+            .unwrap();
+        let err = w
+            .wars
+            .operator_cancel(&ended.war_id, &operator("late"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_WAR_STATE");
     }
 
     #[tokio::test]

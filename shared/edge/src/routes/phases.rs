@@ -52,6 +52,14 @@ pub async fn handle(deps: &Deps, task: PhaseTask) -> DomainResult<PhaseOutcome> 
     match task {
         PhaseTask::Advance { war_id, to } => {
             let (war, advance) = WarService::new(deps.clone()).advance(&war_id, to).await?;
+            if let (Advance::Moved { .. }, Some(late)) = (advance, war.lateness_of(to)) {
+                crate::telemetry::war_metric(
+                    crate::telemetry::PHASE_LATENESS_METRIC,
+                    crate::telemetry::seconds(late),
+                    "Seconds",
+                    war_id.as_str(),
+                );
+            }
             tracing::info!(war_id = %war_id, to = to.as_str(), status = war.status.as_str(), "phase task");
             Ok(PhaseOutcome::new(&war, advance))
         }

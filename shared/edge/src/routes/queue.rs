@@ -23,6 +23,7 @@ pub async fn handle(scores: &ScoreService, body: &str) -> DomainResult<()> {
     let started = std::time::Instant::now();
     let outcome = scores.ingest(&message.war_id, message.events).await?;
     super::scores::score_update_latency(started);
+    crate::telemetry::ingestion_lag(message.war_id.as_str(), outcome.lag_ms);
     crate::telemetry::metric(
         "ScoreEventsRejected",
         outcome.rejected.len() as f64,

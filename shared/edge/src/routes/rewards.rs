@@ -221,19 +221,48 @@ pub async fn task(deps: &Deps, task: RewardTask) -> DomainResult<serde_json::Val
             ))
         }
         RewardTask::Complete { war_id } => {
-            json(PlanSummary::from(&service.complete(&war_id).await?))
+            let before = service.get(&war_id).await?.status;
+            let plan = service.complete(&war_id).await?;
+            if before != RewardStatus::Distributed {
+                saga_duration(deps, &war_id).await;
+            }
+            json(PlanSummary::from(&plan))
         }
         RewardTask::Fail { war_id, failure } => {
             let before = service.get(&war_id).await?.status;
             let plan = service.fail(&war_id, &failure.reason()).await?;
             if before != RewardStatus::RewardsFailed {
-                // The alarm on saga failures watches this metric.
-                crate::telemetry::metric(SAGA_FAILURE_METRIC, 1.0, "Count", &[]);
+                // The alarm on saga failures watches this metric (per stage).
+                crate::telemetry::metric(
+                    SAGA_FAILURE_METRIC,
+                    1.0,
+                    "Count",
+                    &[("Stage", crate::telemetry::stage())],
+                );
+                saga_duration(deps, &war_id).await;
             }
             json(PlanSummary::from(&plan))
         }
     };
     Ok(value)
+}
+
+/// Emits `RewardSagaDuration` for a saga that just finished (a metric only: a failed read of
+/// the war is logged, never fails the saga's step).
+async fn saga_duration(deps: &Deps, war_id: &WarId) {
+    match deps.war(war_id).await {
+        Ok(war) => {
+            if let Some(took) = war.reward_saga_duration(deps.clock.now()) {
+                crate::telemetry::war_metric(
+                    crate::telemetry::REWARD_SAGA_DURATION_METRIC,
+                    crate::telemetry::seconds(took),
+                    "Seconds",
+                    war_id.as_str(),
+                );
+            }
+        }
+        Err(err) => tracing::warn!(war_id = %war_id, error = %err, "no saga duration metric"),
+    }
 }
 
 fn json(value: impl Serialize) -> serde_json::Value {

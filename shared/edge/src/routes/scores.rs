@@ -17,8 +17,10 @@ pub async fn handle(scores: &ScoreService, req: HttpRequest) -> DomainResult<Htt
         "POST /wars/{war_id}/events" => {
             let events: Vec<BattleEvent> = req.json(MAX_BATCH_BODY_BYTES)?;
             let started = std::time::Instant::now();
-            let outcome = scores.ingest(&req.id("war_id")?, events).await?;
+            let war_id: clanwar_domain::ids::WarId = req.id("war_id")?;
+            let outcome = scores.ingest(&war_id, events).await?;
             score_update_latency(started);
+            crate::telemetry::ingestion_lag(war_id.as_str(), outcome.lag_ms);
             HttpResponse::ok(outcome)
         }
         "GET /wars/{war_id}/scoreboard" => {

@@ -6,12 +6,21 @@
 //! lifecycle workflow and makes sure `WarDeclared` reached EventBridge, and compensates (stops
 //! the lifecycle, cancels the war, releases what it held) if either fails. If even the saga
 //! cannot start, `WarService::declare` compensates in process and answers 503.
+//!
+//! Operator controls (`/admin/wars/{war_id}/advance | end | cancel`, guarded by the
+//! `OperatorInvokePolicy` in AWS) move, end or cancel a war now, audited on the war.
+//!
+//! `POST /wars?dry_run=true` runs the same rule evaluation and answers every failing rule
+//! (200, nothing written); `GET /rulesets/current` shows the ruleset new wars are frozen with.
 
 use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use chrono::{DateTime, Utc};
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
 use clanwar_domain::ids::WarId;
-use clanwar_domain::services::wars::{ClanRequest, Declared, JoinRequest, WarService};
+use clanwar_domain::services::wars::{
+    AdminAdvanceRequest, ClanRequest, Declared, JoinRequest, OperatorOutcome, ReasonRequest,
+    WarService,
+};
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::{PhaseDeadlines, WarStatus};
 use clanwar_domain::{DomainError, DomainResult};
@@ -19,15 +28,22 @@ use serde::{Deserialize, Serialize};
 
 pub const ROUTES: &[&str] = &[
     "POST /wars",
+    "GET /rulesets/current",
     "GET /wars/{war_id}",
     "POST /wars/{war_id}/join",
     "POST /wars/{war_id}/surrender",
     "POST /wars/{war_id}/cancel",
+    "POST /admin/wars/{war_id}/advance",
+    "POST /admin/wars/{war_id}/end",
+    "POST /admin/wars/{war_id}/cancel",
 ];
 
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
     let wars = WarService::new(deps.clone());
     match req.route.as_str() {
+        "POST /wars" if dry_run(&req)? => {
+            HttpResponse::ok(wars.dry_run(declare_command(&req)?).await?)
+        }
         "POST /wars" => {
             let declared = declare(&wars, &req).await.inspect_err(|err| {
                 crate::telemetry::metric(DECLARATION_FAILURES_METRIC, 1.0, "Count", &[]);
@@ -35,6 +51,10 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
             })?;
             let status = if declared.replayed { 200 } else { 201 };
             HttpResponse::with_status(status, declared.war)
+        }
+        "GET /rulesets/current" => {
+            req.only_query(&[])?;
+            HttpResponse::ok(deps.rules.current_ruleset())
         }
         "GET /wars/{war_id}" => HttpResponse::ok(wars.get(&req.id("war_id")?).await?),
         "POST /wars/{war_id}/join" => {
@@ -55,6 +75,26 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
                     .await?,
             )
         }
+        "POST /admin/wars/{war_id}/advance" => {
+            let body: AdminAdvanceRequest = req.json(MAX_BODY_BYTES)?;
+            let op = req.operator(body.reason)?;
+            let done = wars
+                .operator_advance(&req.id("war_id")?, body.to, &op)
+                .await?;
+            HttpResponse::ok(OperatorOutcome::from(done))
+        }
+        "POST /admin/wars/{war_id}/end" => {
+            let body: ReasonRequest = req.json(MAX_BODY_BYTES)?;
+            let op = req.operator(body.reason)?;
+            let done = wars.operator_end(&req.id("war_id")?, &op).await?;
+            HttpResponse::ok(OperatorOutcome::from(done))
+        }
+        "POST /admin/wars/{war_id}/cancel" => {
+            let body: ReasonRequest = req.json(MAX_BODY_BYTES)?;
+            let op = req.operator(body.reason)?;
+            let done = wars.operator_cancel(&req.id("war_id")?, &op).await?;
+            HttpResponse::ok(OperatorOutcome::from(done))
+        }
         other => Ok(HttpResponse::no_route(other)),
     }
 }
@@ -64,13 +104,23 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
 pub const DECLARATION_FAILURES_METRIC: &str = "DeclarationFailures";
 
 async fn declare(wars: &WarService, req: &HttpRequest) -> DomainResult<Declared> {
+    wars.declare(declare_command(req)?).await
+}
+
+fn declare_command(req: &HttpRequest) -> DomainResult<DeclareCommand> {
     let request: DeclareRequest = req.json(MAX_BODY_BYTES)?;
-    let cmd = DeclareCommand {
+    Ok(DeclareCommand {
         request,
         actor: req.actor()?,
         idempotency_key: req.idempotency_key()?,
-    };
-    wars.declare(cmd).await
+    })
+}
+
+/// `POST /wars?dry_run=true` checks every rule and writes nothing (`dry_run=false` or no
+/// parameter declares); any other query parameter or value is a 400.
+fn dry_run(req: &HttpRequest) -> DomainResult<bool> {
+    req.only_query(&["dry_run"])?;
+    Ok(req.query::<bool>("dry_run")?.unwrap_or(false))
 }
 
 /// A step of the declare-war saga, tagged by `action` (the state machine's task payloads).
