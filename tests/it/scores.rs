@@ -321,6 +321,7 @@ fn kill_delta(
             occurred_at: at(s),
             window_s: 300,
         }),
+        ledger: None,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod calls;
 pub mod dynamodb;
 pub mod eventbridge;
 mod keys;
+mod ledger;
 pub mod realtime;
 mod retry;
 mod score_plan;

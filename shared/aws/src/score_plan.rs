@@ -14,8 +14,10 @@
 
 use crate::dynamodb::{invalid, key_item, n, s};
 use crate::keys::*;
+use crate::ledger;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use clanwar_domain::ids::{BattleId, ClanId, PlayerId, WarId};
+use clanwar_domain::ledger::LedgerEntry;
 use clanwar_domain::ports::{FarmGuard, ScoreDelta, StoreError};
 use clanwar_domain::war::Side;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -123,6 +125,8 @@ struct Draft {
     players: BTreeMap<PlayerId, (ClanId, i64)>,
     clans: BTreeMap<ClanId, i64>,
     battles: BTreeMap<BattleId, (i64, i64)>,
+    /// The ledger entries of the scoring deltas: one ledger page item.
+    ledger: Vec<LedgerEntry>,
 }
 
 impl Draft {
@@ -132,6 +136,7 @@ impl Draft {
             + self.players.len()
             + self.battles.len()
             + usize::from(!self.clans.is_empty())
+            + usize::from(!self.ledger.is_empty())
     }
 
     /// Items `delta` would add to this draft.
@@ -154,7 +159,8 @@ impl Draft {
                     .as_ref()
                     .is_some_and(|(b, _)| !self.battles.contains_key(b));
                 let shard = !delta.clans.is_empty() && self.clans.is_empty();
-                record + players + usize::from(battle) + usize::from(shard)
+                let page = delta.ledger.is_some() && self.ledger.is_empty();
+                record + players + usize::from(battle) + usize::from(shard) + usize::from(page)
             }
         }
     }
@@ -191,6 +197,7 @@ impl Draft {
                 for (clan, points) in &delta.clans {
                     *self.clans.entry(clan.clone()).or_default() += points;
                 }
+                self.ledger.extend(delta.ledger.iter().cloned());
                 if let Some((battle, side)) = &delta.battle_kill {
                     let kills = self.battles.entry(battle.clone()).or_default();
                     match side {
@@ -211,6 +218,8 @@ pub(crate) struct ItemWriter<'a> {
     pub shards: u32,
     /// TTL (epoch s) of exactly-once records: longer than any war lasts.
     pub expires_at: i64,
+    /// When the writes are recorded (ms): the sort key of their ledger pages.
+    pub recorded_ms: i64,
 }
 
 impl ItemWriter<'_> {
@@ -316,6 +325,17 @@ impl ItemWriter<'_> {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// A new ledger page of `entries` in the shard's ledger partition.
+    pub fn ledger_page(
+        &self,
+        shard: u32,
+        entries: &[LedgerEntry],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let item = ledger::page_item(self.war, shard, self.recorded_ms, &id, entries)?;
+        ledger::page_put(self.table, item)
+    }
+
     fn chunk(&self, draft: Draft, shard: u32) -> Result<Chunk, StoreError> {
         let mut chunk = Chunk {
             deltas: draft.deltas,
@@ -339,6 +359,9 @@ impl ItemWriter<'_> {
         }
         for (battle, kills) in &draft.battles {
             push(self.battle(battle, shard, *kills)?, Role::Other);
+        }
+        if !draft.ledger.is_empty() {
+            push(self.ledger_page(shard, &draft.ledger)?, Role::Other);
         }
         Ok(chunk)
     }
@@ -450,6 +473,7 @@ mod tests {
                 occurred_at: t0() + Duration::minutes(minute),
                 window_s: 300,
             }),
+            ledger: None,
         }
     }
 
@@ -459,6 +483,7 @@ mod tests {
             war,
             shards: 4,
             expires_at: 0,
+            recorded_ms: 0,
         }
     }
 

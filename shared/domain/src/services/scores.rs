@@ -10,7 +10,10 @@ use super::Deps;
 use crate::error::{DomainError, DomainResult};
 use crate::events::DomainEvent;
 use crate::ids::{BattleId, EventId, PlayerId, WarId};
-use crate::ports::{ApplyOutcome, PlayerScore, RecordKey, ScoreDelta, Transaction};
+use crate::ledger::{LedgerEntry, LedgerFilter, MAX_LEDGER_LIMIT};
+use crate::ports::{
+    ApplyOutcome, Page, PageRequest, PlayerScore, RecordKey, ScoreDelta, Transaction,
+};
 use crate::scoring::{self, codes, BattleEvent, CaptureEvent, Evaluation, Rejection};
 use crate::war::{Side, War, WarStatus};
 use chrono::{DateTime, Duration, Utc};
@@ -275,6 +278,7 @@ impl ScoreService {
             clans: Vec::new(),
             battle_kill: None,
             farm_guard: None,
+            ledger: None,
         });
         let never = BattleId::new("dedupe-probe").expect("a valid id");
         tx.delete(RecordKey::Battle(war_id.clone(), never), u64::MAX);
@@ -305,6 +309,7 @@ impl ScoreService {
             clans: Vec::new(),
             battle_kill: None,
             farm_guard: None,
+            ledger: None,
         };
         let (totals, claim) = join(
             self.deps.scores.clan_totals(&war.war_id, war.score_shards),
@@ -418,6 +423,32 @@ impl ScoreService {
             war_id: war_id.clone(),
             player_id: player_id.clone(),
         })
+    }
+}
+
+impl ScoreService {
+    /// One page of the war's ledger, newest first (see [`crate::ports::ScoreBoard::ledger`]):
+    /// the war is read first for a clear 404 and its shard count.
+    pub async fn ledger(
+        &self,
+        war_id: &WarId,
+        filter: &LedgerFilter,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> DomainResult<Page<LedgerEntry>> {
+        if !(1..=MAX_LEDGER_LIMIT).contains(&limit) {
+            return Err(DomainError::invalid(
+                "limit",
+                format!("must be 1..={MAX_LEDGER_LIMIT}"),
+            ));
+        }
+        let war = self.deps.war(war_id).await?;
+        let page = PageRequest { limit, cursor };
+        Ok(self
+            .deps
+            .scores
+            .ledger(war_id, war.score_shards, filter, page)
+            .await?)
     }
 }
 
