@@ -4,7 +4,8 @@
 
 use crate::config::Rules;
 use crate::ids::{ClanId, PlayerId, WarId};
-use crate::war::{Side, War};
+use crate::scoring;
+use crate::war::{Outcome, Side, War, WinnerSide};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -165,6 +166,67 @@ pub fn recompute<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> Tota
     totals
 }
 
+/// What an operator voids in one war: a player's or a clan's contributions, or named entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Void {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub player_id: Option<PlayerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clan_id: Option<ClanId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
+}
+
+impl Void {
+    /// Whether the entry is voided by this.
+    pub fn covers(&self, entry: &LedgerEntry) -> bool {
+        self.player_id
+            .as_ref()
+            .is_some_and(|p| entry.player_id.as_ref() == Some(p))
+            || self.clan_id.as_ref().is_some_and(|c| &entry.clan_id == c)
+            || self.event_ids.iter().any(|id| id == &entry.event_id)
+    }
+}
+
+/// A war's result as its ledger makes it, after `voids`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rescored {
+    pub totals: Totals,
+    pub winner: WinnerSide,
+    pub outcome: Outcome,
+    /// `(clan, rating before the war, rating after it)` for every clan of the war.
+    pub ratings: Vec<(ClanId, i32, i32)>,
+}
+
+/// The war's result from its ledger without the voided entries: totals, winner (higher side
+/// score; tie → more territories held at the end, `held`; tie → draw, as at the final tally)
+/// and the Elo change from the ratings the clans had *before* the war. Pure and
+/// deterministic: the same ledger, voids and inputs always give the same result.
+pub fn rescore(
+    war: &War,
+    entries: &[LedgerEntry],
+    voids: &[Void],
+    held: (usize, usize),
+    ratings_before: &BTreeMap<ClanId, i32>,
+    rules: &Rules,
+) -> Rescored {
+    let kept = entries
+        .iter()
+        .filter(|e| !voids.iter().any(|v| v.covers(e)));
+    let mut totals = recompute(kept);
+    // Sides as the war defines them (an entry's side is the side its clan was on).
+    let (attacker, defender) = scoring::side_totals(war, &totals.clans);
+    (totals.attacker, totals.defender) = (attacker, defender);
+    let (winner, outcome) = scoring::decide_winner(attacker, defender, held.0, held.1);
+    let ratings = scoring::side_rating_changes(war, ratings_before, winner, rules.elo_k);
+    Rescored {
+        totals,
+        winner,
+        outcome,
+        ratings,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +325,100 @@ mod tests {
             assert_eq!(EffectKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(EffectKind::parse("nope"), None);
+    }
+
+    // ---- rescoring -----------------------------------------------------------------------------
+
+    fn war() -> War {
+        crate::scoring::fixtures::active_war()
+    }
+
+    /// att (attacker) 30 from a cheater and 10 from an honest player; def (defender) 25.
+    fn played() -> Vec<LedgerEntry> {
+        vec![
+            entry("k1", EffectKind::Kill, Some("cheat"), "att", Side::Attacker, 20),
+            entry("k2", EffectKind::Kill, Some("cheat"), "att", Side::Attacker, 10),
+            entry("k3", EffectKind::Kill, Some("honest"), "att", Side::Attacker, 10),
+            entry("k4", EffectKind::Kill, Some("d1"), "def", Side::Defender, 15),
+            entry("c1", EffectKind::Capture, None, "def", Side::Defender, 10),
+        ]
+    }
+
+    fn ratings() -> BTreeMap<ClanId, i32> {
+        ["att", "att-ally", "def"]
+            .into_iter()
+            .map(|c| (ClanId::new(c).unwrap(), 1000))
+            .collect()
+    }
+
+    fn cheater() -> Void {
+        Void {
+            player_id: Some(PlayerId::new("cheat").unwrap()),
+            ..Void::default()
+        }
+    }
+
+    fn rating_of(r: &Rescored, clan: &str) -> (i32, i32) {
+        let (_, old, new) = r
+            .ratings
+            .iter()
+            .find(|(c, _, _)| c.as_str() == clan)
+            .unwrap();
+        (*old, *new)
+    }
+
+    #[test]
+    fn voiding_a_cheater_flips_the_winner_and_the_rating_change() {
+        let rules = Rules::default();
+        let before = rescore(&war(), &played(), &[], (0, 2), &ratings(), &rules);
+        assert_eq!((before.totals.attacker, before.totals.defender), (40, 25));
+        assert_eq!(before.winner, WinnerSide::Attacker);
+        assert_eq!(rating_of(&before, "att"), (1000, 1016));
+
+        let after = rescore(&war(), &played(), &[cheater()], (0, 2), &ratings(), &rules);
+        assert_eq!((after.totals.attacker, after.totals.defender), (10, 25));
+        assert_eq!((after.winner, after.outcome), (WinnerSide::Defender, Outcome::Score));
+        assert_eq!(rating_of(&after, "att"), (1000, 984));
+        assert_eq!(rating_of(&after, "def"), (1000, 1016));
+        assert!(!after.totals.players.contains_key(&PlayerId::new("cheat").unwrap()));
+        assert_eq!(after.totals.players[&PlayerId::new("honest").unwrap()].1, 10);
+    }
+
+    #[test]
+    fn a_void_that_ties_the_scores_falls_back_to_territories_then_to_a_draw() {
+        let rules = Rules::default();
+        let tie = Void {
+            event_ids: vec!["k1".into(), "k3".into(), "k4".into()],
+            ..Void::default()
+        };
+        // att 10 (k2) vs def 10 (c1).
+        let by_land = rescore(&war(), &played(), &[tie.clone()], (1, 0), &ratings(), &rules);
+        assert_eq!((by_land.totals.attacker, by_land.totals.defender), (10, 10));
+        assert_eq!(
+            (by_land.winner, by_land.outcome),
+            (WinnerSide::Attacker, Outcome::Territories)
+        );
+        let draw = rescore(&war(), &played(), &[tie], (1, 1), &ratings(), &rules);
+        assert_eq!((draw.winner, draw.outcome), (WinnerSide::Draw, Outcome::Draw));
+        assert_eq!(rating_of(&draw, "att"), (1000, 1000), "equal ratings: a draw moves nothing");
+    }
+
+    #[test]
+    fn rescoring_is_deterministic_and_voids_compose() {
+        let rules = Rules::default();
+        let mut shuffled = played();
+        shuffled.reverse();
+        let clan_void = Void {
+            clan_id: Some(ClanId::new("def").unwrap()),
+            ..Void::default()
+        };
+        let a = rescore(&war(), &played(), &[cheater(), clan_void.clone()], (0, 0), &ratings(), &rules);
+        let b = rescore(&war(), &shuffled, &[clan_void, cheater()], (0, 0), &ratings(), &rules);
+        assert_eq!(a, b);
+        assert_eq!((a.totals.attacker, a.totals.defender), (10, 0));
+        // Voiding the same player twice is voiding it once.
+        let twice = rescore(&war(), &played(), &[cheater(), cheater()], (0, 2), &ratings(), &rules);
+        let once = rescore(&war(), &played(), &[cheater()], (0, 2), &ratings(), &rules);
+        assert_eq!(twice, once);
     }
 }
