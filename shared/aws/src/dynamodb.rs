@@ -312,7 +312,7 @@ impl DynamoDbStore {
             items.push((writer.battle(battle, shard, kills)?, Role::Other));
         }
         if let Some(entry) = &delta.ledger {
-            let page = writer.ledger_page(shard, std::slice::from_ref(entry))?;
+            let page = writer.ledger_page(shard, std::slice::from_ref(&**entry))?;
             items.push((page, Role::Other));
         }
         Ok(items)

@@ -197,7 +197,8 @@ impl Draft {
                 for (clan, points) in &delta.clans {
                     *self.clans.entry(clan.clone()).or_default() += points;
                 }
-                self.ledger.extend(delta.ledger.iter().cloned());
+                self.ledger
+                    .extend(delta.ledger.iter().map(|e| (**e).clone()));
                 if let Some((battle, side)) = &delta.battle_kill {
                     let kills = self.battles.entry(battle.clone()).or_default();
                     match side {

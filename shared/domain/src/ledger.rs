@@ -336,10 +336,38 @@ mod tests {
     /// att (attacker) 30 from a cheater and 10 from an honest player; def (defender) 25.
     fn played() -> Vec<LedgerEntry> {
         vec![
-            entry("k1", EffectKind::Kill, Some("cheat"), "att", Side::Attacker, 20),
-            entry("k2", EffectKind::Kill, Some("cheat"), "att", Side::Attacker, 10),
-            entry("k3", EffectKind::Kill, Some("honest"), "att", Side::Attacker, 10),
-            entry("k4", EffectKind::Kill, Some("d1"), "def", Side::Defender, 15),
+            entry(
+                "k1",
+                EffectKind::Kill,
+                Some("cheat"),
+                "att",
+                Side::Attacker,
+                20,
+            ),
+            entry(
+                "k2",
+                EffectKind::Kill,
+                Some("cheat"),
+                "att",
+                Side::Attacker,
+                10,
+            ),
+            entry(
+                "k3",
+                EffectKind::Kill,
+                Some("honest"),
+                "att",
+                Side::Attacker,
+                10,
+            ),
+            entry(
+                "k4",
+                EffectKind::Kill,
+                Some("d1"),
+                "def",
+                Side::Defender,
+                15,
+            ),
             entry("c1", EffectKind::Capture, None, "def", Side::Defender, 10),
         ]
     }
@@ -377,11 +405,20 @@ mod tests {
 
         let after = rescore(&war(), &played(), &[cheater()], (0, 2), &ratings(), &rules);
         assert_eq!((after.totals.attacker, after.totals.defender), (10, 25));
-        assert_eq!((after.winner, after.outcome), (WinnerSide::Defender, Outcome::Score));
+        assert_eq!(
+            (after.winner, after.outcome),
+            (WinnerSide::Defender, Outcome::Score)
+        );
         assert_eq!(rating_of(&after, "att"), (1000, 984));
         assert_eq!(rating_of(&after, "def"), (1000, 1016));
-        assert!(!after.totals.players.contains_key(&PlayerId::new("cheat").unwrap()));
-        assert_eq!(after.totals.players[&PlayerId::new("honest").unwrap()].1, 10);
+        assert!(!after
+            .totals
+            .players
+            .contains_key(&PlayerId::new("cheat").unwrap()));
+        assert_eq!(
+            after.totals.players[&PlayerId::new("honest").unwrap()].1,
+            10
+        );
     }
 
     #[test]
@@ -392,15 +429,29 @@ mod tests {
             ..Void::default()
         };
         // att 10 (k2) vs def 10 (c1).
-        let by_land = rescore(&war(), &played(), &[tie.clone()], (1, 0), &ratings(), &rules);
+        let by_land = rescore(
+            &war(),
+            &played(),
+            std::slice::from_ref(&tie),
+            (1, 0),
+            &ratings(),
+            &rules,
+        );
         assert_eq!((by_land.totals.attacker, by_land.totals.defender), (10, 10));
         assert_eq!(
             (by_land.winner, by_land.outcome),
             (WinnerSide::Attacker, Outcome::Territories)
         );
         let draw = rescore(&war(), &played(), &[tie], (1, 1), &ratings(), &rules);
-        assert_eq!((draw.winner, draw.outcome), (WinnerSide::Draw, Outcome::Draw));
-        assert_eq!(rating_of(&draw, "att"), (1000, 1000), "equal ratings: a draw moves nothing");
+        assert_eq!(
+            (draw.winner, draw.outcome),
+            (WinnerSide::Draw, Outcome::Draw)
+        );
+        assert_eq!(
+            rating_of(&draw, "att"),
+            (1000, 1000),
+            "equal ratings: a draw moves nothing"
+        );
     }
 
     #[test]
@@ -412,12 +463,33 @@ mod tests {
             clan_id: Some(ClanId::new("def").unwrap()),
             ..Void::default()
         };
-        let a = rescore(&war(), &played(), &[cheater(), clan_void.clone()], (0, 0), &ratings(), &rules);
-        let b = rescore(&war(), &shuffled, &[clan_void, cheater()], (0, 0), &ratings(), &rules);
+        let a = rescore(
+            &war(),
+            &played(),
+            &[cheater(), clan_void.clone()],
+            (0, 0),
+            &ratings(),
+            &rules,
+        );
+        let b = rescore(
+            &war(),
+            &shuffled,
+            &[clan_void, cheater()],
+            (0, 0),
+            &ratings(),
+            &rules,
+        );
         assert_eq!(a, b);
         assert_eq!((a.totals.attacker, a.totals.defender), (10, 0));
         // Voiding the same player twice is voiding it once.
-        let twice = rescore(&war(), &played(), &[cheater(), cheater()], (0, 2), &ratings(), &rules);
+        let twice = rescore(
+            &war(),
+            &played(),
+            &[cheater(), cheater()],
+            (0, 2),
+            &ratings(),
+            &rules,
+        );
         let once = rescore(&war(), &played(), &[cheater()], (0, 2), &ratings(), &rules);
         assert_eq!(twice, once);
     }

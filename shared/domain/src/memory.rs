@@ -192,7 +192,7 @@ impl Inner {
             Write::Score(delta) => {
                 let (war, entry) = (delta.war_id.clone(), delta.ledger.clone());
                 self.apply_score(delta);
-                self.record(&war, entry.into_iter().collect());
+                self.record(&war, entry.into_iter().map(|e| *e).collect());
             }
             Write::Ledger(write) => self.record(&write.war_id, write.entries),
         }
@@ -376,7 +376,7 @@ impl ScoreBoard for MemoryStore {
                 let entry = d.ledger.clone();
                 let outcome = inner.apply_one(d);
                 if outcome == ApplyOutcome::Applied {
-                    entries.extend(entry);
+                    entries.extend(entry.map(|e| *e));
                 }
                 outcome
             })

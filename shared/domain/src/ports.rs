@@ -257,7 +257,7 @@ pub struct ScoreDelta {
     pub farm_guard: Option<FarmGuard>,
     /// The war-ledger entry of an accepted effect, recorded with its points (and only if
     /// they are applied); `None` for internal slots such as snapshot claims.
-    pub ledger: Option<LedgerEntry>,
+    pub ledger: Option<Box<LedgerEntry>>,
 }
 
 /// What applying a [`ScoreDelta`] did.

@@ -293,7 +293,7 @@ fn evaluate_kill(war: &War, kill: &KillEvent, rules: &Rules) -> Result<ScoreDelt
             occurred_at: kill.occurred_at,
             window_s: rules.refarm_window_s,
         }),
-        ledger: Some(LedgerEntry::new(
+        ledger: Some(Box::new(LedgerEntry::new(
             war,
             rules,
             kill.event_id.to_string(),
@@ -303,7 +303,7 @@ fn evaluate_kill(war: &War, kill: &KillEvent, rules: &Rules) -> Result<ScoreDelt
             kill.killer_clan_id.clone(),
             killer_side,
             points,
-        )),
+        ))),
     })
 }
 
@@ -325,7 +325,7 @@ fn evaluate_assist(
         clans: vec![(assist.clan_id.clone(), rules.assist_points)],
         battle_kill: None,
         farm_guard: None,
-        ledger: Some(LedgerEntry::new(
+        ledger: Some(Box::new(LedgerEntry::new(
             war,
             rules,
             assist.event_id.to_string(),
@@ -335,7 +335,7 @@ fn evaluate_assist(
             assist.clan_id.clone(),
             side,
             rules.assist_points,
-        )),
+        ))),
     })
 }
 

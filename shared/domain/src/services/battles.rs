@@ -211,7 +211,7 @@ fn bonus_delta(
         clans: vec![(clan.clone(), bonus)],
         battle_kill: None,
         farm_guard: None,
-        ledger: Some(LedgerEntry::new(
+        ledger: Some(Box::new(LedgerEntry::new(
             war,
             rules,
             dedupe_id,
@@ -221,7 +221,7 @@ fn bonus_delta(
             clan,
             winner,
             bonus,
-        )),
+        ))),
     }
 }
 

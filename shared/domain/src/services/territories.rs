@@ -188,7 +188,7 @@ impl TerritoryService {
             clans: vec![(change.to.clone(), change.points)],
             battle_kill: None,
             farm_guard: None,
-            ledger: Some(LedgerEntry::new(
+            ledger: Some(Box::new(LedgerEntry::new(
                 &war,
                 &self.deps.rules,
                 cmd.dedupe_id.clone(),
@@ -198,7 +198,7 @@ impl TerritoryService {
                 change.to.clone(),
                 change.side,
                 change.points,
-            )),
+            ))),
         });
         tx.update(&mut territory);
         tx.update(&mut war);
