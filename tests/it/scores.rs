@@ -154,7 +154,7 @@ async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
 
 /// Side totals as the API shows them after the end: the war, the scoreboard's sides, its clans
 /// per side and its players per side.
-async fn final_views(api: &Api, id: &str, att: &str) -> [(i64, i64); 4] {
+async fn final_views(api: &Api, id: &str, att: &str) -> [(i64, i64); 5] {
     let (_, war) = api.get(&format!("/wars/{id}")).await;
     let (_, board) = api.get(&format!("/wars/{id}/scoreboard?limit=100")).await;
     let score = |v: &Value| v.as_i64().unwrap_or(i64::MIN);
@@ -183,6 +183,12 @@ async fn final_views(api: &Api, id: &str, att: &str) -> [(i64, i64); 4] {
         ),
         per_side(&board["clans"], &|r| r["side"] == "attacker", "score"),
         per_side(players, &|r| r["clan_id"] == att, "points"),
+        // The ledger: an entry exactly for each effect whose points landed.
+        per_side(
+            &json!(whole_ledger(api, id, "", 100).await),
+            &|r| r["side"] == "attacker",
+            "points",
+        ),
     ]
 }
 
@@ -260,7 +266,7 @@ async fn batches_racing_the_end_of_the_war_are_counted_everywhere_or_refused() {
         }
     });
     for (id, accepted, views) in futures_util::future::join_all(wars).await {
-        let [war, board, clans, players] = views;
+        let [war, board, clans, players, ledger] = views;
         assert!(accepted.0 > 0 && accepted.1 > 0, "war {id} scored nothing");
         assert_eq!(
             war, accepted,
@@ -269,7 +275,161 @@ async fn batches_racing_the_end_of_the_war_are_counted_everywhere_or_refused() {
         assert_eq!(board, war, "war {id}: scoreboard sides");
         assert_eq!(clans, war, "war {id}: clan scores per side");
         assert_eq!(players, war, "war {id}: player points per side");
+        assert_eq!(ledger, war, "war {id}: ledger entries per side");
     }
+}
+
+/// Every page of the war's ledger (`limit` per page), in order.
+async fn whole_ledger(api: &Api, id: &str, query: &str, limit: usize) -> Vec<Value> {
+    let mut entries = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/wars/{id}/ledger?limit={limit}{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={}", urlencoding(c)));
+        }
+        let (status, page) = api.get(&path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let items = page["entries"].as_array().unwrap();
+        assert!(items.len() <= limit);
+        entries.extend(items.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return entries,
+        }
+        assert!(entries.len() < 1_000, "the ledger pages never end");
+    }
+}
+
+/// Percent-encodes a cursor for a query string.
+fn urlencoding(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_played_wars_ledger_lists_every_accepted_effect_once_and_adds_up_to_its_scores() {
+    let api = Api::local();
+    let t = unique_tag("ledger");
+    let (war, att, def) = active_war(&api, &t, 12, 2).await;
+    let id = war["war_id"].as_str().unwrap().to_owned();
+    let land = war["territory_ids"][0].as_str().unwrap().to_owned();
+    let now = Utc::now();
+    let events = format!("/wars/{id}/events");
+    let mut batch = kills(&format!("{t}-a"), 3, now, &att, &def);
+    batch.extend(kills(&format!("{t}-d"), 2, now, &def, &att));
+    batch.push(
+        json!({ "type": "assist", "event_id": format!("{t}-s1"), "occurred_at": now,
+                       "player_id": format!("{att}-k0"), "clan_id": att }),
+    );
+    // Same side: rejected, so not in the ledger.
+    batch.push(kill(
+        &format!("{t}-bad"),
+        now,
+        (&format!("{att}-k9"), &att),
+        ("x", &att),
+    ));
+    let (status, body) = api.post(&events, None, json!(batch)).await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(6)),
+        "{body}"
+    );
+    // A replay and a capture in a second batch.
+    let second = json!([
+        batch[0].clone(),
+        { "type": "capture", "event_id": format!("{t}-c1"), "occurred_at": Utc::now(),
+          "territory_id": land, "clan_id": att },
+    ]);
+    let (status, body) = api.post(&events, None, second).await;
+    assert_eq!(
+        (
+            status,
+            body["accepted"].as_u64(),
+            body["duplicates"].as_u64()
+        ),
+        (200, Some(1), Some(1)),
+        "{body}"
+    );
+
+    let ((status, page), calls) = api.get_counted(&format!("/wars/{id}/ledger")).await;
+    assert_eq!(status, 200, "{page}");
+    calls.within("GET ledger", 2);
+    let all = page["entries"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 7, "{page}");
+    assert_eq!(
+        all[0]["event_id"],
+        json!(format!("{t}-c1")),
+        "newest first: {page}"
+    );
+    assert_eq!(all[0]["kind"], "capture");
+    assert!(all
+        .iter()
+        .all(|e| e["event_id"] != json!(format!("{t}-bad"))));
+    // Paging one by one walks the same entries in the same order.
+    assert_eq!(whole_ledger(&api, &id, "", 1).await, all);
+    let k0 = format!("{att}-k0");
+    let mine = whole_ledger(&api, &id, &format!("&player_id={k0}"), 50).await;
+    let kinds: Vec<&str> = mine.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 2, "{mine:?}");
+    assert!(
+        kinds.contains(&"kill") && kinds.contains(&"assist"),
+        "{mine:?}"
+    );
+    let theirs = whole_ledger(&api, &id, &format!("&clan_id={def}"), 50).await;
+    assert_eq!(theirs.len(), 2);
+    let (status, err) = api.get(&format!("/wars/{id}/ledger?limit=0")).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (400, &json!("INVALID_REQUEST"))
+    );
+    let (status, err) = api.get(&format!("/wars/{id}/ledger?cursor=nope")).await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (400, &json!("INVALID_REQUEST"))
+    );
+
+    // After the war: the ledger adds up to the final scores, per side, clan and player.
+    let ended = api
+        .wait_for_status(&id, "ENDED", until(deadline(&war, "ended_at")) + SLACK)
+        .await;
+    let ledger = whole_ledger(&api, &id, "", 100).await;
+    let points = |e: &Value| e["points"].as_i64().unwrap();
+    let sum =
+        |keep: &dyn Fn(&Value) -> bool| ledger.iter().filter(|e| keep(e)).map(points).sum::<i64>();
+    for side in ["attacker", "defender"] {
+        assert_eq!(
+            sum(&|e| e["side"] == side),
+            ended["sides"][side]["score"].as_i64().unwrap(),
+            "{side}: {ended}"
+        );
+    }
+    let (_, board) = api.get(&format!("/wars/{id}/scoreboard?limit=100")).await;
+    for clan in board["clans"].as_array().unwrap() {
+        assert_eq!(
+            sum(&|e| e["clan_id"] == clan["clan_id"]),
+            clan["score"].as_i64().unwrap()
+        );
+    }
+    for player in board["top_players"].as_array().unwrap() {
+        assert_eq!(
+            sum(&|e| e["player_id"] == player["player_id"]),
+            player["points"].as_i64().unwrap()
+        );
+    }
+    let retained = ledger[0]["retained_until"].as_str().unwrap();
+    let retained: DateTime<Utc> = retained.parse().unwrap();
+    // The TTL is kept in whole seconds.
+    assert_eq!(
+        retained.timestamp(),
+        (deadline(&war, "ended_at") + Span::days(90)).timestamp()
+    );
 }
 
 // ---- the store itself: moto stack, then DynamoDB Local ------------------------------------
@@ -321,6 +481,7 @@ fn kill_delta(
             occurred_at: at(s),
             window_s: 300,
         }),
+        ledger: None,
     }
 }
 

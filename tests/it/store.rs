@@ -70,6 +70,7 @@ async fn concurrent_duplicated_score_events_are_applied_exactly_once() {
                     clans: vec![(clan, 3)],
                     battle_kill: None,
                     farm_guard: None,
+                    ledger: None,
                 };
                 if store.apply(delta).await.expect("apply") == ApplyOutcome::Applied {
                     applied += 1;

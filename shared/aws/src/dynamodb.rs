@@ -55,7 +55,7 @@ impl DynamoDbStore {
         Self { client, config }
     }
 
-    fn table(&self) -> &str {
+    pub(crate) fn table(&self) -> &str {
         &self.config.table
     }
 }
@@ -214,6 +214,13 @@ impl DynamoDbStore {
                     out.push_with(index, item, role);
                 }
             }
+            Write::Ledger(write) => {
+                // Shard 0: these (hold points) are written once per war, at its final tally.
+                let page = self
+                    .writer(&write.war_id, 1)
+                    .ledger_page(0, &write.entries)?;
+                out.push(index, page);
+            }
         }
         Ok(())
     }
@@ -255,6 +262,7 @@ impl DynamoDbStore {
             war,
             shards,
             expires_at: (Utc::now() + Duration::days(SCORE_MARKER_TTL_DAYS)).timestamp(),
+            recorded_ms: Utc::now().timestamp_millis(),
         }
     }
 
@@ -302,6 +310,10 @@ impl DynamoDbStore {
                 Side::Defender => (0, 1),
             };
             items.push((writer.battle(battle, shard, kills)?, Role::Other));
+        }
+        if let Some(entry) = &delta.ledger {
+            let page = writer.ledger_page(shard, std::slice::from_ref(&**entry))?;
+            items.push((page, Role::Other));
         }
         Ok(items)
     }

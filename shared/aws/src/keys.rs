@@ -68,6 +68,11 @@ pub(crate) fn battle_kills_key(
     (format!("KILLS#{war}#{battle}#{shard}"), "KILLS".into())
 }
 
+/// One shard of a war's ledger: its pages, sorted by the time they were recorded.
+pub(crate) fn ledger_partition(war: &WarId, shard: u32) -> String {
+    format!("LEDGER#{war}#{shard}")
+}
+
 /// Outbox entries live in a few partitions so a burst of state changes does not heat one.
 /// What every outbox entry's partition key starts with.
 pub(crate) const OUTBOX_PREFIX: &str = "OUTBOX#";

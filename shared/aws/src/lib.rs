@@ -7,6 +7,7 @@ pub mod dynamodb;
 pub mod eventbridge;
 pub mod faults;
 mod keys;
+mod ledger;
 pub mod realtime;
 mod retry;
 mod score_plan;

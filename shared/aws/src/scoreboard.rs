@@ -14,6 +14,7 @@ use crate::score_plan::{judge, Judgement, Known, Pair, PairState, Role};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use clanwar_domain::ids::{BattleId, ClanId, PlayerId, WarId};
+use clanwar_domain::ledger::{LedgerEntry, LedgerFilter};
 use clanwar_domain::ports::*;
 use futures_util::future::{join_all, try_join_all};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -328,6 +329,20 @@ impl ScoreBoard for DynamoDbStore {
             .collect::<Result<Vec<_>, _>>()?;
         all.sort_by(|a, b| a.player_id.cmp(&b.player_id));
         Ok(all)
+    }
+
+    async fn ledger(
+        &self,
+        war: &WarId,
+        shards: u32,
+        filter: &LedgerFilter,
+        page: PageRequest,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        self.read_ledger(war, shards, filter, page).await
+    }
+
+    async fn ledger_all(&self, war: &WarId, shards: u32) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.read_whole_ledger(war, shards).await
     }
 
     async fn battle_kills(

@@ -55,6 +55,8 @@ pub struct Rules {
     pub score_shards: u32,
     /// Minimum spacing of `ScoreSnapshot` events per war (SPEC §9: throttled).
     pub score_snapshot_interval_s: i64,
+    /// Days a war's ledger is kept after its end deadline (DynamoDB TTL).
+    pub ledger_retention_days: i64,
     // §7 rewards
     pub base_reward: u64,
     pub min_participation_points: i64,
@@ -103,6 +105,7 @@ impl Default for Rules {
             elo_k: 32.0,
             score_shards: DEFAULT_SCORE_SHARDS,
             score_snapshot_interval_s: 5,
+            ledger_retention_days: 90,
             base_reward: 10_000,
             min_participation_points: 1,
             max_player_reward: 2_000,

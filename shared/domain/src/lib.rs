@@ -9,6 +9,7 @@ pub mod declaration;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod ledger;
 pub mod memory;
 pub mod ports;
 pub mod realtime;

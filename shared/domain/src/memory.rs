@@ -3,6 +3,7 @@
 
 use crate::events::EventEnvelope;
 use crate::ids::{AllianceId, BattleId, ClanId, EventId, PlayerId, WarId};
+use crate::ledger::{sort_page, LedgerEntry, LedgerFilter};
 use crate::ports::*;
 use crate::spatial::CellId;
 use crate::territory::Territory;
@@ -24,6 +25,9 @@ struct Inner {
     player_points: HashMap<WarId, BTreeMap<PlayerId, (ClanId, i64)>>,
     battle_kills: HashMap<(WarId, BattleId), SideKills>,
     sealed: HashSet<WarId>,
+    /// Per war, the ledger pages in the order they were committed (one per transaction or
+    /// batch), each newest first, as on DynamoDB.
+    ledger: HashMap<WarId, Vec<Vec<LedgerEntry>>>,
     unavailable: bool,
     /// Transactions attempted (committed or refused), for "nothing was written" checks.
     commits: usize,
@@ -104,7 +108,7 @@ impl Inner {
         match write {
             Write::Put { record, expect } => self.check_expect(index, &record.key(), *expect),
             Write::Delete { key, expect } => self.check_expect(index, key, *expect),
-            Write::Emit(_) => Ok(()),
+            Write::Emit(_) | Write::Ledger(_) => Ok(()),
             Write::Score(delta) => {
                 if self.refuses_points(delta) {
                     return Err(StoreError::Sealed(delta.war_id.clone()));
@@ -193,8 +197,22 @@ impl Inner {
                 self.records.remove(&key);
             }
             Write::Emit(event) => self.outbox.push(event),
-            Write::Score(delta) => self.apply_score(delta),
+            Write::Score(delta) => {
+                let (war, entry) = (delta.war_id.clone(), delta.ledger.clone());
+                self.apply_score(delta);
+                self.record(&war, entry.into_iter().map(|e| *e).collect());
+            }
+            Write::Ledger(write) => self.record(&write.war_id, write.entries),
         }
+    }
+
+    /// Adds one ledger page (newest first within it).
+    fn record(&mut self, war: &WarId, mut entries: Vec<LedgerEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        sort_page(&mut entries);
+        self.ledger.entry(war.clone()).or_default().push(entries);
     }
 
     fn apply_score(&mut self, delta: ScoreDelta) {
@@ -236,6 +254,7 @@ fn write_key(write: &Write) -> Option<String> {
         Write::Delete { key, .. } => Some(format!("{key:?}")),
         Write::Score(d) => Some(format!("score/{}/{}", d.war_id, d.dedupe_id)),
         Write::Emit(e) => Some(format!("event/{}", e.event_id)),
+        Write::Ledger(_) => None,
     }
 }
 
@@ -355,7 +374,73 @@ impl Outbox for MemoryStore {
 impl ScoreBoard for MemoryStore {
     async fn apply_batch(&self, deltas: Vec<ScoreDelta>) -> Result<Vec<ApplyOutcome>, StoreError> {
         let mut inner = self.lock()?;
-        Ok(deltas.into_iter().map(|d| inner.apply_one(d)).collect())
+        let Some(war) = deltas.first().map(|d| d.war_id.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut entries = Vec::new();
+        let outcomes = deltas
+            .into_iter()
+            .map(|d| {
+                let entry = d.ledger.clone();
+                let outcome = inner.apply_one(d);
+                if outcome == ApplyOutcome::Applied {
+                    entries.extend(entry.map(|e| *e));
+                }
+                outcome
+            })
+            .collect();
+        inner.record(&war, entries);
+        Ok(outcomes)
+    }
+
+    async fn ledger(
+        &self,
+        war: &WarId,
+        _shards: u32,
+        filter: &LedgerFilter,
+        page: PageRequest,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        let inner = self.lock()?;
+        let empty = Vec::new();
+        let pages = inner.ledger.get(war).unwrap_or(&empty);
+        // Cursor `p:i`: the last entry answered, as (page counted from the oldest, index in
+        // it), so it stays valid while newer pages are added.
+        let after = match &page.cursor {
+            None => None,
+            Some(c) => {
+                let (a, b) = c.split_once(':').ok_or(StoreError::BadCursor)?;
+                let a: usize = a.parse().map_err(|_| StoreError::BadCursor)?;
+                let b: usize = b.parse().map_err(|_| StoreError::BadCursor)?;
+                if pages.get(a).is_none_or(|p| b >= p.len()) {
+                    return Err(StoreError::BadCursor);
+                }
+                Some((a, b))
+            }
+        };
+        let newest_first = (0..pages.len())
+            .rev()
+            .flat_map(|p| (0..pages[p].len()).map(move |i| (p, i)));
+        let mut matching = newest_first
+            .skip_while(|&(p, i)| after.is_some_and(|(a, b)| (p, i) != (a, b)))
+            .skip(usize::from(after.is_some()))
+            .filter(|&(p, i)| pages[p][i].matches(filter));
+        let limit = page.limit.max(1);
+        let taken: Vec<(usize, usize)> = matching.by_ref().take(limit).collect();
+        let next_cursor = match (taken.last(), matching.next()) {
+            (Some((p, i)), Some(_)) => Some(format!("{p}:{i}")),
+            _ => None,
+        };
+        let items = taken.iter().map(|&(p, i)| pages[p][i].clone()).collect();
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn ledger_all(&self, war: &WarId, _shards: u32) -> Result<Vec<LedgerEntry>, StoreError> {
+        Ok(self
+            .lock()?
+            .ledger
+            .get(war)
+            .map(|pages| pages.iter().flatten().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn seal(&self, war: &WarId, _shards: u32) -> Result<BTreeMap<ClanId, i64>, StoreError> {

@@ -6,6 +6,7 @@ use crate::battle::Battle;
 use crate::clan::Clan;
 use crate::events::EventEnvelope;
 use crate::ids::{AllianceId, BattleId, ClanId, EventId, PlayerId, TerritoryId, WarId};
+use crate::ledger::{LedgerEntry, LedgerFilter, LedgerWrite};
 use crate::rewards::RewardPlan;
 use crate::spatial::CellId;
 use crate::territory::Territory;
@@ -254,6 +255,9 @@ pub struct ScoreDelta {
     /// A kill recorded against a battle's per-side tally.
     pub battle_kill: Option<(BattleId, Side)>,
     pub farm_guard: Option<FarmGuard>,
+    /// The war-ledger entry of an accepted effect, recorded with its points (and only if
+    /// they are applied); `None` for internal slots such as snapshot claims.
+    pub ledger: Option<Box<LedgerEntry>>,
 }
 
 /// What applying a [`ScoreDelta`] did.
@@ -286,6 +290,8 @@ pub enum Write {
     Emit(EventEnvelope),
     /// Score counters (exactly once per dedupe id; the whole transaction fails on a duplicate).
     Score(ScoreDelta),
+    /// Ledger entries without points of their own (hold points at the final tally).
+    Ledger(LedgerWrite),
 }
 
 /// All-or-nothing set of writes: the unit every state change is committed in.
@@ -340,6 +346,10 @@ impl Transaction {
 
     pub fn score(&mut self, delta: ScoreDelta) -> usize {
         self.push(Write::Score(delta))
+    }
+
+    pub fn ledger(&mut self, write: LedgerWrite) -> usize {
+        self.push(Write::Ledger(write))
     }
 
     /// The events this transaction writes to the outbox.
@@ -526,6 +536,18 @@ pub trait ScoreBoard: Send + Sync {
         shards: u32,
         battle: &BattleId,
     ) -> Result<SideKills, StoreError>;
+    /// One page of the war's ledger, newest first (the order entries were recorded in; a
+    /// batch's entries by `occurred_at`, newest first), only entries matching `filter`.
+    /// `page.cursor` is a cursor this method returned; anything else is `BadCursor`.
+    async fn ledger(
+        &self,
+        war: &WarId,
+        shards: u32,
+        filter: &LedgerFilter,
+        page: PageRequest,
+    ) -> Result<Page<LedgerEntry>, StoreError>;
+    /// The war's whole ledger, in no particular order (for recomputing its totals).
+    async fn ledger_all(&self, war: &WarId, shards: u32) -> Result<Vec<LedgerEntry>, StoreError>;
 }
 
 /// Publishing failed for these events (they stay in the outbox).

@@ -8,6 +8,7 @@ use crate::clan::DEFAULT_RATING;
 use crate::config::Rules;
 use crate::error::DomainError;
 use crate::ids::{BattleId, ClanId, EventId, PlayerId, TerritoryId};
+use crate::ledger::{EffectKind, LedgerEntry};
 use crate::ports::{FarmGuard, PlayerPoints, ScoreDelta};
 use crate::territory::Territory;
 use crate::war::{Capture, Outcome, Side, War, WinnerSide};
@@ -292,6 +293,17 @@ fn evaluate_kill(war: &War, kill: &KillEvent, rules: &Rules) -> Result<ScoreDelt
             occurred_at: kill.occurred_at,
             window_s: rules.refarm_window_s,
         }),
+        ledger: Some(Box::new(LedgerEntry::new(
+            war,
+            rules,
+            kill.event_id.to_string(),
+            EffectKind::Kill,
+            kill.occurred_at,
+            Some(kill.killer_id.clone()),
+            kill.killer_clan_id.clone(),
+            killer_side,
+            points,
+        ))),
     })
 }
 
@@ -300,7 +312,7 @@ fn evaluate_assist(
     assist: &AssistEvent,
     rules: &Rules,
 ) -> Result<ScoreDelta, Rejection> {
-    side_of(war, &assist.clan_id)?;
+    let side = side_of(war, &assist.clan_id)?;
     Ok(ScoreDelta {
         war_id: war.war_id.clone(),
         dedupe_id: assist.event_id.to_string(),
@@ -313,6 +325,17 @@ fn evaluate_assist(
         clans: vec![(assist.clan_id.clone(), rules.assist_points)],
         battle_kill: None,
         farm_guard: None,
+        ledger: Some(Box::new(LedgerEntry::new(
+            war,
+            rules,
+            assist.event_id.to_string(),
+            EffectKind::Assist,
+            assist.occurred_at,
+            Some(assist.player_id.clone()),
+            assist.clan_id.clone(),
+            side,
+            rules.assist_points,
+        ))),
     })
 }
 

@@ -125,6 +125,7 @@ fn delta(tag: &str, war: &str, dedupe: &str, player: &str, clan: &str, points: i
         clans: vec![(id(tag, clan), points)],
         battle_kill: None,
         farm_guard: None,
+        ledger: None,
     }
 }
 

@@ -1421,6 +1421,75 @@ async fn every_response_of_a_whole_war_matches_the_document() {
             .path("player_id", "nobody"),
     )
     .await;
+    // The ledger: everything accepted so far, newest first; pages, filters and bad input.
+    let ledger = api
+        .expect(
+            200,
+            req("GET /wars/{war_id}/ledger").path("war_id", &war_id),
+        )
+        .await;
+    let entries = ledger["entries"].as_array().expect("entries");
+    assert!(
+        entries.iter().any(|e| e["kind"] == "capture"),
+        "the capture is in the ledger: {ledger}"
+    );
+    let first = api
+        .expect(
+            200,
+            req("GET /wars/{war_id}/ledger")
+                .path("war_id", &war_id)
+                .query("limit", "1"),
+        )
+        .await;
+    assert_eq!(first["entries"].as_array().map(Vec::len), Some(1));
+    if entries.len() > 1 {
+        let cursor = first["next_cursor"]
+            .as_str()
+            .expect("a next page")
+            .to_owned();
+        let second = api
+            .expect(
+                200,
+                req("GET /wars/{war_id}/ledger")
+                    .path("war_id", &war_id)
+                    .query("limit", "1")
+                    .query("cursor", &cursor),
+            )
+            .await;
+        assert_eq!(second["entries"][0], entries[1]);
+    }
+    let by_clan = api
+        .expect(
+            200,
+            req("GET /wars/{war_id}/ledger")
+                .path("war_id", &war_id)
+                .query("clan_id", "att")
+                .query("player_id", "nobody"),
+        )
+        .await;
+    assert_eq!(by_clan["entries"], json!([]));
+    for (name, value, code) in [
+        ("limit", "0", "INVALID_REQUEST"),
+        ("limit", "101", "INVALID_REQUEST"),
+        ("cursor", "not-a-cursor", "INVALID_REQUEST"),
+        ("player_id", "bad id", "INVALID_ID"),
+        ("sort", "asc", "INVALID_REQUEST"),
+    ] {
+        api.expect_error(
+            400,
+            code,
+            req("GET /wars/{war_id}/ledger")
+                .path("war_id", &war_id)
+                .query(name, value),
+        )
+        .await;
+    }
+    api.expect_error(
+        404,
+        "WAR_NOT_FOUND",
+        req("GET /wars/{war_id}/ledger").path("war_id", "no-such-war"),
+    )
+    .await;
     api.expect_error(
         400,
         "INVALID_ID",

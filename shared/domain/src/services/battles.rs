@@ -9,6 +9,7 @@ use crate::battle::{Battle, BattleStatus};
 use crate::error::{DomainError, DomainResult};
 use crate::events::DomainEvent;
 use crate::ids::{BattleId, WarId};
+use crate::ledger::{EffectKind, LedgerEntry};
 use crate::ports::{RecordKey, ScoreDelta, SideKills, StoreExt, Transaction};
 use crate::war::{OpenBattle, Side, War};
 use chrono::{DateTime, Utc};
@@ -146,7 +147,13 @@ impl BattleService {
         let mut tx = Transaction::new();
         tx.update(&mut battle);
         tx.update(&mut war);
-        tx.score(bonus_delta(&war, battle_id, winner_side, bonus));
+        tx.score(bonus_delta(
+            &war,
+            battle_id,
+            winner_side,
+            at,
+            &self.deps.rules,
+        ));
         tx.emit(self.deps.event(
             Some(war_id),
             war.all_clans(),
@@ -186,15 +193,35 @@ impl BattleService {
     }
 }
 
-fn bonus_delta(war: &War, battle_id: &BattleId, winner: Side, bonus: i64) -> ScoreDelta {
+fn bonus_delta(
+    war: &War,
+    battle_id: &BattleId,
+    winner: Side,
+    at: DateTime<Utc>,
+    rules: &crate::config::Rules,
+) -> ScoreDelta {
+    let bonus = rules.battle_win_bonus;
+    let clan = war.primary_clan(winner).clone();
+    let dedupe_id = bonus_dedupe_id(battle_id);
     ScoreDelta {
         war_id: war.war_id.clone(),
-        dedupe_id: bonus_dedupe_id(battle_id),
+        dedupe_id: dedupe_id.clone(),
         shards: war.score_shards,
         players: Vec::new(),
-        clans: vec![(war.primary_clan(winner).clone(), bonus)],
+        clans: vec![(clan.clone(), bonus)],
         battle_kill: None,
         farm_guard: None,
+        ledger: Some(Box::new(LedgerEntry::new(
+            war,
+            rules,
+            dedupe_id,
+            EffectKind::BattleBonus,
+            at,
+            None,
+            clan,
+            winner,
+            bonus,
+        ))),
     }
 }
 
@@ -282,6 +309,7 @@ mod tests {
             clans: vec![(killer_clan, 10)],
             battle_kill: Some((battle.battle_id.clone(), side)),
             farm_guard: None,
+            ledger: None,
         };
         assert_eq!(w.h.store.apply(delta).await.unwrap(), ApplyOutcome::Applied);
     }

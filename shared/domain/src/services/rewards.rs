@@ -590,6 +590,7 @@ mod tests {
                 clans: vec![],
                 battle_kill: None,
                 farm_guard: None,
+                ledger: None,
             })
             .await
             .unwrap();

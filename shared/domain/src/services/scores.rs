@@ -10,7 +10,10 @@ use super::Deps;
 use crate::error::{DomainError, DomainResult};
 use crate::events::DomainEvent;
 use crate::ids::{BattleId, EventId, PlayerId, WarId};
-use crate::ports::{ApplyOutcome, PlayerScore, RecordKey, ScoreDelta, Transaction};
+use crate::ledger::{LedgerEntry, LedgerFilter, MAX_LEDGER_LIMIT};
+use crate::ports::{
+    ApplyOutcome, Page, PageRequest, PlayerScore, RecordKey, ScoreDelta, Transaction,
+};
 use crate::scoring::{self, codes, BattleEvent, CaptureEvent, Evaluation, Rejection};
 use crate::war::{Side, War, WarStatus};
 use chrono::{DateTime, Duration, Utc};
@@ -296,6 +299,7 @@ impl ScoreService {
             clans: Vec::new(),
             battle_kill: None,
             farm_guard: None,
+            ledger: None,
         });
         let never = BattleId::new("dedupe-probe").expect("a valid id");
         tx.delete(RecordKey::Battle(war_id.clone(), never), u64::MAX);
@@ -326,6 +330,7 @@ impl ScoreService {
             clans: Vec::new(),
             battle_kill: None,
             farm_guard: None,
+            ledger: None,
         };
         let (totals, claim) = join(
             self.deps.scores.clan_totals(&war.war_id, war.score_shards),
@@ -442,6 +447,32 @@ impl ScoreService {
     }
 }
 
+impl ScoreService {
+    /// One page of the war's ledger, newest first (see [`crate::ports::ScoreBoard::ledger`]):
+    /// the war is read first for a clear 404 and its shard count.
+    pub async fn ledger(
+        &self,
+        war_id: &WarId,
+        filter: &LedgerFilter,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> DomainResult<Page<LedgerEntry>> {
+        if !(1..=MAX_LEDGER_LIMIT).contains(&limit) {
+            return Err(DomainError::invalid(
+                "limit",
+                format!("must be 1..={MAX_LEDGER_LIMIT}"),
+            ));
+        }
+        let war = self.deps.war(war_id).await?;
+        let page = PageRequest { limit, cursor };
+        Ok(self
+            .deps
+            .scores
+            .ledger(war_id, war.score_shards, filter, page)
+            .await?)
+    }
+}
+
 /// Failures that say nothing about the event itself: the whole batch is retried instead.
 fn is_transient(err: &DomainError) -> bool {
     matches!(err, DomainError::ConcurrentModification) || err.status() == 503
@@ -453,7 +484,9 @@ mod tests {
     use crate::battle::{fixtures::on_territory, Battle};
     use crate::config::Rules;
     use crate::config::DEFAULT_SCORE_SHARDS;
+    use crate::ids::PlayerId;
     use crate::ids::{ClanId, TerritoryId};
+    use crate::ledger::{recompute, EffectKind};
     use crate::memory::FakeClock;
     use crate::ports::ScoreBoard;
     use crate::scoring::fixtures::{active_war, assist, clan, kill, level, player, territory};
@@ -1217,6 +1250,112 @@ mod tests {
         )
     }
 
+    // ---- the ledger ---------------------------------------------------------------------------
+
+    #[tokio::test]
+    async fn the_ledger_lists_accepted_effects_newest_first_and_pages_with_a_cursor() {
+        let w = world().await;
+        w.ingest(vec![
+            kill("k1", w.at(1), ("a1", "att"), ("d1", "def")),
+            assist("s1", w.at(2), ("a2", "att-ally")),
+            kill("bad", w.at(3), ("a1", "att"), ("d1", "att")),
+        ])
+        .await;
+        w.ingest(vec![capture("c1", w.at(4), "t1", "att")]).await;
+        let all = w
+            .svc
+            .ledger(&war_id(), &LedgerFilter::default(), 50, None)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = all.items.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["c1", "s1", "k1"], "the rejected kill is not in it");
+        assert_eq!(all.next_cursor, None);
+        let kill_entry = &all.items[2];
+        assert_eq!(
+            (kill_entry.kind, kill_entry.points, kill_entry.side),
+            (EffectKind::Kill, 10, crate::war::Side::Attacker)
+        );
+        assert_eq!(kill_entry.player_id, Some(player("a1")));
+        assert_eq!(
+            kill_entry.retained_until,
+            w.war.phase_deadlines.ended_at + Duration::days(90)
+        );
+
+        let first = w
+            .svc
+            .ledger(&war_id(), &LedgerFilter::default(), 2, None)
+            .await
+            .unwrap();
+        let rest = w
+            .svc
+            .ledger(&war_id(), &LedgerFilter::default(), 2, first.next_cursor)
+            .await
+            .unwrap();
+        let paged: Vec<String> = first
+            .items
+            .iter()
+            .chain(&rest.items)
+            .map(|e| e.event_id.clone())
+            .collect();
+        assert_eq!(paged, ["c1", "s1", "k1"]);
+        assert_eq!(rest.next_cursor, None);
+
+        let of_ally = LedgerFilter {
+            player_id: None,
+            clan_id: Some(clan("att-ally")),
+        };
+        let ally = w.svc.ledger(&war_id(), &of_ally, 50, None).await.unwrap();
+        assert_eq!(ally.items.len(), 1);
+        assert_eq!(ally.items[0].event_id, "s1");
+    }
+
+    #[tokio::test]
+    async fn a_ledger_read_refuses_bad_limits_cursors_and_unknown_wars() {
+        let w = world().await;
+        let none = LedgerFilter::default();
+        for limit in [0, MAX_LEDGER_LIMIT + 1] {
+            let err = w.svc.ledger(&war_id(), &none, limit, None).await;
+            assert_eq!(err.unwrap_err().code(), "INVALID_REQUEST");
+        }
+        let err = w.svc.ledger(&war_id(), &none, 5, Some("junk".into())).await;
+        assert_eq!(err.unwrap_err().code(), "INVALID_REQUEST");
+        let err = w
+            .svc
+            .ledger(&WarId::new("nope").unwrap(), &none, 5, None)
+            .await;
+        assert_eq!(err.unwrap_err().code(), "WAR_NOT_FOUND");
+    }
+
+    /// Ends the war of `w` through the real final tally (hold points, winner).
+    async fn finish(w: &mut World) -> War {
+        let mut tx = Transaction::new();
+        for id in ["att", "att-ally", "def"] {
+            tx.insert(&mut crate::clan::fixtures::clan(id, 10));
+        }
+        w.deps.commit(tx).await.unwrap();
+        w.enter_ending().await;
+        w.h.clock.set(w.war.phase_deadlines.ended_at);
+        let (war, _) = crate::services::wars::WarService::new(w.deps.clone())
+            .finish(&war_id())
+            .await
+            .unwrap();
+        war
+    }
+
+    fn pool_event(
+        w: &World,
+        i: usize,
+        (kind, actor, victim, minute): (u8, u8, u8, u8),
+    ) -> BattleEvent {
+        let at = w.at(i64::from(minute));
+        let id = format!("e{i}");
+        match kind {
+            4 => capture(&id, at, if actor == 0 { "t1" } else { "t2" }, "att"),
+            5 => capture(&id, at, "t1", "def"),
+            _ => build(w, i, (kind, actor, victim, minute)),
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -1253,6 +1392,73 @@ mod tests {
                     .collect();
                 clean.svc.ingest(&war_id(), unique).await.unwrap();
                 assert_eq!(scores_of(&noisy).await, scores_of(&clean).await);
+            });
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever arrives (repeats, farmed kills, rejected events, captures back and forth,
+        /// any batch cuts), the ledger recomputes the stored totals exactly: the war's final
+        /// clan scores (hold points included), its side scores and every player's points.
+        #[test]
+        fn recomputing_a_war_from_its_ledger_reproduces_its_stored_totals(
+            pool in proptest::collection::vec((0u8..6, 0u8..3, 0u8..3, 0u8..120), 1..25),
+            picks in proptest::collection::vec(any::<prop::sample::Index>(), 1..60),
+            cuts in proptest::collection::vec(1usize..8, 1..20),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                let mut w = world().await;
+                let events: Vec<BattleEvent> =
+                    pool.iter().enumerate().map(|(i, e)| pool_event(&w, i, *e)).collect();
+                let mut stream: Vec<BattleEvent> =
+                    picks.iter().map(|p| p.get(&events).clone()).collect();
+                // Captures must happen in time order to be accepted at all; keep the stream's
+                // order otherwise.
+                stream.sort_by_key(|e| e.occurred_at());
+                let mut rest = &stream[..];
+                for cut in cuts.iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let (batch, tail) = rest.split_at((*cut).min(rest.len()));
+                    let now = batch.iter().map(BattleEvent::occurred_at).max().unwrap();
+                    w.h.clock.set(now.max(w.deps.clock.now()));
+                    w.svc.ingest(&war_id(), batch.to_vec()).await.unwrap();
+                    rest = tail;
+                }
+                let war = finish(&mut w).await;
+                let ledger = w.h.store.ledger_all(&war_id(), war.score_shards).await.unwrap();
+                let totals = recompute(&ledger);
+                let nonzero = |m: &BTreeMap<ClanId, i64>| -> BTreeMap<ClanId, i64> {
+                    m.iter().filter(|(_, p)| **p != 0).map(|(c, p)| (c.clone(), *p)).collect()
+                };
+                assert_eq!(nonzero(&totals.clans), nonzero(&war.final_clan_scores));
+                assert_eq!(
+                    (totals.attacker, totals.defender),
+                    (war.sides.attacker.score, war.sides.defender.score)
+                );
+                // Points per player (a player reported for two clans keeps one clan on its
+                // item, which one is the store's choice; the points are what must agree).
+                let stored: BTreeMap<PlayerId, i64> = w
+                    .h
+                    .store
+                    .all_players(&war_id(), war.score_shards)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|p| (p.player_id, p.points))
+                    .collect();
+                let recomputed: BTreeMap<PlayerId, i64> =
+                    totals.players.iter().map(|(p, (_, n))| (p.clone(), *n)).collect();
+                assert_eq!(recomputed, stored);
+                let mut ids: Vec<&str> = ledger.iter().map(|e| e.event_id.as_str()).collect();
+                let count = ids.len();
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), count, "an effect is recorded once");
             });
         }
     }

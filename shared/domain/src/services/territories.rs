@@ -6,6 +6,7 @@ use crate::clan::{Clan, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, PlayerId, TerritoryId, WarId};
+use crate::ledger::{EffectKind, LedgerEntry};
 use crate::ports::{RecordKey, ScoreDelta, StoreError, StoreExt, Transaction};
 use crate::spatial::{cells_covering, nearest_first, validate_query};
 use crate::territory::{CaptureChange, Position, Territory, TerritoryInput};
@@ -187,6 +188,17 @@ impl TerritoryService {
             clans: vec![(change.to.clone(), change.points)],
             battle_kill: None,
             farm_guard: None,
+            ledger: Some(Box::new(LedgerEntry::new(
+                &war,
+                &self.deps.rules,
+                cmd.dedupe_id.clone(),
+                EffectKind::Capture,
+                at,
+                None,
+                change.to.clone(),
+                change.side,
+                change.points,
+            ))),
         });
         tx.update(&mut territory);
         tx.update(&mut war);

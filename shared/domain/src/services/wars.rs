@@ -8,10 +8,12 @@
 use super::territories::TerritoryService;
 use super::{require_role, Deps};
 use crate::clan::{Clan, Role};
+use crate::config::Rules;
 use crate::declaration::{self, DeclarationContext, DeclareCommand};
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, PlayerId, WarId};
+use crate::ledger::{EffectKind, LedgerEntry, LedgerWrite};
 use crate::ports::{
     Fetched, IdempotencyRecord, Page, PageRequest, PairLock, RecordKey, Transaction,
 };
@@ -825,7 +827,14 @@ impl WarService {
                 war.final_clan_scores = final_scores(&war, &totals);
                 let audited =
                     op.map(|op| self.audit(&mut war, op, OperatorActionKind::End, from, now));
+                let hold_entries = hold_ledger(&war, &hold, rules);
                 let mut tx = self.close(&mut war, Close::Ended(winner), closing);
+                if !hold_entries.is_empty() {
+                    tx.ledger(LedgerWrite {
+                        war_id: war.war_id.clone(),
+                        entries: hold_entries,
+                    });
+                }
                 tx.emit(self.war_ended_event(&war));
                 if let Some(audited) = audited {
                     tx.emit(audited);
@@ -1108,11 +1117,32 @@ fn final_scores(war: &War, totals: &BTreeMap<ClanId, i64>) -> BTreeMap<ClanId, i
         .collect()
 }
 
+/// The ledger entries of a war's hold points: one per clan that held territory, dated at the
+/// close of ACTIVE (`hold#<clan>` is unique in the war: the tally runs once).
+fn hold_ledger(war: &War, hold: &BTreeMap<ClanId, i64>, rules: &Rules) -> Vec<LedgerEntry> {
+    hold.iter()
+        .filter(|(_, points)| **points != 0)
+        .filter_map(|(clan, points)| {
+            let side = war.side_of(clan)?;
+            Some(LedgerEntry::new(
+                war,
+                rules,
+                format!("hold#{clan}"),
+                EffectKind::Hold,
+                war.phase_deadlines.ending_at,
+                None,
+                clan.clone(),
+                side,
+                *points,
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clan::ClanSnapshot;
-    use crate::config::Rules;
     use crate::declaration::DeclareRequest;
     use crate::ids::{AllianceId, TerritoryId};
     use crate::memory::{FakeClock, WorkflowCall};
@@ -1261,6 +1291,7 @@ mod tests {
                     clans: vec![(clan(clan_id), points)],
                     battle_kill: None,
                     farm_guard: None,
+                    ledger: None,
                 })
                 .await
                 .unwrap();
@@ -1612,6 +1643,7 @@ mod tests {
             clans: vec![(clan("att"), 999)],
             battle_kill: None,
             farm_guard: None,
+            ledger: None,
         };
         assert_eq!(
             w.deps.scores.apply(late).await.unwrap(),

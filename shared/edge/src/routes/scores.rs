@@ -1,15 +1,19 @@
 //! `score-calculator` (HTTP side): event batches, the scoreboard and one player's points.
 
 use crate::http::{HttpRequest, HttpResponse, MAX_BATCH_BODY_BYTES};
+use clanwar_domain::ids::{IdError, WarId};
+use clanwar_domain::ledger::{LedgerFilter, DEFAULT_LEDGER_LIMIT};
 use clanwar_domain::scoring::BattleEvent;
 use clanwar_domain::services::scores::{ScoreService, DEFAULT_TOP_PLAYERS};
 use clanwar_domain::services::Deps;
-use clanwar_domain::DomainResult;
+use clanwar_domain::{DomainError, DomainResult};
+use serde_json::json;
 
 pub const ROUTES: &[&str] = &[
     "POST /wars/{war_id}/events",
     "GET /wars/{war_id}/scoreboard",
     "GET /wars/{war_id}/players/{player_id}",
+    "GET /wars/{war_id}/ledger",
 ];
 
 pub async fn handle(scores: &ScoreService, req: HttpRequest) -> DomainResult<HttpResponse> {
@@ -33,8 +37,40 @@ pub async fn handle(scores: &ScoreService, req: HttpRequest) -> DomainResult<Htt
                 .player(&req.id("war_id")?, &req.id("player_id")?)
                 .await?,
         ),
+        "GET /wars/{war_id}/ledger" => {
+            req.only_query(&["player_id", "clan_id", "cursor", "limit"])?;
+            let filter = LedgerFilter {
+                player_id: query_id(&req, "player_id")?,
+                clan_id: query_id(&req, "clan_id")?,
+            };
+            let limit = req.query::<usize>("limit")?.unwrap_or(DEFAULT_LEDGER_LIMIT);
+            let war_id: WarId = req.id("war_id")?;
+            let cursor = req.query.get("cursor").cloned();
+            let page = scores.ledger(&war_id, &filter, limit, cursor).await?;
+            HttpResponse::ok(json!({
+                "war_id": war_id,
+                "entries": page.items,
+                "next_cursor": page.next_cursor,
+            }))
+        }
         other => Ok(HttpResponse::no_route(other)),
     }
+}
+
+/// An optional id in the query string, validated like a path id.
+fn query_id<T>(req: &HttpRequest, name: &str) -> DomainResult<Option<T>>
+where
+    T: TryFrom<String, Error = IdError>,
+{
+    req.query
+        .get(name)
+        .map(|raw| {
+            T::try_from(raw.clone()).map_err(|source| DomainError::InvalidId {
+                field: name.to_owned(),
+                source,
+            })
+        })
+        .transpose()
 }
 
 /// EMF metric (namespace `ClanWars`, milliseconds): time to apply one event batch (HTTP or

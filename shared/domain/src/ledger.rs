@@ -1,0 +1,496 @@
+//! The war ledger: every accepted score effect of a war (kill, assist, capture, battle bonus,
+//! hold), recorded in the same transaction as its points, so a war's totals can be audited and
+//! recomputed from it. `recompute` is the one rule that turns a ledger into totals.
+
+use crate::config::Rules;
+use crate::ids::{ClanId, PlayerId, WarId};
+use crate::scoring;
+use crate::war::{Outcome, Side, War, WinnerSide};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Most entries one ledger read answers.
+pub const MAX_LEDGER_LIMIT: usize = 100;
+/// Entries a ledger read answers when no `limit` is given.
+pub const DEFAULT_LEDGER_LIMIT: usize = 50;
+
+/// What kind of score effect an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectKind {
+    Kill,
+    Assist,
+    Capture,
+    BattleBonus,
+    Hold,
+}
+
+impl EffectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kill => "kill",
+            Self::Assist => "assist",
+            Self::Capture => "capture",
+            Self::BattleBonus => "battle_bonus",
+            Self::Hold => "hold",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::Kill,
+            Self::Assist,
+            Self::Capture,
+            Self::BattleBonus,
+            Self::Hold,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
+    }
+}
+
+/// One accepted score effect. `event_id` is the effect's exactly-once id: the battle event's id,
+/// the capture's id, `bonus#<battle>` for a battle bonus, `hold#<clan>` for hold points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub event_id: String,
+    pub kind: EffectKind,
+    pub occurred_at: DateTime<Utc>,
+    /// The credited player (kills and assists); clan-level effects have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub player_id: Option<PlayerId>,
+    pub clan_id: ClanId,
+    pub side: Side,
+    pub points: i64,
+    /// When the stores may drop the entry: the war's end deadline plus the ledger retention
+    /// (a DynamoDB TTL set at write time).
+    pub retained_until: DateTime<Utc>,
+}
+
+impl LedgerEntry {
+    /// An entry of `war`, kept until its end deadline plus `rules.ledger_retention_days`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        war: &War,
+        rules: &Rules,
+        event_id: impl Into<String>,
+        kind: EffectKind,
+        occurred_at: DateTime<Utc>,
+        player_id: Option<PlayerId>,
+        clan_id: ClanId,
+        side: Side,
+        points: i64,
+    ) -> Self {
+        Self {
+            event_id: event_id.into(),
+            kind,
+            occurred_at,
+            player_id,
+            clan_id,
+            side,
+            points,
+            retained_until: retention_end(war, rules),
+        }
+    }
+
+    pub fn matches(&self, filter: &LedgerFilter) -> bool {
+        filter
+            .player_id
+            .as_ref()
+            .is_none_or(|p| self.player_id.as_ref() == Some(p))
+            && filter.clan_id.as_ref().is_none_or(|c| &self.clan_id == c)
+    }
+}
+
+/// When a war's ledger entries may expire: the war's end deadline plus the retention. A war
+/// that ends early (surrender) keeps them a little longer, never shorter.
+pub fn retention_end(war: &War, rules: &Rules) -> DateTime<Utc> {
+    war.phase_deadlines.ended_at + Duration::days(rules.ledger_retention_days)
+}
+
+/// The order of entries within a ledger page: newest `occurred_at` first, then by id.
+pub fn sort_page(entries: &mut [LedgerEntry]) {
+    entries.sort_by(|a, b| (b.occurred_at, &b.event_id).cmp(&(a.occurred_at, &a.event_id)));
+}
+
+/// Which entries a ledger read answers (both set: entries of that player in that clan).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    pub player_id: Option<PlayerId>,
+    pub clan_id: Option<ClanId>,
+}
+
+/// Entries a transaction adds to a war's ledger apart from score deltas (hold points at the
+/// final tally).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerWrite {
+    pub war_id: WarId,
+    pub entries: Vec<LedgerEntry>,
+}
+
+/// A war's totals as its ledger makes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Points per clan (only clans with an entry).
+    pub clans: BTreeMap<ClanId, i64>,
+    /// Points per player, with the clan the player scored for.
+    pub players: BTreeMap<PlayerId, (ClanId, i64)>,
+    pub attacker: i64,
+    pub defender: i64,
+}
+
+/// The war's totals from its ledger: every entry counts once (entries are unique by
+/// `event_id`; a repeated id is ignored, as the stores never record one twice). Pure and
+/// order-independent.
+pub fn recompute<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> Totals {
+    let mut totals = Totals::default();
+    let mut seen = std::collections::HashSet::new();
+    for entry in entries {
+        if !seen.insert(entry.event_id.as_str()) {
+            continue;
+        }
+        *totals.clans.entry(entry.clan_id.clone()).or_default() += entry.points;
+        if let Some(player) = &entry.player_id {
+            totals
+                .players
+                .entry(player.clone())
+                .or_insert_with(|| (entry.clan_id.clone(), 0))
+                .1 += entry.points;
+        }
+        match entry.side {
+            Side::Attacker => totals.attacker += entry.points,
+            Side::Defender => totals.defender += entry.points,
+        }
+    }
+    totals
+}
+
+/// What an operator voids in one war: a player's or a clan's contributions, or named entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Void {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub player_id: Option<PlayerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clan_id: Option<ClanId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
+}
+
+impl Void {
+    /// Whether the entry is voided by this.
+    pub fn covers(&self, entry: &LedgerEntry) -> bool {
+        self.player_id
+            .as_ref()
+            .is_some_and(|p| entry.player_id.as_ref() == Some(p))
+            || self.clan_id.as_ref().is_some_and(|c| &entry.clan_id == c)
+            || self.event_ids.iter().any(|id| id == &entry.event_id)
+    }
+}
+
+/// A war's result as its ledger makes it, after `voids`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rescored {
+    pub totals: Totals,
+    pub winner: WinnerSide,
+    pub outcome: Outcome,
+    /// `(clan, rating before the war, rating after it)` for every clan of the war.
+    pub ratings: Vec<(ClanId, i32, i32)>,
+}
+
+/// The war's result from its ledger without the voided entries: totals, winner (higher side
+/// score; tie → more territories held at the end, `held`; tie → draw, as at the final tally)
+/// and the Elo change from the ratings the clans had *before* the war. Pure and
+/// deterministic: the same ledger, voids and inputs always give the same result.
+pub fn rescore(
+    war: &War,
+    entries: &[LedgerEntry],
+    voids: &[Void],
+    held: (usize, usize),
+    ratings_before: &BTreeMap<ClanId, i32>,
+    rules: &Rules,
+) -> Rescored {
+    let kept = entries
+        .iter()
+        .filter(|e| !voids.iter().any(|v| v.covers(e)));
+    let mut totals = recompute(kept);
+    // Sides as the war defines them (an entry's side is the side its clan was on).
+    let (attacker, defender) = scoring::side_totals(war, &totals.clans);
+    (totals.attacker, totals.defender) = (attacker, defender);
+    let (winner, outcome) = scoring::decide_winner(attacker, defender, held.0, held.1);
+    let ratings = scoring::side_rating_changes(war, ratings_before, winner, rules.elo_k);
+    Rescored {
+        totals,
+        winner,
+        outcome,
+        ratings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        id: &str,
+        kind: EffectKind,
+        player: Option<&str>,
+        clan: &str,
+        side: Side,
+        points: i64,
+    ) -> LedgerEntry {
+        LedgerEntry {
+            event_id: id.into(),
+            kind,
+            occurred_at: "2026-06-01T12:00:00Z".parse().unwrap(),
+            player_id: player.map(|p| PlayerId::new(p).unwrap()),
+            clan_id: ClanId::new(clan).unwrap(),
+            side,
+            points,
+            retained_until: "2026-09-01T12:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn recompute_sums_players_clans_and_sides_and_counts_an_id_once() {
+        let ledger = [
+            entry(
+                "k1",
+                EffectKind::Kill,
+                Some("a1"),
+                "att",
+                Side::Attacker,
+                10,
+            ),
+            entry(
+                "k1",
+                EffectKind::Kill,
+                Some("a1"),
+                "att",
+                Side::Attacker,
+                10,
+            ),
+            entry(
+                "s1",
+                EffectKind::Assist,
+                Some("a2"),
+                "ally",
+                Side::Attacker,
+                3,
+            ),
+            entry("c1", EffectKind::Capture, None, "def", Side::Defender, 100),
+            entry("hold#att", EffectKind::Hold, None, "att", Side::Attacker, 5),
+        ];
+        let totals = recompute(&ledger);
+        assert_eq!(totals.attacker, 18);
+        assert_eq!(totals.defender, 100);
+        assert_eq!(totals.clans[&ClanId::new("att").unwrap()], 15);
+        assert_eq!(totals.clans[&ClanId::new("ally").unwrap()], 3);
+        assert_eq!(
+            totals.players[&PlayerId::new("a1").unwrap()],
+            (ClanId::new("att").unwrap(), 10)
+        );
+        assert_eq!(totals.players.len(), 2);
+    }
+
+    #[test]
+    fn a_filter_keeps_the_entries_of_that_player_and_clan() {
+        let e = entry(
+            "k1",
+            EffectKind::Kill,
+            Some("a1"),
+            "att",
+            Side::Attacker,
+            10,
+        );
+        let by = |p: Option<&str>, c: Option<&str>| LedgerFilter {
+            player_id: p.map(|p| PlayerId::new(p).unwrap()),
+            clan_id: c.map(|c| ClanId::new(c).unwrap()),
+        };
+        assert!(e.matches(&by(None, None)));
+        assert!(e.matches(&by(Some("a1"), Some("att"))));
+        assert!(!e.matches(&by(Some("a2"), None)));
+        assert!(!e.matches(&by(None, Some("def"))));
+    }
+
+    #[test]
+    fn effect_kinds_round_trip_through_their_names() {
+        for kind in [
+            EffectKind::Kill,
+            EffectKind::Assist,
+            EffectKind::Capture,
+            EffectKind::BattleBonus,
+            EffectKind::Hold,
+        ] {
+            assert_eq!(EffectKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EffectKind::parse("nope"), None);
+    }
+
+    // ---- rescoring -----------------------------------------------------------------------------
+
+    fn war() -> War {
+        crate::scoring::fixtures::active_war()
+    }
+
+    /// att (attacker) 30 from a cheater and 10 from an honest player; def (defender) 25.
+    fn played() -> Vec<LedgerEntry> {
+        vec![
+            entry(
+                "k1",
+                EffectKind::Kill,
+                Some("cheat"),
+                "att",
+                Side::Attacker,
+                20,
+            ),
+            entry(
+                "k2",
+                EffectKind::Kill,
+                Some("cheat"),
+                "att",
+                Side::Attacker,
+                10,
+            ),
+            entry(
+                "k3",
+                EffectKind::Kill,
+                Some("honest"),
+                "att",
+                Side::Attacker,
+                10,
+            ),
+            entry(
+                "k4",
+                EffectKind::Kill,
+                Some("d1"),
+                "def",
+                Side::Defender,
+                15,
+            ),
+            entry("c1", EffectKind::Capture, None, "def", Side::Defender, 10),
+        ]
+    }
+
+    fn ratings() -> BTreeMap<ClanId, i32> {
+        ["att", "att-ally", "def"]
+            .into_iter()
+            .map(|c| (ClanId::new(c).unwrap(), 1000))
+            .collect()
+    }
+
+    fn cheater() -> Void {
+        Void {
+            player_id: Some(PlayerId::new("cheat").unwrap()),
+            ..Void::default()
+        }
+    }
+
+    fn rating_of(r: &Rescored, clan: &str) -> (i32, i32) {
+        let (_, old, new) = r
+            .ratings
+            .iter()
+            .find(|(c, _, _)| c.as_str() == clan)
+            .unwrap();
+        (*old, *new)
+    }
+
+    #[test]
+    fn voiding_a_cheater_flips_the_winner_and_the_rating_change() {
+        let rules = Rules::default();
+        let before = rescore(&war(), &played(), &[], (0, 2), &ratings(), &rules);
+        assert_eq!((before.totals.attacker, before.totals.defender), (40, 25));
+        assert_eq!(before.winner, WinnerSide::Attacker);
+        assert_eq!(rating_of(&before, "att"), (1000, 1016));
+
+        let after = rescore(&war(), &played(), &[cheater()], (0, 2), &ratings(), &rules);
+        assert_eq!((after.totals.attacker, after.totals.defender), (10, 25));
+        assert_eq!(
+            (after.winner, after.outcome),
+            (WinnerSide::Defender, Outcome::Score)
+        );
+        assert_eq!(rating_of(&after, "att"), (1000, 984));
+        assert_eq!(rating_of(&after, "def"), (1000, 1016));
+        assert!(!after
+            .totals
+            .players
+            .contains_key(&PlayerId::new("cheat").unwrap()));
+        assert_eq!(
+            after.totals.players[&PlayerId::new("honest").unwrap()].1,
+            10
+        );
+    }
+
+    #[test]
+    fn a_void_that_ties_the_scores_falls_back_to_territories_then_to_a_draw() {
+        let rules = Rules::default();
+        let tie = Void {
+            event_ids: vec!["k1".into(), "k3".into(), "k4".into()],
+            ..Void::default()
+        };
+        // att 10 (k2) vs def 10 (c1).
+        let by_land = rescore(
+            &war(),
+            &played(),
+            std::slice::from_ref(&tie),
+            (1, 0),
+            &ratings(),
+            &rules,
+        );
+        assert_eq!((by_land.totals.attacker, by_land.totals.defender), (10, 10));
+        assert_eq!(
+            (by_land.winner, by_land.outcome),
+            (WinnerSide::Attacker, Outcome::Territories)
+        );
+        let draw = rescore(&war(), &played(), &[tie], (1, 1), &ratings(), &rules);
+        assert_eq!(
+            (draw.winner, draw.outcome),
+            (WinnerSide::Draw, Outcome::Draw)
+        );
+        assert_eq!(
+            rating_of(&draw, "att"),
+            (1000, 1000),
+            "equal ratings: a draw moves nothing"
+        );
+    }
+
+    #[test]
+    fn rescoring_is_deterministic_and_voids_compose() {
+        let rules = Rules::default();
+        let mut shuffled = played();
+        shuffled.reverse();
+        let clan_void = Void {
+            clan_id: Some(ClanId::new("def").unwrap()),
+            ..Void::default()
+        };
+        let a = rescore(
+            &war(),
+            &played(),
+            &[cheater(), clan_void.clone()],
+            (0, 0),
+            &ratings(),
+            &rules,
+        );
+        let b = rescore(
+            &war(),
+            &shuffled,
+            &[clan_void, cheater()],
+            (0, 0),
+            &ratings(),
+            &rules,
+        );
+        assert_eq!(a, b);
+        assert_eq!((a.totals.attacker, a.totals.defender), (10, 0));
+        // Voiding the same player twice is voiding it once.
+        let twice = rescore(
+            &war(),
+            &played(),
+            &[cheater(), cheater()],
+            (0, 2),
+            &ratings(),
+            &rules,
+        );
+        let once = rescore(&war(), &played(), &[cheater()], (0, 2), &ratings(), &rules);
+        assert_eq!(twice, once);
+    }
+}
