@@ -827,7 +827,7 @@ impl WarService {
                 war.final_clan_scores = final_scores(&war, &totals);
                 let audited =
                     op.map(|op| self.audit(&mut war, op, OperatorActionKind::End, from, now));
-                let hold_entries = hold_ledger(&war, &hold, rules);
+                let hold_entries = hold_ledger(&war, &hold, &rules);
                 let mut tx = self.close(&mut war, Close::Ended(winner), closing);
                 if !hold_entries.is_empty() {
                     tx.ledger(LedgerWrite {
