@@ -43,6 +43,7 @@ step "infrastructure definition vs the code (tools/infra_check.py)"
 
 step "emulator patches (exact, cheap transaction rollback)"
 .venv/bin/python tools/localaws/check_ddb_transactions.py
+.venv/bin/python tools/localaws/check_sqs_esm.py
 
 step "build the Lambda binaries"
 $CARGO build --workspace --bins --locked

@@ -50,6 +50,21 @@ impl Resources {
             .collect()
     }
 
+    /// Every JSON line a function of the stack has logged so far (its tracing events and EMF
+    /// metrics), e.g. to count how often a queue message was handled.
+    pub fn log_json(&self, function_logical: &str) -> Vec<serde_json::Value> {
+        let log = self
+            .dir
+            .join("logs")
+            .join(format!("{}.log", self.name(function_logical)));
+        let text = std::fs::read_to_string(&log)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", log.display()));
+        text.lines()
+            .filter_map(|line| line.find('{').map(|at| &line[at..]))
+            .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+            .collect()
+    }
+
     fn attribute(&self, logical: &str, names: &[&str]) -> String {
         let entry = self.resources.get(logical).unwrap_or_else(|| {
             panic!(

@@ -480,3 +480,152 @@ async fn batches_racing_the_seal_are_in_the_sealed_totals_or_refused_whole() {
         "sealing again returns the same"
     );
 }
+
+/// Issue 13, queue semantics: in one mixed batch of the ingestion queue (undecodable messages,
+/// valid ones and one whose event a rule refuses), each valid message is applied exactly once,
+/// the judged ones are consumed (never retried, never dead-lettered) and only the undecodable
+/// ones reach the DLQ after their receives; the refused event is counted as rejected.
+#[tokio::test]
+async fn a_poison_message_sends_only_itself_to_the_dlq_and_judged_messages_are_consumed_once() {
+    let api = Api::local();
+    let resources = Resources::load();
+    let t = unique_tag("qmix");
+    let (war, att, def) = active_war(&api, &t, 600, 2).await;
+    let war_id = war["war_id"].as_str().unwrap().to_owned();
+    let now = Utc::now();
+    let message = |events: Vec<Value>| json!({ "war_id": war_id, "events": events }).to_string();
+    let valid: Vec<String> = (0..4)
+        .map(|i| {
+            message(vec![kill(
+                &format!("{t}-v{i}"),
+                now,
+                (&format!("{att}-m{i}"), &att),
+                (&format!("{def}-m{i}"), &def),
+            )])
+        })
+        .collect();
+    // A well-formed event about a clan that is not in the war: judged (NOT_A_PARTICIPANT).
+    let refused = message(vec![kill(
+        &format!("{t}-r0"),
+        now,
+        (&format!("{t}-stranger-m0"), &format!("{t}-stranger")),
+        (&format!("{def}-m9"), &def),
+    )]);
+    let poison: Vec<String> = (0..6).map(|i| format!("{{not json {t}-p{i}")).collect();
+    // Interleaved, in one SendMessageBatch of 10 and one of 1, so batches mix them.
+    let mut bodies = Vec::new();
+    for i in 0..6 {
+        bodies.push(poison[i].clone());
+        if let Some(v) = valid.get(i) {
+            bodies.push(v.clone());
+        }
+    }
+    bodies.push(refused.clone());
+    let sqs = aws_sdk_sqs::Client::new(&aws_config().await);
+    let queue = resources.queue_url("ScoreEventsQueue");
+    for chunk in bodies.chunks(10) {
+        let mut send = sqs.send_message_batch().queue_url(&queue);
+        for (i, body) in chunk.iter().enumerate() {
+            send = send.entries(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(body)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        let out = send.send().await.unwrap();
+        assert!(out.failed().is_empty(), "{:?}", out.failed());
+    }
+
+    // Every undecodable message reaches the DLQ (after maxReceiveCount receives), and nothing
+    // else of this test does. Other tests' DLQ messages are made visible again at once.
+    let dlq = resources.queue_url("ScoreEventsDlq");
+    let mut dead: Vec<String> = Vec::new();
+    let give_up = std::time::Instant::now() + SLACK;
+    while dead.len() < poison.len() && std::time::Instant::now() < give_up {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let (body, handle) = (m.body().unwrap_or_default(), m.receipt_handle().unwrap());
+            if body.contains(&t) {
+                dead.push(body.to_owned());
+                sqs.delete_message()
+                    .queue_url(&dlq)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                // Another test's message: visible again after a moment (not at once, or the
+                // next receive would return the same ten messages).
+                sqs.change_message_visibility()
+                    .queue_url(&dlq)
+                    .receipt_handle(handle)
+                    .visibility_timeout(2)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    dead.sort();
+    assert_eq!(
+        dead, poison,
+        "only the undecodable messages are dead-lettered"
+    );
+
+    // The board: four kills of 10 points, once each; the refused kill counted nowhere.
+    let (_, board) = api.get(&format!("/wars/{war_id}/scoreboard")).await;
+    assert_eq!(board["sides"]["attacker"]["score"], 40, "{board}");
+    assert_eq!(board["sides"]["defender"]["score"], 0, "{board}");
+
+    // Each well-formed message was handled exactly once (the function logs one line per
+    // applied message): 4 accepted, 1 rejected, none handled again.
+    let applied: Vec<Value> = resources
+        .log_json("ScoreCalculatorFunction")
+        .into_iter()
+        .filter(|line| {
+            line["fields"]["message"] == "queue batch applied"
+                && line["fields"]["war_id"] == war_id.as_str()
+        })
+        .collect();
+    let count = |key: &str| -> u64 {
+        applied
+            .iter()
+            .map(|l| l["fields"][key].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(
+        (
+            applied.len(),
+            count("accepted"),
+            count("duplicates"),
+            count("rejected")
+        ),
+        (5, 4, 0, 1),
+        "each judged message handled once: {applied:?}"
+    );
+    // Nothing of this war is left in the queue or the DLQ.
+    let out = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !out.messages()
+            .iter()
+            .any(|m| m.body().unwrap_or_default().contains(&t)),
+        "a message of this test is still queued"
+    );
+}

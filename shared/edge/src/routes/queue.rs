@@ -15,8 +15,10 @@ pub struct ScoreBatchMessage {
     pub events: Vec<BattleEvent>,
 }
 
-/// Applies one message. A malformed message is an error, so SQS retries it and finally moves
-/// it to the DLQ; rejected events inside a well-formed batch are answered, not retried.
+/// Applies one message. A malformed message (or one naming no war) is an error, so SQS retries
+/// it and finally moves it to the DLQ, as it does on transient failures; a message whose
+/// events are all judged (accepted, duplicate or rejected by a rule) is consumed: rejected
+/// events are logged and counted in the `ScoreEventsRejected` metric, never retried.
 pub async fn handle(scores: &ScoreService, body: &str) -> DomainResult<()> {
     let message: ScoreBatchMessage =
         serde_json::from_str(body).map_err(|e| DomainError::invalid("message", e.to_string()))?;
