@@ -155,7 +155,7 @@ impl HttpRequest {
         if self.body.is_empty() {
             return Err(DomainError::invalid("body", "a JSON body is required"));
         }
-        serde_json::from_slice(&self.body).map_err(|e| DomainError::invalid("body", e.to_string()))
+        parse_json(&self.body).map_err(|e| DomainError::invalid("body", e.to_string()))
     }
 
     /// An optional query parameter parsed as `T` (400 when present but malformed).
@@ -283,6 +283,35 @@ where
 {
     let response = respond(from_payload(payload), handle).await;
     serde_json::to_value(to_apigw(response)).expect("responses serialise")
+}
+
+/// Parses JSON as `T`, reading an integer-valued number written with a fraction (`40.0`,
+/// `4e1`) as the integer it is: JSON has one number type, and `docs/openapi.json`'s `integer`
+/// (JSON Schema) accepts such numbers, so integer fields do too. Non-integral numbers still
+/// fail integer fields; nesting deeper than serde_json's recursion limit (128) is an error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let mut value: Value = serde_json::from_slice(bytes)?;
+    integral_floats_as_integers(&mut value);
+    T::deserialize(value)
+}
+
+/// Largest magnitude below which every integer is exact in an `f64` (2^53).
+const EXACT_F64_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() < EXACT_F64_INTEGERS {
+                    // Exact: |f| < 2^53 is an integer an i64 holds.
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// Converts a route's answer into the API Gateway response.
@@ -592,5 +621,47 @@ mod tests {
             Some("{x"),
         );
         assert_eq!(answer(delete, echo_actor).await["statusCode"], 400);
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Counted {
+        max_players: u32,
+        x: f64,
+        #[serde(default)]
+        nested: Vec<i64>,
+    }
+
+    #[test]
+    fn integer_valued_floats_are_integers_and_fractions_are_not() {
+        let parsed: Counted =
+            parse_json(br#"{"max_players": 40.0, "x": 2.0, "nested": [1e2, -3.0]}"#).unwrap();
+        assert_eq!(
+            parsed,
+            Counted {
+                max_players: 40,
+                x: 2.0,
+                nested: vec![100, -3]
+            }
+        );
+        assert!(parse_json::<Counted>(br#"{"max_players": 40.5, "x": 1}"#).is_err());
+        assert!(parse_json::<Counted>(br#"{"max_players": -1.0, "x": 1}"#).is_err());
+        assert!(parse_json::<Counted>(br#"{"max_players": 1e300, "x": 1}"#).is_err());
+        let mut req = request(r#"{"max_players": 40.0, "x": 0.5}"#);
+        assert_eq!(req.json::<Counted>(100).unwrap().max_players, 40);
+        req.body = br#"{"max_players": 40.0, "x": 0.5, "y": 1}"#.to_vec();
+        assert_eq!(req.json::<Counted>(100).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn deeply_nested_bodies_are_a_400_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            request(&deep)
+                .json::<Counted>(usize::MAX)
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 }

@@ -20,8 +20,8 @@ pub struct ScoreBatchMessage {
 /// events are all judged (accepted, duplicate or rejected by a rule) is consumed: rejected
 /// events are logged and counted in the `ScoreEventsRejected` metric, never retried.
 pub async fn handle(scores: &ScoreService, body: &str) -> DomainResult<()> {
-    let message: ScoreBatchMessage =
-        serde_json::from_str(body).map_err(|e| DomainError::invalid("message", e.to_string()))?;
+    let message: ScoreBatchMessage = crate::http::parse_json(body.as_bytes())
+        .map_err(|e| DomainError::invalid("message", e.to_string()))?;
     let started = std::time::Instant::now();
     let outcome = scores.ingest(&message.war_id, message.events).await?;
     super::scores::score_update_latency(started);
