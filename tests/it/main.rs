@@ -3,6 +3,7 @@
 mod api;
 mod budgets;
 mod demo;
+mod hostile;
 mod realtime;
 mod scores;
 mod stack;
