@@ -58,6 +58,9 @@ step "all Rust tests (unit, adapter, integration against the stack)"
     --name clanwar-contract >/dev/null
 CLANWAR_CONTRACTTABLE=clanwar-contract $CARGO test --workspace --locked
 
+step "hostile-input campaign: schemathesis on docs/openapi.json vs the local API (≤ ~2 min)"
+scripts/hostile.sh
+
 step "store contract on DynamoDB Local (port $DDB_LOCAL_PORT)"
 DDB_LOCAL_PORT="$DDB_LOCAL_PORT" scripts/dynamodb-local.sh up
 DDB_ENDPOINT="http://127.0.0.1:$DDB_LOCAL_PORT"
