@@ -546,8 +546,8 @@ async fn a_poison_message_sends_only_itself_to_the_dlq_and_judged_messages_are_c
     let poison: Vec<String> = (0..6).map(|i| format!("{{not json {t}-p{i}")).collect();
     // Interleaved, in one SendMessageBatch of 10 and one of 1, so batches mix them.
     let mut bodies = Vec::new();
-    for i in 0..6 {
-        bodies.push(poison[i].clone());
+    for (i, p) in poison.iter().enumerate() {
+        bodies.push(p.clone());
         if let Some(v) = valid.get(i) {
             bodies.push(v.clone());
         }

@@ -240,7 +240,7 @@ pub fn require_members(
     clans: &BTreeMap<ClanId, crate::clan::Clan>,
 ) -> Result<(), Rejection> {
     for (player, clan, what) in event.claimed_players() {
-        if !clans.get(clan).is_some_and(|c| c.role_of(player).is_some()) {
+        if clans.get(clan).is_none_or(|c| c.role_of(player).is_none()) {
             return Err(Rejection::new(
                 codes::NOT_A_MEMBER,
                 format!("{what} {player} is not a member of clan {clan}"),
