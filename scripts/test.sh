@@ -67,6 +67,7 @@ step "infrastructure definition vs the code (tools/infra_check.py)"
 
 step "emulator patches (exact, cheap transaction rollback)"
 .venv/bin/python tools/localaws/check_ddb_transactions.py
+.venv/bin/python tools/localaws/check_sqs_esm.py
 
 step "build the Lambda binaries"
 $CARGO build --workspace --bins --locked
@@ -80,6 +81,9 @@ step "all Rust tests (unit, adapter, integration against the stack)"
 .venv/bin/python tools/localaws/create_table.py --endpoint "$AWS_ENDPOINT_URL" \
     --name clanwar-contract >/dev/null
 CLANWAR_CONTRACTTABLE=clanwar-contract $CARGO test --workspace --locked
+
+step "hostile-input campaign: schemathesis on docs/openapi.json vs the local API (≤ ~2 min)"
+scripts/hostile.sh
 
 step "store contract on DynamoDB Local (port $DDB_LOCAL_PORT)"
 DDB_LOCAL_PORT="$DDB_LOCAL_PORT" scripts/dynamodb-local.sh up

@@ -52,6 +52,15 @@ impl Resources {
 
     /// The EMF lines of metric `name` a function of the stack has logged so far.
     pub fn metric_lines(&self, function_logical: &str, name: &str) -> Vec<serde_json::Value> {
+        self.log_json(function_logical)
+            .into_iter()
+            .filter(|metric| metric.get(name).is_some() && metric.get("_aws").is_some())
+            .collect()
+    }
+
+    /// Every JSON line a function of the stack has logged so far (its tracing events and EMF
+    /// metrics), e.g. to count how often a queue message was handled.
+    pub fn log_json(&self, function_logical: &str) -> Vec<serde_json::Value> {
         let log = self
             .dir
             .join("logs")
@@ -61,7 +70,6 @@ impl Resources {
         text.lines()
             .filter_map(|line| line.find('{').map(|at| &line[at..]))
             .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
-            .filter(|metric| metric.get(name).is_some() && metric.get("_aws").is_some())
             .collect()
     }
 

@@ -4,6 +4,7 @@ mod api;
 mod budgets;
 mod demo;
 mod faults;
+mod hostile;
 mod liveops;
 mod realtime;
 mod scores;

@@ -103,3 +103,68 @@ async fn a_subscribed_client_sees_war_declared_and_territory_captured() {
     assert_eq!(captured["detail"]["to_clan_id"], att.as_str());
     assert_eq!(captured["detail"]["territory_id"], land.as_str());
 }
+
+/// Issue 13: a hostile frame gets an error reply and the connection stays; a subscription to a
+/// war or clan that does not exist is refused with the SPEC §10 error body, not acknowledged.
+#[tokio::test]
+async fn hostile_frames_and_unknown_topics_get_error_replies_on_a_connection_that_stays() {
+    let api = Api::local();
+    let ws_url = Resources::load().url("WebSocketApi");
+    let t = unique_tag("wsbad");
+    let clan = format!("{t}-clan");
+    let members: Vec<String> = (0..10).map(|i| format!("{clan}-m{i}")).collect();
+    let body = json!({"name": clan, "leader_id": format!("{clan}-leader"), "member_ids": members, "level": 3});
+    assert_eq!(api.put(&format!("/clans/{clan}"), None, body).await.0, 200);
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("websocket connects");
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    let nested_action = format!(
+        r#"{{"action": "subscribe", "war_id": {}1{}}}"#,
+        "[".repeat(5_000),
+        "]".repeat(5_000)
+    );
+    for frame in [deep, nested_action] {
+        socket.send(Message::text(frame)).await.unwrap();
+        let reply = next_matching("an error reply", PATIENCE, &mut pushes(&mut socket), |_| {
+            true
+        })
+        .await;
+        assert!(
+            reply["message"].is_string() || reply["error"]["code"].is_string(),
+            "{reply}"
+        );
+        assert!(reply.get("subscribed").is_none(), "{reply}");
+    }
+    for (topic, code) in [
+        (
+            json!({ "action": "subscribe", "war_id": format!("{t}-no-war") }),
+            "WAR_NOT_FOUND",
+        ),
+        (
+            json!({ "action": "subscribe", "clan_id": format!("{t}-no-clan") }),
+            "CLAN_NOT_FOUND",
+        ),
+    ] {
+        socket.send(Message::text(topic.to_string())).await.unwrap();
+        let reply = next_matching("an error reply", PATIENCE, &mut pushes(&mut socket), |_| {
+            true
+        })
+        .await;
+        assert_eq!(reply["error"]["code"], code, "{reply}");
+        assert!(reply["error"]["message"].is_string(), "{reply}");
+        assert!(reply.get("subscribed").is_none(), "{reply}");
+    }
+    // The same connection still works.
+    let topic = json!({ "action": "subscribe", "clan_id": clan });
+    socket.send(Message::text(topic.to_string())).await.unwrap();
+    let reply = next_matching(
+        "a subscription reply",
+        PATIENCE,
+        &mut pushes(&mut socket),
+        |_| true,
+    )
+    .await;
+    assert_eq!(reply["subscribed"], format!("clan:{clan}"), "{reply}");
+}

@@ -12,8 +12,7 @@ use clanwar_domain::ports::{ApplyOutcome, FarmGuard, PlayerPoints, ScoreBoard, S
 use clanwar_domain::war::Side;
 use clanwar_integration_tests::wait::{until, SLACK};
 use clanwar_integration_tests::{
-    aws_config, deadline, declaration, register_clan, register_territory, unique_tag, Api,
-    Resources,
+    aws_config, deadline, declaration, register_territory, unique_tag, Api, Resources,
 };
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,18 +29,38 @@ fn kill(id: &str, at: DateTime<Utc>, killer: (&str, &str), victim: (&str, &str))
             "killer_level": 10, "victim_id": victim.0, "victim_clan_id": victim.1, "victim_level": 10 })
 }
 
-/// `n` kills by 25 killers of `by` on distinct victims of `on` (no pair repeats: none farmed).
-fn kills(tag: &str, n: usize, at: DateTime<Utc>, by: &str, on: &str) -> Vec<Value> {
+/// Killers and victims on the roster of each clan of these tests (SPEC §5: an event counts only
+/// for players on the roster of the clan it names): `<clan>-k0`..`-k24`, `<clan>-v0`..`-v399`.
+const KILLERS: usize = 25;
+const VICTIMS: usize = 400;
+
+/// `n` kills by the 25 killers of `by` on the victims of `on`, pairs `first..first + n` of the
+/// `KILLERS × VICTIMS` pairs (distinct ranges never repeat a pair: none farmed).
+fn kills(tag: &str, first: usize, n: usize, at: DateTime<Utc>, by: &str, on: &str) -> Vec<Value> {
     (0..n)
         .map(|i| {
+            let pair = (first + i) % (KILLERS * VICTIMS);
             kill(
                 &format!("{tag}-{i}"),
                 at,
-                (&format!("{by}-k{}", i % 25), by),
-                (&format!("{on}-v{tag}-{i}"), on),
+                (&format!("{by}-k{}", pair % KILLERS), by),
+                (&format!("{on}-v{}", pair / KILLERS), on),
             )
         })
         .collect()
+}
+
+/// Registers a clan whose roster has the killers and victims [`kills`] names.
+async fn register_roster_clan(api: &Api, id: &str) {
+    let members: Vec<String> = (0..KILLERS)
+        .map(|i| format!("{id}-k{i}"))
+        .chain((0..VICTIMS).map(|i| format!("{id}-v{i}")))
+        .collect();
+    let body = json!({ "name": format!("Clan {id}"), "leader_id": format!("{id}-leader"),
+                       "officer_ids": [format!("{id}-officer")], "member_ids": members,
+                       "level": 20, "rating": 1000 });
+    let (status, body) = api.put(&format!("/clans/{id}"), None, body).await;
+    assert_eq!(status, 200, "PUT /clans/{id}: {body}");
 }
 
 /// A war between two new clans, just declared: `(war, attacker, defender)`.
@@ -52,8 +71,8 @@ async fn declared_war(
     ending_s: u64,
 ) -> (Value, String, String) {
     let (att, def) = (format!("{tag}-att"), format!("{tag}-def"));
-    register_clan(api, &att, 1000).await;
-    register_clan(api, &def, 1000).await;
+    register_roster_clan(api, &att).await;
+    register_roster_clan(api, &def).await;
     let land = format!("{tag}-land");
     register_territory(api, &land, &def, 0.0).await;
     let (status, war) = api
@@ -85,8 +104,8 @@ async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
     let id = war["war_id"].as_str().unwrap();
     let events = format!("/wars/{id}/events");
     let now = Utc::now();
-    for n in [1, 100, 500] {
-        let batch = kills(&format!("{t}-{n}"), n, now, &att, &def);
+    for (first, n) in [(0, 1), (1, 100), (101, 500)] {
+        let batch = kills(&format!("{t}-{n}"), first, n, now, &att, &def);
         let ((status, body), calls) = api.post_counted(&events, None, json!(batch)).await;
         assert_eq!(
             (status, body["accepted"].as_u64()),
@@ -108,10 +127,10 @@ async fn score_batches_and_reads_stay_within_their_aws_call_budgets() {
         calls.within(&format!("POST events, the {n} replayed"), BATCH_ROUND_TRIPS);
     }
     // A batch mixing new kills, replays and kills farmed against the table's pair records.
-    let mut mixed = kills(&format!("{t}-100"), 50, now, &att, &def);
-    let fresh = kills(&format!("{t}-mix"), 50, now, &att, &def);
+    let mut mixed = kills(&format!("{t}-100"), 1, 50, now, &att, &def);
+    let fresh = kills(&format!("{t}-mix"), 601, 50, now, &att, &def);
     mixed.extend(fresh);
-    let farmed: Vec<Value> = kills(&format!("{t}-500"), 50, now, &att, &def)
+    let farmed: Vec<Value> = kills(&format!("{t}-500"), 101, 50, now, &att, &def)
         .into_iter()
         .enumerate()
         .map(|(i, mut k)| {
@@ -208,7 +227,10 @@ async fn pound(api: &Api, war: &Value, att: &str, def: &str) -> (i64, i64) {
                 let attacker = round % 2 == 0;
                 let (by, on) = if attacker { (&att, &def) } else { (&def, &att) };
                 let at = Utc::now().clamp(active_at, ending_at - Span::milliseconds(200));
-                let batch = kills(&format!("{id}-{poster}-{round}"), 25, at, by, on);
+                // Each direction walks the pairs 100 at a time (25 per poster); a pair comes
+                // round again only after 100 rounds (then ANTI_FARMING, not counted either).
+                let first = (round / 2) * 100 + poster * 25;
+                let batch = kills(&format!("{id}-{poster}-{round}"), first, 25, at, by, on);
                 let (status, body) = api
                     .post(&format!("/wars/{id}/events"), None, json!(batch))
                     .await;
@@ -220,7 +242,8 @@ async fn pound(api: &Api, war: &Value, att: &str, def: &str) -> (i64, i64) {
                 for r in body["rejected"].as_array().unwrap() {
                     let code = r["code"].as_str().unwrap();
                     assert!(
-                        ["SCORING_CLOSED", "WAR_NOT_ACCEPTING_EVENTS"].contains(&code),
+                        ["SCORING_CLOSED", "WAR_NOT_ACCEPTING_EVENTS", "ANTI_FARMING"]
+                            .contains(&code),
                         "unexpected rejection {r}"
                     );
                 }
@@ -322,8 +345,8 @@ async fn a_played_wars_ledger_lists_every_accepted_effect_once_and_adds_up_to_it
     let land = war["territory_ids"][0].as_str().unwrap().to_owned();
     let now = Utc::now();
     let events = format!("/wars/{id}/events");
-    let mut batch = kills(&format!("{t}-a"), 3, now, &att, &def);
-    batch.extend(kills(&format!("{t}-d"), 2, now, &def, &att));
+    let mut batch = kills(&format!("{t}-a"), 0, 3, now, &att, &def);
+    batch.extend(kills(&format!("{t}-d"), 0, 2, now, &def, &att));
     batch.push(
         json!({ "type": "assist", "event_id": format!("{t}-s1"), "occurred_at": now,
                        "player_id": format!("{att}-k0"), "clan_id": att }),
@@ -639,5 +662,199 @@ async fn batches_racing_the_seal_are_in_the_sealed_totals_or_refused_whole() {
         store.seal(&war, SHARDS).await.unwrap(),
         totals,
         "sealing again returns the same"
+    );
+}
+
+/// Issue 13, queue semantics: in one mixed batch of the ingestion queue (undecodable messages,
+/// valid ones and one whose event a rule refuses), each valid message is applied exactly once,
+/// the judged ones are consumed (never retried, never dead-lettered) and only the undecodable
+/// ones reach the DLQ after their receives; the refused event is counted as rejected.
+#[tokio::test]
+async fn a_poison_message_sends_only_itself_to_the_dlq_and_judged_messages_are_consumed_once() {
+    let api = Api::local();
+    let resources = Resources::load();
+    let t = unique_tag("qmix");
+    let (war, att, def) = active_war(&api, &t, 600, 2).await;
+    let war_id = war["war_id"].as_str().unwrap().to_owned();
+    let now = Utc::now();
+    let message = |events: Vec<Value>| json!({ "war_id": war_id, "events": events }).to_string();
+    let valid: Vec<String> = (0..4)
+        .map(|i| {
+            message(vec![kill(
+                &format!("{t}-v{i}"),
+                now,
+                (&format!("{att}-k{i}"), &att),
+                (&format!("{def}-v{i}"), &def),
+            )])
+        })
+        .collect();
+    // Well-formed events a rule refuses: judged, so consumed. A clan not in the war
+    // (NOT_A_PARTICIPANT), and a defender credited to the attacker (NOT_A_MEMBER).
+    let refused = [
+        message(vec![kill(
+            &format!("{t}-r0"),
+            now,
+            (&format!("{t}-stranger-k0"), &format!("{t}-stranger")),
+            (&format!("{def}-v9"), &def),
+        )]),
+        message(vec![kill(
+            &format!("{t}-r1"),
+            now,
+            (&format!("{def}-k0"), &att),
+            (&format!("{def}-v8"), &def),
+        )]),
+    ];
+    let poison: Vec<String> = (0..6).map(|i| format!("{{not json {t}-p{i}")).collect();
+    // Interleaved, in one SendMessageBatch of 10 and one of 1, so batches mix them.
+    let mut bodies = Vec::new();
+    for (i, p) in poison.iter().enumerate() {
+        bodies.push(p.clone());
+        if let Some(v) = valid.get(i) {
+            bodies.push(v.clone());
+        }
+    }
+    bodies.extend(refused.iter().cloned());
+    let sqs = aws_sdk_sqs::Client::new(&aws_config().await);
+    let queue = resources.queue_url("ScoreEventsQueue");
+    for chunk in bodies.chunks(10) {
+        let mut send = sqs.send_message_batch().queue_url(&queue);
+        for (i, body) in chunk.iter().enumerate() {
+            send = send.entries(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(body)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        let out = send.send().await.unwrap();
+        assert!(out.failed().is_empty(), "{:?}", out.failed());
+    }
+
+    // Every undecodable message reaches the DLQ (after maxReceiveCount receives), and nothing
+    // else of this test does. Other tests' DLQ messages are made visible again at once.
+    let dlq = resources.queue_url("ScoreEventsDlq");
+    let mut dead: Vec<String> = Vec::new();
+    let give_up = std::time::Instant::now() + SLACK;
+    while dead.len() < poison.len() && std::time::Instant::now() < give_up {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let (body, handle) = (m.body().unwrap_or_default(), m.receipt_handle().unwrap());
+            if body.contains(&t) {
+                dead.push(body.to_owned());
+                sqs.delete_message()
+                    .queue_url(&dlq)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                // Another test's message: visible again after a moment (not at once, or the
+                // next receive would return the same ten messages).
+                sqs.change_message_visibility()
+                    .queue_url(&dlq)
+                    .receipt_handle(handle)
+                    .visibility_timeout(2)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    dead.sort();
+    assert_eq!(
+        dead, poison,
+        "only the undecodable messages are dead-lettered"
+    );
+
+    // The board: four kills of 10 points, once each; the refused kills counted nowhere.
+    let (_, board) = api.get(&format!("/wars/{war_id}/scoreboard")).await;
+    assert_eq!(board["sides"]["attacker"]["score"], 40, "{board}");
+    assert_eq!(board["sides"]["defender"]["score"], 0, "{board}");
+
+    // Each well-formed message was handled exactly once (the function logs one line per
+    // applied message): 4 accepted, 2 rejected, none handled again.
+    let applied: Vec<Value> = resources
+        .log_json("ScoreCalculatorFunction")
+        .into_iter()
+        .filter(|line| {
+            line["fields"]["message"] == "queue batch applied"
+                && line["fields"]["war_id"] == war_id.as_str()
+        })
+        .collect();
+    let count = |key: &str| -> u64 {
+        applied
+            .iter()
+            .map(|l| l["fields"][key].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(
+        (
+            applied.len(),
+            count("accepted"),
+            count("duplicates"),
+            count("rejected")
+        ),
+        (6, 4, 0, 2),
+        "each judged message handled once: {applied:?}"
+    );
+    // The same refusal through the HTTP API says which rule: the turncoat is not a member.
+    let (status, body) = api
+        .post(
+            &format!("/wars/{war_id}/events"),
+            None,
+            json!([
+                kill(
+                    &format!("{t}-h0"),
+                    now,
+                    (&format!("{def}-k1"), &att),
+                    (&format!("{def}-v7"), &def)
+                ),
+                kill(
+                    &format!("{t}-h1"),
+                    now,
+                    (&format!("{t}-nobody"), &att),
+                    (&format!("{def}-v7"), &def)
+                ),
+                kill(
+                    &format!("{t}-h2"),
+                    now,
+                    (&format!("{att}-k1"), &att),
+                    (&format!("{att}-v7"), &def)
+                )
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 0, "{body}");
+    let codes: Vec<&str> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["NOT_A_MEMBER"; 3], "{body}");
+    // Nothing of this war is left in the queue.
+    let out = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !out.messages()
+            .iter()
+            .any(|m| m.body().unwrap_or_default().contains(&t)),
+        "a message of this test is still queued"
     );
 }

@@ -196,7 +196,9 @@ def select_ws_route(expression: str, body: Any) -> str | None:
         return None
     try:
         value: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not JSON, or nested deeper than Python parses: no key, so the `$default` route (as
+        # on AWS) — the frame used to end the connection instead.
         return None
     for part in expression.split(".")[2:]:
         if not isinstance(value, dict) or part not in value:

@@ -15,8 +15,10 @@ This module adds:
   so after maxReceiveCount receives it lands in the DLQ (much faster than AWS, which waits for
   the visibility timeout: tests stay short);
 - ReportBatchItemFailures: when the mapping enables it and the function answers
-  {"batchItemFailures": [...]} with entries, the message counts as failed (moto ignores the
-  answer). moto sends one-record batches, so a reported item is the whole batch.
+  {"batchItemFailures": [...]} with entries, only the messages it names go back to the queue
+  and the rest of the batch is deleted (moto ignores the answer). The poller delivers each
+  received batch in one invocation, as Lambda does; moto's own inline path (one record per
+  invocation) counts a reported item as the whole batch.
 """
 
 from __future__ import annotations
@@ -159,9 +161,64 @@ class EsmPoller:
         self._pool.submit(drain)
 
 
+def _record(message: Any, queue: Any) -> dict:
+    """One record of an SQS event, as Lambda's poller builds it."""
+    record = {
+        "messageId": message.id,
+        "receiptHandle": message.receipt_handle,
+        "body": message.body,
+        "attributes": {
+            "ApproximateReceiveCount": str(getattr(message, "approximate_receive_count", 1)),
+            "SentTimestamp": str(int(getattr(message, "sent_timestamp", 0) or 0)),
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": str(
+                int(getattr(message, "approximate_first_receive_timestamp", 0) or 0)),
+        },
+        "messageAttributes": {},
+        "md5OfBody": message.body_md5,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue.queue_arn,
+        "awsRegion": queue.region,
+    }
+    if queue.queue_arn.endswith(".fifo"):
+        record["attributes"].update({"MessageGroupId": message.group_id,
+                                     "MessageDeduplicationId": message.deduplication_id})
+    return record
+
+
+def failed_items(payload: Any, message_ids: list[str], errored: bool,
+                 report_item_failures: bool) -> set[str]:
+    """The ids of a delivered batch's messages that go back to the queue, as Lambda decides:
+    all of them when the invocation failed; with ReportBatchItemFailures, the ones the answer's
+    `batchItemFailures` name, or all of them when an entry is malformed or names no message of
+    the batch; otherwise none. Every other message of the batch is deleted."""
+    every = set(message_ids)
+    if errored:
+        return every
+    if not report_item_failures:
+        return set()
+    try:
+        answer = json.loads(payload) if payload else None
+    except (TypeError, ValueError):
+        return set()  # Lambda treats an unparsable answer as "no failures" too
+    if not isinstance(answer, dict) or not answer.get("batchItemFailures"):
+        return set()
+    failures = answer["batchItemFailures"]
+    if not isinstance(failures, list):
+        return every
+    named: set[str] = set()
+    for entry in failures:
+        item = entry.get("itemIdentifier") if isinstance(entry, dict) else None
+        if not isinstance(item, str) or item not in every:
+            return every
+        named.add(item)
+    return named
+
+
 def _deliver_batch(sqs_backend: Any, queue: Any, function_arn: str, esm: Any) -> bool:
-    """The steps moto runs inside SendMessage (moto/sqs/models.py Queue.add_message); whether
-    a batch was delivered successfully."""
+    """Receives up to the mapping's batch size and delivers it in one invocation, as Lambda's
+    pollers do; then deletes the messages that succeeded and makes the failed ones visible
+    again (ReportBatchItemFailures). Whether every message of the batch succeeded."""
     from moto.awslambda.utils import get_backend
 
     messages = sqs_backend.receive_message(
@@ -169,14 +226,20 @@ def _deliver_batch(sqs_backend: Any, queue: Any, function_arn: str, esm: Any) ->
     )
     if not messages:
         return False
-    ok = get_backend(queue.account_id, queue.region).send_sqs_batch(
-        function_arn, messages, queue.queue_arn
-    )
+    lambda_backend = get_backend(queue.account_id, queue.region)
+    event = {"Records": [_record(m, queue) for m in messages]}
+    response_headers: dict[str, Any] = {}
+    payload = lambda_backend.invoke(function_arn, None, json.dumps(event), {}, response_headers)
+    if isinstance(payload, bytes):
+        payload = payload.decode("utf-8", "replace")
+    failed = failed_items(
+        payload, [m.id for m in messages], "x-amz-function-error" in response_headers,
+        _reports_item_failures(lambda_backend, function_arn, queue.queue_arn))
     for message in messages:
-        if ok:
-            sqs_backend.delete_message(queue.name, message.receipt_handle)
-        else:
+        if message.id in failed:
             sqs_backend.change_message_visibility(
                 queue.name, message.receipt_handle, visibility_timeout=0
             )
-    return bool(ok)
+        else:
+            sqs_backend.delete_message(queue.name, message.receipt_handle)
+    return not failed

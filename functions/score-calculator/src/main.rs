@@ -1,7 +1,6 @@
 //! `score-calculator` Lambda: battle-event batches from the HTTP API and from the ingestion
 //! queue (partial batch failures), and the scoreboard reads.
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use clanwar_edge::{deps_from_env, http, routes, sqs, telemetry};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -10,14 +9,14 @@ use serde::Serialize;
 /// The two event sources of this function; SQS events are recognised by their `Records`.
 enum Input {
     Queue(SqsEvent),
-    Http(Box<ApiGatewayV2httpRequest>),
+    Http(serde_json::Value),
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Output {
     Queue(SqsBatchResponse),
-    Http(Box<ApiGatewayV2httpResponse>),
+    Http(serde_json::Value),
 }
 
 #[tokio::main]
@@ -29,7 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         move |event: LambdaEvent<serde_json::Value>| async move {
             let input = match event.payload.get("Records") {
                 Some(_) => Input::Queue(serde_json::from_value(event.payload)?),
-                None => Input::Http(serde_json::from_value(event.payload)?),
+                None => Input::Http(event.payload),
             };
             Ok::<_, lambda_runtime::Error>(match input {
                 Input::Queue(batch) => Output::Queue(
@@ -40,10 +39,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     .await,
                 ),
                 Input::Http(request) => {
-                    let request = http::from_apigw(*request);
-                    let response =
-                        http::respond(request, |r| routes::scores::handle(scores, r)).await;
-                    Output::Http(Box::new(http::to_apigw(response)))
+                    Output::Http(http::answer(request, |r| routes::scores::handle(scores, r)).await)
                 }
             })
         },

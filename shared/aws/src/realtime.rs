@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use chrono::{DateTime, Duration, Utc};
-use clanwar_domain::ports::StoreError;
+use clanwar_domain::ports::{RecordKey, StoreError};
 use clanwar_domain::realtime::{Connections, PushError, Pusher, Topic};
 use std::collections::HashMap;
 
@@ -68,6 +68,25 @@ impl Connections for DynamoDbConnections {
             .await
             .map_err(|e| StoreError::unavailable("PutItem connection", e))?;
         Ok(())
+    }
+
+    async fn topic_exists(&self, topic: &Topic) -> Result<bool, StoreError> {
+        let key = match topic {
+            Topic::War(w) => RecordKey::War(w.clone()),
+            Topic::Clan(c) => RecordKey::Clan(c.clone()),
+        };
+        let (pk, sk) = crate::keys::record_key(&key);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("GetItem topic", e))?;
+        Ok(out.item.is_some())
     }
 
     async fn subscribe(&self, connection: &str, topic: &Topic) -> Result<(), StoreError> {

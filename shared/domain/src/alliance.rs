@@ -130,15 +130,7 @@ impl Invitation {
 /// A trimmed, non-empty name of at most [`MAX_NAME_CHARS`] characters (400 otherwise).
 pub fn validate_name(raw: &str) -> DomainResult<String> {
     let name = raw.trim();
-    if name.is_empty() {
-        return Err(DomainError::invalid("name", "must not be empty"));
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(DomainError::invalid(
-            "name",
-            format!("must be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
+    crate::territory::validate_label("name", name, MAX_NAME_CHARS)?;
     Ok(name.to_owned())
 }
 
@@ -251,6 +243,7 @@ mod tests {
         assert_eq!(validate_name("  North  ").unwrap(), "North");
         assert_eq!(validate_name(" ").unwrap_err().status(), 400);
         assert!(validate_name(&"é".repeat(64)).is_ok());
+        assert_eq!(validate_name("a\0b").unwrap_err().status(), 400);
         assert_eq!(validate_name(&"x".repeat(65)).unwrap_err().status(), 400);
     }
 

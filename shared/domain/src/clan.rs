@@ -51,13 +51,7 @@ impl ClanSnapshot {
     /// Field checks (400s) before anything is written.
     pub fn validate(&self) -> crate::DomainResult<()> {
         use crate::DomainError;
-        let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_CLAN_NAME_LEN {
-            return Err(DomainError::invalid(
-                "name",
-                format!("must be 1..={MAX_CLAN_NAME_LEN} characters"),
-            ));
-        }
+        crate::territory::validate_label("name", &self.name, MAX_CLAN_NAME_LEN)?;
         if self.officer_ids.len() + self.member_ids.len() > MAX_ROSTER {
             return Err(DomainError::invalid(
                 "member_ids",
@@ -212,6 +206,36 @@ pub(crate) mod fixtures {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clan_names_follow_the_one_name_rule() {
+        let snapshot = |name: &str| super::ClanSnapshot {
+            name: name.to_owned(),
+            leader_id: crate::ids::PlayerId::new("p-1").unwrap(),
+            officer_ids: Vec::new(),
+            member_ids: Vec::new(),
+            level: 1,
+            rating: None,
+            active: true,
+        };
+        assert!(snapshot("Iron Wolves").validate().is_ok());
+        for bad in [
+            "",
+            "  ",
+            "a\0b",
+            "x\u{1}",
+            "esc\u{1b}[31m",
+            "del\u{7f}",
+            &"n".repeat(65),
+        ] {
+            let err = snapshot(bad).validate().unwrap_err();
+            assert_eq!(
+                (err.status(), err.code()),
+                (400, "INVALID_REQUEST"),
+                "{bad:?}"
+            );
+        }
+    }
+
     use super::fixtures::clan;
     use super::*;
 

@@ -61,6 +61,8 @@ pub trait Connections: Send + Sync {
     /// Forgets the connection and all its subscriptions.
     async fn disconnect(&self, connection: &str) -> Result<(), StoreError>;
     async fn subscribers(&self, topic: &Topic) -> Result<Vec<String>, StoreError>;
+    /// Whether the war or clan the topic names exists (one can only subscribe to those).
+    async fn topic_exists(&self, topic: &Topic) -> Result<bool, StoreError>;
 }
 
 /// Why a push did not reach its connection.
@@ -114,6 +116,12 @@ impl Realtime {
             return Err(DomainError::invalid("action", "expected \"subscribe\""));
         }
         let topic = request.topic()?;
+        if !self.connections.topic_exists(&topic).await? {
+            return Err(match topic {
+                Topic::War(war) => DomainError::WarNotFound(war),
+                Topic::Clan(clan) => DomainError::ClanNotFound(clan),
+            });
+        }
         self.connections.subscribe(connection, &topic).await?;
         Ok(topic)
     }
@@ -163,6 +171,8 @@ pub mod memory {
     #[derive(Debug, Default)]
     pub struct MemoryConnections {
         subs: Mutex<BTreeMap<String, BTreeSet<Topic>>>,
+        /// The wars and clans that exist (the only topics one can subscribe to).
+        pub existing: Mutex<BTreeSet<Topic>>,
     }
 
     #[async_trait]
@@ -185,6 +195,9 @@ pub mod memory {
         async fn disconnect(&self, connection: &str) -> Result<(), StoreError> {
             self.subs.lock().expect("poisoned").remove(connection);
             Ok(())
+        }
+        async fn topic_exists(&self, topic: &Topic) -> Result<bool, StoreError> {
+            Ok(self.existing.lock().expect("poisoned").contains(topic))
         }
         async fn subscribers(&self, topic: &Topic) -> Result<Vec<String>, StoreError> {
             let subs = self.subs.lock().expect("poisoned");
@@ -229,6 +242,12 @@ mod tests {
     fn realtime() -> (Realtime, Arc<RecordingPusher>, Arc<MemoryConnections>) {
         let pusher = Arc::new(RecordingPusher::default());
         let connections = Arc::new(MemoryConnections::default());
+        connections.existing.lock().unwrap().extend([
+            Topic::War(WarId::new("w1").unwrap()),
+            Topic::War(WarId::new("other").unwrap()),
+            Topic::Clan(ClanId::new("red").unwrap()),
+            Topic::Clan(ClanId::new("blue").unwrap()),
+        ]);
         (
             Realtime {
                 connections: connections.clone(),
@@ -308,6 +327,28 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_wars_and_clans_that_exist_can_be_subscribed_to() {
+        let (rt, _, connections) = realtime();
+        rt.connect("x", Utc::now()).await.unwrap();
+        let err = rt
+            .subscribe("x", &subscribe(Some("no-such-war"), None))
+            .await
+            .unwrap_err();
+        assert_eq!((err.status(), err.code()), (404, "WAR_NOT_FOUND"));
+        let err = rt
+            .subscribe("x", &subscribe(None, Some("no-such-clan")))
+            .await
+            .unwrap_err();
+        assert_eq!((err.status(), err.code()), (404, "CLAN_NOT_FOUND"));
+        let war = Topic::War(WarId::new("no-such-war").unwrap());
+        assert!(connections.subscribers(&war).await.unwrap().is_empty());
+        assert!(rt
+            .subscribe("x", &subscribe(Some("w1"), None))
+            .await
+            .is_ok());
     }
 
     #[tokio::test]

@@ -128,6 +128,18 @@ impl BattleEvent {
         }
     }
 
+    /// The players the event claims for a clan: `(player, clan, what the player is)`.
+    pub fn claimed_players(&self) -> Vec<(&PlayerId, &ClanId, &'static str)> {
+        match self {
+            BattleEvent::Kill(e) => vec![
+                (&e.killer_id, &e.killer_clan_id, "killer"),
+                (&e.victim_id, &e.victim_clan_id, "victim"),
+            ],
+            BattleEvent::Assist(e) => vec![(&e.player_id, &e.clan_id, "assisting player")],
+            BattleEvent::Capture(_) => Vec::new(),
+        }
+    }
+
     /// The battle the event names, if any.
     pub fn battle_id(&self) -> Option<&BattleId> {
         match self {
@@ -150,6 +162,9 @@ pub mod codes {
     pub const NOT_A_PARTICIPANT: &str = "NOT_A_PARTICIPANT";
     /// Killer and victim fight on the same side.
     pub const SAME_SIDE: &str = "SAME_SIDE";
+    /// A player the event names is not on the roster of the clan it claims (SPEC §5: "the
+    /// killer (or assisting player) is a member of the clan it names").
+    pub const NOT_A_MEMBER: &str = "NOT_A_MEMBER";
     /// The event names a battle this war does not have.
     pub const UNKNOWN_BATTLE: &str = "UNKNOWN_BATTLE";
     /// The killer already scored on this victim within the refarm window.
@@ -216,6 +231,24 @@ pub fn require_known_battle(
         )),
         _ => Ok(()),
     }
+}
+
+/// SPEC §5: every player an event names is on the roster (leader, officers, members) of the
+/// clan it claims for them, as the clan registry's snapshot has it (`clans`: the records of
+/// the clans the event names; a clan missing from it has no members).
+pub fn require_members(
+    event: &BattleEvent,
+    clans: &BTreeMap<ClanId, crate::clan::Clan>,
+) -> Result<(), Rejection> {
+    for (player, clan, what) in event.claimed_players() {
+        if clans.get(clan).is_none_or(|c| c.role_of(player).is_none()) {
+            return Err(Rejection::new(
+                codes::NOT_A_MEMBER,
+                format!("{what} {player} is not a member of clan {clan}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// SPEC §6: counted only if it happened during ACTIVE and arrives before ENDING closes.

@@ -61,7 +61,10 @@ pub struct TerritoryInput {
     pub owner_clan_id: Option<ClanId>,
 }
 
-fn validate_label(field: &str, value: &str, max: usize) -> DomainResult<()> {
+/// The one rule for every display name (clans, alliances, territories, regions): not blank, at
+/// most `max` characters, no control characters (NUL, escape sequences, ...) — 400 naming
+/// `field` otherwise.
+pub fn validate_label(field: &str, value: &str, max: usize) -> DomainResult<()> {
     if value.trim().is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));
     }

@@ -3,14 +3,14 @@
 //! error becomes the SPEC's `{ "error": { code, message, details } }` body here, in one place.
 
 use crate::telemetry;
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use clanwar_aws::calls;
 use clanwar_domain::ids::{IdError, PlayerId};
 use clanwar_domain::{DomainError, DomainResult};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -32,6 +32,16 @@ pub struct HttpRequest {
     /// The caller's IAM principal (`requestContext.authorizer.iam.userArn`), present on AWS
     /// where the HTTP API authorises with IAM; the local gateway authorises nothing.
     pub principal: Option<String>,
+    /// What is wrong with the request itself, found while mapping the event (a repeated query
+    /// parameter, an event that is not an HTTP request): a 400 before any route runs.
+    pub malformed: Option<Malformed>,
+}
+
+/// A defect of the request as a whole: the field it concerns and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    pub field: String,
+    pub message: String,
 }
 
 /// A route's answer.
@@ -169,7 +179,7 @@ impl HttpRequest {
         if self.body.is_empty() {
             return Err(DomainError::invalid("body", "a JSON body is required"));
         }
-        serde_json::from_slice(&self.body).map_err(|e| DomainError::invalid("body", e.to_string()))
+        parse_json(&self.body).map_err(|e| DomainError::invalid("body", e.to_string()))
     }
 
     /// An optional query parameter parsed as `T` (400 when present but malformed).
@@ -192,17 +202,78 @@ impl HttpRequest {
     }
 }
 
-/// Converts an API Gateway HTTP API (payload format 2.0) event.
-pub fn from_apigw(event: ApiGatewayV2httpRequest) -> HttpRequest {
+/// The parts of an API Gateway HTTP API (payload format 2.0) event that the routes use. Header
+/// values are taken as the JSON strings they arrive as: API Gateway passes control characters
+/// through, and `http::HeaderValue` (what `aws_lambda_events` parses headers into) refuses
+/// them, which failed the whole invocation with a 500 before any route ran.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct RawHttpEvent {
+    route_key: Option<String>,
+    raw_query_string: Option<String>,
+    #[serde(deserialize_with = "nullish")]
+    headers: HashMap<String, Value>,
+    #[serde(deserialize_with = "nullish")]
+    query_string_parameters: HashMap<String, String>,
+    #[serde(deserialize_with = "nullish")]
+    path_parameters: HashMap<String, String>,
+    request_context: RawContext,
+    body: Option<String>,
+    is_base64_encoded: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct RawContext {
+    route_key: Option<String>,
+    authorizer: Option<RawAuthorizer>,
+}
+
+/// `requestContext.authorizer`: with IAM authorisation, the caller's identity.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawAuthorizer {
+    iam: Option<RawIam>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct RawIam {
+    user_arn: Option<String>,
+}
+
+/// `null` reads as an empty map (API Gateway sends `null` for absent parameters).
+fn nullish<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Converts an API Gateway HTTP API (payload format 2.0) event, as raw JSON. Never fails: an
+/// event that cannot be read is a request with [`HttpRequest::malformed`] set.
+pub fn from_payload(payload: Value) -> HttpRequest {
+    let event: RawHttpEvent = match serde_json::from_value(payload) {
+        Ok(event) => event,
+        Err(e) => {
+            return HttpRequest {
+                malformed: Some(Malformed {
+                    field: "request".into(),
+                    message: format!("not an HTTP API request: {e}"),
+                }),
+                ..HttpRequest::default()
+            }
+        }
+    };
+    // Names in lower case; a header whose value is not text (never sent by API Gateway) is dropped.
     let headers = event
         .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let query = event
-        .query_string_parameters
-        .iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(v) => Some((k.to_ascii_lowercase(), v)),
+            _ => None,
+        })
         .collect();
     // JSON arrives as text; a base64 body means a binary content type, which no route accepts.
     let body = match (event.body, event.is_base64_encoded) {
@@ -222,10 +293,69 @@ pub fn from_apigw(event: ApiGatewayV2httpRequest) -> HttpRequest {
             .or(event.request_context.route_key)
             .unwrap_or_default(),
         path: event.path_parameters,
-        query,
+        query: event.query_string_parameters,
         headers,
         body,
         principal,
+        malformed: event
+            .raw_query_string
+            .as_deref()
+            .and_then(repeated_parameter),
+    }
+}
+
+/// A query parameter named twice (`radius=10&radius=20`): API Gateway joins the values with a
+/// comma, which could be read as one value, so the raw query string is checked.
+fn repeated_parameter(raw_query: &str) -> Option<Malformed> {
+    let mut seen = std::collections::HashSet::new();
+    raw_query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+        .find(|name| !seen.insert(*name))
+        .map(|name| Malformed {
+            field: name.to_owned(),
+            message: "query parameter given more than once".into(),
+        })
+}
+
+/// One HTTP API invocation, raw event in, raw response out: what every HTTP-facing Lambda
+/// runs ([`serve`], and the functions that also take other events).
+pub async fn answer<F, Fut>(payload: Value, handle: F) -> Value
+where
+    F: FnOnce(HttpRequest) -> Fut,
+    Fut: std::future::Future<Output = DomainResult<HttpResponse>>,
+{
+    let response = respond(from_payload(payload), handle).await;
+    serde_json::to_value(to_apigw(response)).expect("responses serialise")
+}
+
+/// Parses JSON as `T`, reading an integer-valued number written with a fraction (`40.0`,
+/// `4e1`) as the integer it is: JSON has one number type, and `docs/openapi.json`'s `integer`
+/// (JSON Schema) accepts such numbers, so integer fields do too. Non-integral numbers still
+/// fail integer fields; nesting deeper than serde_json's recursion limit (128) is an error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let mut value: Value = serde_json::from_slice(bytes)?;
+    integral_floats_as_integers(&mut value);
+    T::deserialize(value)
+}
+
+/// Largest magnitude below which every integer is exact in an `f64` (2^53).
+const EXACT_F64_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() < EXACT_F64_INTEGERS {
+                    // Exact: |f| < 2^53 is an integer an i64 holds.
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }
 
@@ -253,16 +383,15 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            let response = respond(from_apigw(event.payload), handler).await;
-            Ok::<_, std::convert::Infallible>(to_apigw(response))
+        move |event: lambda_runtime::LambdaEvent<Value>| async move {
+            Ok::<_, std::convert::Infallible>(answer(event.payload, handler).await)
         },
     ))
     .await
 }
 
 /// Runs a route table and turns its error into the SPEC's body; logs every failure with its code.
-pub async fn respond<F, Fut>(request: HttpRequest, handle: F) -> HttpResponse
+pub async fn respond<F, Fut>(mut request: HttpRequest, handle: F) -> HttpResponse
 where
     F: FnOnce(HttpRequest) -> Fut,
     Fut: std::future::Future<Output = DomainResult<HttpResponse>>,
@@ -270,7 +399,15 @@ where
     let started = std::time::Instant::now();
     let route = request.route.clone();
     calls::reset();
-    let mut response = match handle(request).await {
+    let checked = match request.malformed.take() {
+        Some(m) => Err(DomainError::invalid(m.field, m.message)),
+        None => crate::routes::check_body(&request),
+    };
+    let outcome = match checked {
+        Ok(()) => handle(request).await,
+        Err(err) => Err(err),
+    };
+    let mut response = match outcome {
         Ok(response) => response,
         Err(err) => {
             if err.status() >= 500 {
@@ -399,5 +536,177 @@ mod tests {
         assert_eq!(req.query::<usize>("limit").unwrap(), Some(5));
         req.query.insert("lmit".into(), "5".into());
         assert_eq!(req.only_query(&["limit"]).unwrap_err().status(), 400);
+    }
+
+    /// A raw payload format 2.0 event, as API Gateway hands it to the Lambda.
+    fn event(route: &str, headers: Value, raw_query: &str, body: Option<&str>) -> Value {
+        serde_json::json!({
+            "version": "2.0",
+            "routeKey": route,
+            "rawPath": "/clans/c-1",
+            "rawQueryString": raw_query,
+            "headers": headers,
+            "pathParameters": { "clan_id": "c-1" },
+            "requestContext": {
+                "routeKey": route,
+                "http": { "method": "GET", "path": "/clans/c-1", "protocol": "HTTP/1.1",
+                          "sourceIp": "127.0.0.1", "userAgent": "t" },
+                "requestId": "r-1", "timeEpoch": 0
+            },
+            "body": body,
+            "isBase64Encoded": false
+        })
+    }
+
+    /// Answers 200 with the actor it was given (or the §10 error when the actor is refused).
+    async fn echo_actor(request: HttpRequest) -> DomainResult<HttpResponse> {
+        let actor = match request.header("x-actor-id") {
+            Some(_) => Some(request.actor()?.as_str().to_owned()),
+            None => None,
+        };
+        HttpResponse::ok(serde_json::json!({ "actor": actor, "route": request.route }))
+    }
+
+    #[tokio::test]
+    async fn control_characters_in_headers_do_not_break_the_request() {
+        for junk in ["a\u{1}b", "\u{0}", "x\u{7f}y", "\u{1b}[31m"] {
+            let payload = event(
+                "GET /clans/{clan_id}",
+                serde_json::json!({ "x-junk": junk, "X-Other": "fine" }),
+                "",
+                None,
+            );
+            let answer = answer(payload, echo_actor).await;
+            assert_eq!(answer["statusCode"], 200, "junk header {junk:?}: {answer}");
+            let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+            assert_eq!(body["route"], "GET /clans/{clan_id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_actor_header_is_a_400_with_the_error_body() {
+        for actor in ["p\u{1}1", "\u{0}", "p-1\u{7f}", "p 1"] {
+            let payload = event(
+                "GET /clans/{clan_id}",
+                serde_json::json!({ "x-actor-id": actor }),
+                "",
+                None,
+            );
+            let answer = answer(payload, echo_actor).await;
+            assert_eq!(answer["statusCode"], 400, "actor {actor:?}: {answer}");
+            let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+            assert_eq!(body["error"]["code"], "INVALID_ID");
+            assert_eq!(body["error"]["details"]["field"], "x-actor-id");
+            assert!(body["error"]["message"].is_string());
+        }
+        let fine = event(
+            "GET /clans/{clan_id}",
+            serde_json::json!({ "X-Actor-Id": "p-1" }),
+            "",
+            None,
+        );
+        let answer = answer(fine, echo_actor).await;
+        assert_eq!(answer["statusCode"], 200);
+        assert!(answer["body"].as_str().unwrap().contains("\"p-1\""));
+    }
+
+    #[tokio::test]
+    async fn a_repeated_query_parameter_is_refused_before_the_route_runs() {
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let payload = event(
+            "GET /clans/{clan_id}",
+            serde_json::json!({}),
+            "radius=10&radius=20",
+            None,
+        );
+        let answer = answer(payload, |_| async {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            HttpResponse::ok(serde_json::json!({}))
+        })
+        .await;
+        assert_eq!(answer["statusCode"], 400);
+        assert!(answer["body"].as_str().unwrap().contains("\"radius\""));
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(repeated_parameter("a=1&b=2&c"), None);
+        assert_eq!(repeated_parameter("a=1&b=2&a").unwrap().field, "a");
+    }
+
+    #[tokio::test]
+    async fn an_event_that_is_no_http_request_is_a_400_not_a_failed_invocation() {
+        let answer = answer(serde_json::json!({ "headers": 5 }), echo_actor).await;
+        assert_eq!(answer["statusCode"], 400);
+    }
+
+    #[tokio::test]
+    async fn routes_without_a_body_refuse_one_before_they_run() {
+        let route = "POST /alliances/{alliance_id}/invitations/{clan_id}/accept";
+        for (body, status) in [
+            (None, 200),
+            (Some(""), 200),
+            (Some("{}"), 200),
+            (Some(" { } "), 200),
+            (Some("{not json"), 400),
+            (Some(r#"{"clan_id": "c-1"}"#), 400),
+            (Some("[]"), 400),
+            (Some("null"), 400),
+        ] {
+            let ran = std::sync::atomic::AtomicBool::new(false);
+            let answer = answer(event(route, serde_json::json!({}), "", body), |_| async {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                HttpResponse::ok(serde_json::json!({}))
+            })
+            .await;
+            assert_eq!(answer["statusCode"], status, "body {body:?}: {answer}");
+            assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), status == 200);
+        }
+        let delete = event(
+            "DELETE /alliances/{alliance_id}",
+            serde_json::json!({}),
+            "",
+            Some("{x"),
+        );
+        assert_eq!(answer(delete, echo_actor).await["statusCode"], 400);
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Counted {
+        max_players: u32,
+        x: f64,
+        #[serde(default)]
+        nested: Vec<i64>,
+    }
+
+    #[test]
+    fn integer_valued_floats_are_integers_and_fractions_are_not() {
+        let parsed: Counted =
+            parse_json(br#"{"max_players": 40.0, "x": 2.0, "nested": [1e2, -3.0]}"#).unwrap();
+        assert_eq!(
+            parsed,
+            Counted {
+                max_players: 40,
+                x: 2.0,
+                nested: vec![100, -3]
+            }
+        );
+        assert!(parse_json::<Counted>(br#"{"max_players": 40.5, "x": 1}"#).is_err());
+        assert!(parse_json::<Counted>(br#"{"max_players": -1.0, "x": 1}"#).is_err());
+        assert!(parse_json::<Counted>(br#"{"max_players": 1e300, "x": 1}"#).is_err());
+        let mut req = request(r#"{"max_players": 40.0, "x": 0.5}"#);
+        assert_eq!(req.json::<Counted>(100).unwrap().max_players, 40);
+        req.body = br#"{"max_players": 40.0, "x": 0.5, "y": 1}"#.to_vec();
+        assert_eq!(req.json::<Counted>(100).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn deeply_nested_bodies_are_a_400_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            request(&deep)
+                .json::<Counted>(usize::MAX)
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 }

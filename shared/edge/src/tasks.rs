@@ -3,7 +3,6 @@
 //! the state machines' Retry and Catch blocks name.
 
 use crate::http::{self, HttpRequest, HttpResponse};
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use clanwar_domain::{DomainError, DomainResult};
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -98,10 +97,7 @@ where
             if event.payload.get("requestContext").is_none() {
                 return run_task(tasks, event.payload).await;
             }
-            let request: ApiGatewayV2httpRequest =
-                serde_json::from_value(event.payload).map_err(|e| malformed("event", e))?;
-            let response = http::respond(http::from_apigw(request), routes).await;
-            Ok(serde_json::to_value(http::to_apigw(response)).expect("responses serialise"))
+            Ok(http::answer(event.payload, routes).await)
         },
     ))
     .await

@@ -263,6 +263,7 @@ impl Req {
                 .map(|b| b.to_string().into_bytes())
                 .unwrap_or_default(),
             principal: None,
+            malformed: None,
         }
     }
 }
@@ -478,6 +479,18 @@ fn the_document_has_exactly_the_routes_of_the_implementation() {
 // ------------------------------------------------------------------------------------------
 // 2. Well-formed for this API
 // ------------------------------------------------------------------------------------------
+
+#[test]
+fn the_routes_without_a_documented_body_are_the_ones_that_refuse_a_body() {
+    let spec = Spec::load();
+    for (_, route) in routes::all_routes() {
+        assert_eq!(
+            routes::takes_body(route),
+            spec.request_body(route).is_some(),
+            "`{route}`: documented request body and routes::takes_body disagree"
+        );
+    }
+}
 
 #[test]
 fn every_operation_documents_its_parameters_responses_and_errors() {

@@ -7,9 +7,10 @@
 
 use super::territories::{CaptureCommand, TerritoryService};
 use super::Deps;
+use crate::clan::Clan;
 use crate::error::{DomainError, DomainResult};
 use crate::events::DomainEvent;
-use crate::ids::{BattleId, EventId, PlayerId, WarId};
+use crate::ids::{BattleId, ClanId, EventId, PlayerId, WarId};
 use crate::ledger::{LedgerEntry, LedgerFilter, MAX_LEDGER_LIMIT};
 use crate::ports::{
     ApplyOutcome, Page, PageRequest, PlayerScore, RecordKey, ScoreDelta, Transaction,
@@ -19,11 +20,13 @@ use crate::war::{Side, War, WarStatus};
 use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Top players shown when the caller does not say.
 pub const DEFAULT_TOP_PLAYERS: usize = 10;
+/// Most clans a batch may name and still have their records read with the war.
+pub const MAX_CLANS_WITH_WAR: usize = 32;
 /// Most top players one scoreboard read returns.
 pub const MAX_TOP_PLAYERS: usize = 100;
 
@@ -113,8 +116,9 @@ impl ScoreService {
     /// Judges and applies a batch. Refused as a whole (400) when larger than
     /// `max_events_per_batch`; an event id repeated inside the batch counts once.
     ///
-    /// The batch is judged in memory against one read of the war (and of its battles, read in
-    /// the same round trip when an event names one); every kill and assist is then handed to
+    /// The batch is judged in memory against one read of the war and of the clans the events
+    /// name (one `BatchGetItem`: SPEC §5's membership rule costs no extra round trip), and of
+    /// its battles, read in the same round trip when an event names one; every kill and assist is then handed to
     /// the score board in one call, which writes it with cost proportional to the distinct
     /// keys touched (see `docs/scores.md`). A due `ScoreSnapshot` is taken beside that write,
     /// not after it. Captures go through the territory rules one by one (they are rare).
@@ -130,8 +134,12 @@ impl ScoreService {
                 format!("at most {max} events per batch, got {}", events.len()),
             ));
         }
-        let (war, battles) = join(self.deps.war(war_id), self.battles_named(war_id, &events)).await;
-        let (war, battles) = (war?, battles?);
+        let (war_and_clans, battles) = join(
+            self.war_and_clans(war_id, &events),
+            self.battles_named(war_id, &events),
+        )
+        .await;
+        let ((war, clans), battles) = (war_and_clans?, battles?);
         let now = self.deps.clock.now();
         let rules = self.deps.rules_for(&war);
 
@@ -145,6 +153,7 @@ impl ScoreService {
                 continue;
             }
             let evaluation = scoring::evaluate(&war, event, now, &rules)
+                .and_then(|e| scoring::require_members(event, &clans).map(|()| e))
                 .and_then(|e| scoring::require_known_battle(event, &battles).map(|()| e));
             verdicts.push(match evaluation {
                 Err(rejection) => Some(Verdict::Rejected(rejection)),
@@ -214,6 +223,56 @@ impl ScoreService {
     }
 
     /// The war's battle ids, read only when some event names a battle.
+    /// The war and the registry records of the clans the events name (for the membership
+    /// rule), in one `get_many` (one `BatchGetItem`, the round trip the war read takes
+    /// anyway). A batch naming more than [`MAX_CLANS_WITH_WAR`] clans (never a game server's:
+    /// a war has a handful) reads the war first and then only the named clans on its sides.
+    async fn war_and_clans(
+        &self,
+        war_id: &WarId,
+        events: &[BattleEvent],
+    ) -> DomainResult<(War, BTreeMap<ClanId, Clan>)> {
+        let named: BTreeSet<&ClanId> = events
+            .iter()
+            .flat_map(|e| e.claimed_players().into_iter().map(|(_, clan, _)| clan))
+            .collect();
+        let (war, wanted): (War, Vec<ClanId>) = if named.len() <= MAX_CLANS_WITH_WAR {
+            let mut keys = vec![RecordKey::War(war_id.clone())];
+            keys.extend(named.iter().map(|c| RecordKey::Clan((*c).clone())));
+            let mut fetched = self.deps.store.get_many(&keys).await?;
+            let war: War = fetched
+                .one()?
+                .ok_or_else(|| DomainError::WarNotFound(war_id.clone()))?;
+            let records: Vec<Option<Clan>> = fetched.many(named.len())?;
+            return Ok((
+                war,
+                records
+                    .into_iter()
+                    .flatten()
+                    .map(|c| (c.clan_id.clone(), c))
+                    .collect(),
+            ));
+        } else {
+            let war = self.deps.war(war_id).await?;
+            let wanted = named
+                .into_iter()
+                .filter(|c| war.side_of(c).is_some())
+                .cloned()
+                .collect();
+            (war, wanted)
+        };
+        let keys: Vec<RecordKey> = wanted.iter().cloned().map(RecordKey::Clan).collect();
+        let records: Vec<Option<Clan>> = self.deps.store.get_many(&keys).await?.many(keys.len())?;
+        Ok((
+            war,
+            records
+                .into_iter()
+                .flatten()
+                .map(|c| (c.clan_id.clone(), c))
+                .collect(),
+        ))
+    }
+
     async fn battles_named(
         &self,
         war_id: &WarId,
@@ -514,6 +573,18 @@ mod tests {
         let (deps, h) = Deps::in_memory(rules, FakeClock::at(now));
         let mut tx = Transaction::new();
         tx.insert(&mut war);
+        // The registry's rosters: `a0`..`a9` in att, `d0`..`d9` in def, `x0`..`x9` in
+        // att-ally, `z0`..`z9` in other (a clan of no side).
+        for (id, prefix) in [
+            ("att", "a"),
+            ("def", "d"),
+            ("att-ally", "x"),
+            ("other", "z"),
+        ] {
+            let mut roster = crate::clan::fixtures::clan(id, 2);
+            roster.member_ids = (0..10).map(|i| player(&format!("{prefix}{i}"))).collect();
+            tx.insert(&mut roster);
+        }
         for (id, tier) in [("t1", 1), ("t2", 2)] {
             let mut t = territory(id, tier, Some("def"));
             t.contested_by = Some(war_id());
@@ -931,6 +1002,67 @@ mod tests {
         assert_eq!(w.totals().await, BTreeMap::from([(clan("att"), 10)]));
     }
 
+    #[tokio::test]
+    async fn players_must_be_on_the_roster_of_the_clan_they_are_credited_to() {
+        let w = world().await;
+        let outcome = w
+            .ingest(vec![
+                // Not in the registry at all, claiming the attacker.
+                kill("nobody", w.at(1), ("ghost", "att"), ("d1", "def")),
+                // A defender claiming to kill for the attacker (of a defender!).
+                kill("turncoat", w.at(1), ("d2", "att"), ("d3", "def")),
+                // A real attacker on a victim who is not in the clan named for them.
+                kill("fake-victim", w.at(1), ("a1", "att"), ("a2", "def")),
+                // A player of the no-side clan credited to the ally.
+                assist("borrowed", w.at(1), ("z1", "att-ally")),
+                assist("ghost-assist", w.at(1), ("ghost", "def")),
+                kill("fine", w.at(1), ("a1", "att"), ("d1", "def")),
+                assist("fine-assist", w.at(1), ("x1", "att-ally")),
+            ])
+            .await;
+        assert_eq!(
+            codes_of(&outcome),
+            vec![
+                ("nobody", "NOT_A_MEMBER"),
+                ("turncoat", "NOT_A_MEMBER"),
+                ("fake-victim", "NOT_A_MEMBER"),
+                ("borrowed", "NOT_A_MEMBER"),
+                ("ghost-assist", "NOT_A_MEMBER"),
+            ]
+        );
+        assert_eq!(outcome.accepted, 2);
+        assert!(outcome.rejected[0].reason.contains("ghost"));
+        assert_eq!(
+            w.totals().await,
+            BTreeMap::from([(clan("att"), 10), (clan("att-ally"), 3)]),
+            "nothing credited for the refused events"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_naming_many_clans_still_checks_the_members_of_the_war_s_clans() {
+        let w = world().await;
+        let mut events: Vec<BattleEvent> = (0..MAX_CLANS_WITH_WAR + 5)
+            .map(|i| {
+                kill(
+                    &format!("x{i}"),
+                    w.at(1),
+                    ("a1", "att"),
+                    ("v", &format!("c{i}")),
+                )
+            })
+            .collect();
+        events.push(kill("ghost", w.at(1), ("ghost", "att"), ("d1", "def")));
+        events.push(kill("fine", w.at(1), ("a1", "att"), ("d1", "def")));
+        let outcome = w.ingest(events).await;
+        assert_eq!(outcome.accepted, 1);
+        let codes = codes_of(&outcome);
+        assert_eq!(codes.last(), Some(&("ghost", "NOT_A_MEMBER")));
+        assert!(codes[..codes.len() - 1]
+            .iter()
+            .all(|(_, code)| *code == "NOT_A_PARTICIPANT"));
+    }
+
     // ---- batch limits and errors --------------------------------------------------------------
 
     #[tokio::test]
@@ -1232,10 +1364,11 @@ mod tests {
         let id = format!("e{i}");
         let att = format!("a{actor}");
         let def = format!("d{victim}");
+        let ally = format!("x{actor}");
         match kind {
             0 => kill(&id, at, (&att, "att"), (&def, "def")),
-            1 => kill(&id, at, (&def, "def"), (&att, "att-ally")),
-            2 => assist(&id, at, (&att, "att-ally")),
+            1 => kill(&id, at, (&def, "def"), (&ally, "att-ally")),
+            2 => assist(&id, at, (&ally, "att-ally")),
             _ => kill(&id, at, (&att, "att"), (&def, "att")), // same side: rejected
         }
     }

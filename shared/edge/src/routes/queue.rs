@@ -15,11 +15,13 @@ pub struct ScoreBatchMessage {
     pub events: Vec<BattleEvent>,
 }
 
-/// Applies one message. A malformed message is an error, so SQS retries it and finally moves
-/// it to the DLQ; rejected events inside a well-formed batch are answered, not retried.
+/// Applies one message. A malformed message (or one naming no war) is an error, so SQS retries
+/// it and finally moves it to the DLQ, as it does on transient failures; a message whose
+/// events are all judged (accepted, duplicate or rejected by a rule) is consumed: rejected
+/// events are logged and counted in the `ScoreEventsRejected` metric, never retried.
 pub async fn handle(scores: &ScoreService, body: &str) -> DomainResult<()> {
-    let message: ScoreBatchMessage =
-        serde_json::from_str(body).map_err(|e| DomainError::invalid("message", e.to_string()))?;
+    let message: ScoreBatchMessage = crate::http::parse_json(body.as_bytes())
+        .map_err(|e| DomainError::invalid("message", e.to_string()))?;
     let started = std::time::Instant::now();
     let outcome = scores.ingest(&message.war_id, message.events).await?;
     super::scores::score_update_latency(started);
