@@ -1390,7 +1390,7 @@ mod tests {
         let w = world().await;
         w.ingest(vec![
             kill("k1", w.at(1), ("a1", "att"), ("d1", "def")),
-            assist("s1", w.at(2), ("a2", "att-ally")),
+            assist("s1", w.at(2), ("x2", "att-ally")),
             kill("bad", w.at(3), ("a1", "att"), ("d1", "att")),
         ])
         .await;
@@ -1461,11 +1461,7 @@ mod tests {
 
     /// Ends the war of `w` through the real final tally (hold points, winner).
     async fn finish(w: &mut World) -> War {
-        let mut tx = Transaction::new();
-        for id in ["att", "att-ally", "def"] {
-            tx.insert(&mut crate::clan::fixtures::clan(id, 10));
-        }
-        w.deps.commit(tx).await.unwrap();
+        // The clans are in the registry already (`world_with`'s rosters).
         w.enter_ending().await;
         w.h.clock.set(w.war.phase_deadlines.ended_at);
         let (war, _) = crate::services::wars::WarService::new(w.deps.clone())
