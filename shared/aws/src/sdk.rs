@@ -14,11 +14,14 @@ use aws_smithy_http_client::Builder;
 /// The SDK configuration from the environment, with the rustls/ring HTTPS client (which also
 /// speaks plain HTTP, for an emulator's `http://` endpoint).
 pub async fn load() -> SdkConfig {
+    defaults().load().await
+}
+
+/// The loader [`load`] uses, for callers that set more (e.g. an explicit endpoint): without an
+/// HTTP client of its own the SDK has none (its default client is not compiled in).
+pub fn defaults() -> aws_config::ConfigLoader {
     let http_client = Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(crate::faults::wrap(http_client))
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).http_client(crate::faults::wrap(http_client))
 }

@@ -401,6 +401,10 @@ where
     calls::reset();
     let checked = match request.malformed.take() {
         Some(m) => Err(DomainError::invalid(m.field, m.message)),
+        // A malformed actor is refused on every route, also those that do not read it.
+        None if request.headers.contains_key("x-actor-id") => request
+            .actor()
+            .and_then(|_| crate::routes::check_body(&request)),
         None => crate::routes::check_body(&request),
     };
     let outcome = match checked {

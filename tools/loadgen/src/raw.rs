@@ -121,7 +121,7 @@ pub struct Raw {
 
 impl Raw {
     pub async fn new(endpoint: &str, table: &str, run: &str) -> Result<Self, String> {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let sdk = clanwar_aws::sdk::defaults()
             .endpoint_url(endpoint)
             .load()
             .await;
