@@ -37,15 +37,8 @@ impl Resources {
     /// CloudWatch would extract them: one per invocation, with its `Operation`, `AwsCalls`,
     /// `AwsRoundTrips` and context such as the task's `WarId`.
     pub fn aws_call_metrics(&self, function_logical: &str) -> Vec<serde_json::Value> {
-        let log = self
-            .dir
-            .join("logs")
-            .join(format!("{}.log", self.name(function_logical)));
-        let text = std::fs::read_to_string(&log)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", log.display()));
-        text.lines()
-            .filter_map(|line| line.find('{').map(|at| &line[at..]))
-            .filter_map(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        self.log_json(function_logical)
+            .into_iter()
             .filter(|metric| metric.get("AwsRoundTrips").is_some())
             .collect()
     }
