@@ -50,6 +50,7 @@ localstack_env() {
 }
 
 cleanup() {
+    [[ -n "${localstack_install_pid:-}" ]] && kill "$localstack_install_pid" 2>/dev/null || true
     scripts/localaws.sh down >/dev/null 2>&1 || true
     localstack_env scripts/localaws.sh down >/dev/null 2>&1 || true
     DDB_LOCAL_PORT="$DDB_LOCAL_PORT" scripts/dynamodb-local.sh down >/dev/null 2>&1 || true
@@ -58,6 +59,25 @@ trap cleanup EXIT
 
 step "tools (.venv, pinned)"
 scripts/bootstrap.sh
+# LocalStack's environment installs beside the build and the moto suite (it mostly waits on the
+# network and the disk); its log is shown if it fails.
+LOCALSTACK_INSTALL_LOG="$(mktemp)"
+localstack_install_pid=""
+if [[ "$TEST_LOCALSTACK" != "0" ]]; then
+    scripts/localstack.sh install > "$LOCALSTACK_INSTALL_LOG" 2>&1 &
+    localstack_install_pid=$!
+fi
+localstack_installed() {
+    [[ -z "$localstack_install_pid" ]] && return 0
+    local rc=0
+    wait "$localstack_install_pid" || rc=$?
+    localstack_install_pid=""
+    cat "$LOCALSTACK_INSTALL_LOG"
+    if [[ $rc -ne 0 ]]; then
+        echo "LocalStack install failed (rc $rc)" >&2
+        return "$rc"
+    fi
+}
 
 step "infrastructure definition (cfn-lint)"
 .venv/bin/cfn-lint infra/template.yaml
@@ -85,6 +105,10 @@ CLANWAR_CONTRACTTABLE=clanwar-contract $CARGO test --workspace --locked
 step "hostile-input campaign: schemathesis on docs/openapi.json vs the local API (≤ ~2 min)"
 scripts/hostile.sh
 
+step "LocalStack: install (.venv-localstack from tools/localstack/requirements.lock), started with the tools"
+# Before DynamoDB Local starts: the install seeds LocalStack's copy from the same jar.
+localstack_installed
+
 step "store contract on DynamoDB Local (port $DDB_LOCAL_PORT)"
 DDB_LOCAL_PORT="$DDB_LOCAL_PORT" scripts/dynamodb-local.sh up
 DDB_ENDPOINT="http://127.0.0.1:$DDB_LOCAL_PORT"
@@ -102,9 +126,6 @@ if [[ "$TEST_LOCALSTACK" == "0" ]]; then
     step "LocalStack: skipped (TEST_LOCALSTACK=0)"
     exit 0
 fi
-step "LocalStack: install (.venv-localstack from tools/localstack/requirements.lock)"
-scripts/localstack.sh install
-
 step "LocalStack: the stack from infra/template.yaml (port $LOCALSTACK_TEST_PORT)"
 started=$SECONDS
 localstack_env scripts/localaws.sh up
