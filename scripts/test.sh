@@ -89,8 +89,10 @@ step "emulator patches (exact, cheap transaction rollback)"
 .venv/bin/python tools/localaws/check_ddb_transactions.py
 .venv/bin/python tools/localaws/check_sqs_esm.py
 
-step "build the Lambda binaries"
-$CARGO build --workspace --bins --locked
+step "build the Lambda binaries (and the tests, with the same features)"
+# With the tests in the same build, the binaries and the tests share one feature set (the
+# adapter tests' aws-smithy-mocks turns on SDK test features): nothing is compiled twice.
+$CARGO build --workspace --bins --tests --locked
 
 step "local AWS stack ($AWS_ENDPOINT_URL)"
 scripts/localaws.sh up
@@ -113,8 +115,9 @@ step "store contract on DynamoDB Local (port $DDB_LOCAL_PORT)"
 DDB_LOCAL_PORT="$DDB_LOCAL_PORT" scripts/dynamodb-local.sh up
 DDB_ENDPOINT="http://127.0.0.1:$DDB_LOCAL_PORT"
 .venv/bin/python tools/localaws/create_table.py --endpoint "$DDB_ENDPOINT" --name clanwar-contract
+# `--workspace --test integration`, not `-p`: the build's feature set, so nothing recompiles.
 AWS_ENDPOINT_URL="$DDB_ENDPOINT" CLANWAR_WARTABLE=clanwar-contract CLANWAR_CONTRACTTABLE=clanwar-contract \
-    $CARGO test -p clanwar-integration-tests --test integration --locked -- \
+    $CARGO test --workspace --test integration --locked -- \
     store::dynamodb_store_passes_the_store_contract \
     store::concurrent_duplicated_score_events_are_applied_exactly_once \
     scores::one_batch_posted_by_eight_callers_at_once_after_a_crash_half_way_counts_once \
@@ -142,5 +145,5 @@ localstack_env .venv/bin/python tools/localaws/create_table.py \
 # Python process and is slower than moto on a loaded 2-core machine.
 localstack_env CLANWAR_CONTRACTTABLE=clanwar-contract \
     CLANWAR_TEST_PATIENCE_SCALE="${LOCALSTACK_TEST_PATIENCE_SCALE:-3}" \
-    $CARGO test -p clanwar-integration-tests --test integration --locked
+    $CARGO test --workspace --test integration --locked
 echo "integration tests on LocalStack: $((SECONDS - started)) s"
