@@ -216,7 +216,8 @@ mod tests {
         let spec = "WarDeclared, WarPhaseChanged, WarCancelled, WarEnded, WarSurrendered, AllyJoined, \
             TerritoryContested, TerritoryCaptured, TerritoryReleased, BattleCreated, BattleResolved, \
             ScoreSnapshot, RewardsDistributed, RewardDistributionFailed, AllianceInvited, \
-            AllianceFormed, AllianceLeft, ClanRatingChanged";
+            AllianceFormed, AllianceLeft, ClanRatingChanged, \
+            OperatorActed, WarRescored"; // the last two: live operations (issue 14)
         for name in spec.split(',').map(str::trim) {
             // An adjacently tagged enum names its variant in "type": a missing one fails here.
             let probe = serde_json::json!({ "type": name, "detail": {} });
