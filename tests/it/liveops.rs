@@ -510,3 +510,512 @@ async fn operators_cancel_a_war_with_a_reason_and_end_another_now_through_the_ad
     })
     .await;
 }
+
+// ---- rescoring and re-drives (the economy simulator's ledger is the truth of what was paid) ----
+
+/// The economy simulator's ledger, the failure switch and the reward saga's executions.
+struct Economy {
+    ddb: aws_sdk_dynamodb::Client,
+    sfn: aws_sdk_sfn::Client,
+    table: String,
+    rewards_arn: String,
+}
+
+impl Economy {
+    async fn new() -> Self {
+        let config = aws_config().await;
+        let resources = Resources::load();
+        Self {
+            ddb: aws_sdk_dynamodb::Client::new(&config),
+            sfn: aws_sdk_sfn::Client::new(&config),
+            table: resources.name("WarTable"),
+            rewards_arn: resources.arn("RewardDistributionStateMachine"),
+        }
+    }
+
+    /// The ledger entry of one idempotency key: (status, net, grant requests).
+    async fn entry(&self, key: &str) -> Option<(String, i64, i64)> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let item = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("ECON#{key}")))
+            .key("sk", AttributeValue::S("ECON".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read the economy ledger")
+            .item?;
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let status = item
+            .get("status")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        Some((status, number("net"), number("grant_requests")))
+    }
+
+    /// The N-th distinct grant of the war and every later new one are refused (an outage).
+    async fn fail_from_grant(&self, war_id: &str, n: u64) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("ECONCFG#{war_id}")))
+            .item("sk", AttributeValue::S("ECONCFG".into()))
+            .item("fail_on_grant", AttributeValue::N(n.to_string()))
+            .item("paid", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .expect("write the economy switch");
+    }
+
+    /// The economy service recovers.
+    async fn recover(&self, war_id: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("ECONCFG#{war_id}")))
+            .key("sk", AttributeValue::S("ECONCFG".into()))
+            .send()
+            .await
+            .expect("remove the economy switch");
+    }
+
+    /// The status of the reward saga's execution `name`, once it is no longer running.
+    async fn finished(&self, name: &str) -> String {
+        let arn = clanwar_aws::stepfunctions::execution_arn(&self.rewards_arn, name);
+        wait_until(&format!("reward run {name}"), SLACK, || async {
+            match self
+                .sfn
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await
+            {
+                Ok(e) if e.status != aws_sdk_sfn::types::ExecutionStatus::Running => {
+                    Seen::Ready(e.status.as_str().to_owned())
+                }
+                Ok(e) => Seen::NotYet(format!("{:?}", e.status)),
+                Err(_) => Seen::NotYet("no such execution yet".into()),
+            }
+        })
+        .await
+    }
+
+    /// Every grant of the plan is paid exactly its amount under its key, once; every
+    /// superseded grant is revoked; returns the net paid per player over all those keys.
+    async fn check_paid(&self, rewards: &Value) -> std::collections::BTreeMap<String, i64> {
+        let mut net = std::collections::BTreeMap::new();
+        for grant in rewards["grants"].as_array().expect("grants") {
+            let key = grant["idempotency_key"].as_str().unwrap();
+            let (status, paid, requests) = self
+                .entry(key)
+                .await
+                .unwrap_or_else(|| panic!("{key} never reached the economy"));
+            assert_eq!(
+                (status.as_str(), paid, grant["status"].as_str()),
+                ("PAID", grant["amount"].as_i64().unwrap(), Some("GRANTED")),
+                "{key}: {grant}"
+            );
+            assert!(requests >= 1, "{key}");
+            *net.entry(grant["player_id"].as_str().unwrap().to_owned())
+                .or_insert(0) += paid;
+        }
+        for grant in rewards["superseded"].as_array().expect("superseded") {
+            let key = grant["idempotency_key"].as_str().unwrap();
+            let (status, paid, _) = self
+                .entry(key)
+                .await
+                .unwrap_or_else(|| panic!("{key} never reached the economy"));
+            assert_eq!((status.as_str(), paid), ("REVOKED", 0), "{key}: {grant}");
+            net.entry(grant["player_id"].as_str().unwrap().to_owned())
+                .or_insert(0);
+        }
+        net
+    }
+}
+
+async fn wait_for_rewards(
+    api: &Api,
+    war_id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let path = format!("/wars/{war_id}/rewards");
+    wait_until(what, SLACK, || async {
+        let (status, rewards) = api.get(&path).await;
+        Seen::ready_if(status == 200 && done(&rewards), rewards)
+    })
+    .await
+}
+
+/// A war `att` vs `def` (no land held long enough for hold points), fought as `kills`
+/// `(killer member, victim member)` (10 points each), until it ended.
+async fn fought(api: &Api, t: &str, kills: &[(&str, &str)]) -> (String, String, String) {
+    let (att, def) = (format!("{t}-att"), format!("{t}-def"));
+    register_clan(api, &att, 1000).await;
+    register_clan(api, &def, 1000).await;
+    let land = format!("{t}-land");
+    register_territory(api, &land, &def, 0.0).await;
+    let (status, war) = api
+        .post(
+            "/wars",
+            Some(&format!("{att}-leader")),
+            declaration(&att, &def, &[land], 12, 2),
+        )
+        .await;
+    assert_eq!(status, 201, "{war}");
+    let id = war["war_id"].as_str().unwrap().to_owned();
+    api.wait_for_status(&id, "ACTIVE", SLACK).await;
+    let clan_of = |member: &str| {
+        if member.starts_with("att") {
+            att.clone()
+        } else {
+            def.clone()
+        }
+    };
+    let events: Vec<Value> = kills
+        .iter()
+        .enumerate()
+        .map(|(i, (killer, victim))| {
+            kill(
+                &format!("{id}-k{i}"),
+                (&format!("{t}-{killer}"), &clan_of(killer)),
+                (&format!("{t}-{victim}"), &clan_of(victim)),
+            )
+        })
+        .collect();
+    let (status, outcome) = api
+        .post(&format!("/wars/{id}/events"), None, json!(events))
+        .await;
+    assert_eq!(
+        (status, outcome["accepted"].as_u64()),
+        (200, Some(kills.len() as u64)),
+        "{outcome}"
+    );
+    (id, att, def)
+}
+
+#[tokio::test]
+async fn voiding_a_cheater_after_the_war_flips_the_winner_and_corrects_the_paid_rewards_once() {
+    let api = Api::local();
+    let economy = Economy::new().await;
+    let t = unique_tag("void");
+    // The cheater att-m0 kills five times, att-m1 once; def-m0 and def-m1 once each:
+    // 60 to 20 for the attacker; without the cheater 10 to 20 for the defender.
+    let kills = [
+        ("att-m0", "def-m0"),
+        ("att-m0", "def-m1"),
+        ("att-m0", "def-m2"),
+        ("att-m0", "def-m3"),
+        ("att-m0", "def-m4"),
+        ("att-m1", "def-m5"),
+        ("def-m0", "att-m2"),
+        ("def-m1", "att-m3"),
+    ];
+    let (id, att, def) = fought(&api, &t, &kills).await;
+    let ended = api.wait_for_status(&id, "ENDED", SLACK).await;
+    assert_eq!(
+        (
+            &ended["winner_side"],
+            &ended["sides"]["attacker"]["score"],
+            &ended["sides"]["defender"]["score"]
+        ),
+        (&json!("attacker"), &json!(60), &json!(20)),
+        "{ended}"
+    );
+    let paid = wait_for_rewards(&api, &id, "the first distribution", |r| {
+        r["status"] == "DISTRIBUTED"
+    })
+    .await;
+    let cheater = format!("{t}-att-m0");
+    let before = economy.check_paid(&paid).await;
+    assert!(before.get(&cheater).is_some_and(|n| *n > 0), "{paid}");
+    let (_, att_before) = api.get(&format!("/clans/{att}")).await;
+
+    // A void needs exactly one selector, the operator's id and a reason; it names something.
+    let void_path = admin_path(&id, "void");
+    let (status, refused) = as_operator(
+        &api,
+        &void_path,
+        json!({ "player_id": cheater, "clan_id": att, "reason": "aimbot" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (400, "INVALID_REQUEST"),
+        "{refused}"
+    );
+    let (status, refused) = api
+        .post(
+            &void_path,
+            None,
+            json!({ "player_id": cheater, "reason": "aimbot" }),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (400, "INVALID_REQUEST"),
+        "{refused}"
+    );
+    let (status, refused) = as_operator(
+        &api,
+        &void_path,
+        json!({ "event_ids": ["nothing-like-it"], "reason": "aimbot" }),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (404, "LEDGER_ENTRIES_NOT_FOUND"),
+        "{refused}"
+    );
+
+    let (status, voided) = as_operator(
+        &api,
+        &void_path,
+        json!({ "player_id": cheater, "reason": "aimbot confirmed, ticket 4711" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &voided["rescored"]),
+        (200, &json!(true)),
+        "{voided}"
+    );
+    let war = &voided["war"];
+    assert_eq!(
+        (
+            &war["winner_side"],
+            &war["outcome"],
+            &war["sides"]["attacker"]["score"],
+            &war["sides"]["defender"]["score"]
+        ),
+        (&json!("defender"), &json!("SCORE"), &json!(10), &json!(20)),
+        "{war}"
+    );
+    let audit = &war["rescores"][0];
+    assert_eq!(
+        (
+            &audit["rescore"],
+            &audit["by"],
+            &audit["reason"],
+            &audit["voided_entries"]
+        ),
+        (
+            &json!(1),
+            &json!("ops-alice"),
+            &json!("aimbot confirmed, ticket 4711"),
+            &json!(5)
+        ),
+        "{audit}"
+    );
+    assert_eq!(
+        (
+            &audit["before"]["winner_side"],
+            &audit["after"]["winner_side"]
+        ),
+        (&json!("attacker"), &json!("defender"))
+    );
+    // GET /wars shows the same; the attacker's rating moves from a win to a loss.
+    let (_, shown) = api.get(&format!("/wars/{id}")).await;
+    assert_eq!(shown["rescores"], war["rescores"]);
+    let (_, att_after) = api.get(&format!("/clans/{att}")).await;
+    assert!(
+        att_after["rating"].as_i64() < att_before["rating"].as_i64(),
+        "{att_before} → {att_after}"
+    );
+    let (_, def_after) = api.get(&format!("/clans/{def}")).await;
+    assert!(def_after["rating"].as_i64() > Some(1000), "{def_after}");
+    // The scoreboard, the player and the ledger follow.
+    let (_, board) = api.get(&format!("/wars/{id}/scoreboard")).await;
+    assert_eq!(
+        (
+            &board["sides"]["attacker"]["score"],
+            &board["sides"]["defender"]["score"]
+        ),
+        (&json!(10), &json!(20)),
+        "{board}"
+    );
+    assert!(
+        board["top_players"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["player_id"] != json!(cheater)),
+        "{board}"
+    );
+    let (_, points) = api.get(&format!("/wars/{id}/players/{cheater}")).await;
+    assert_eq!(points["points"], 0, "{points}");
+    let (_, ledger) = api
+        .get(&format!("/wars/{id}/ledger?player_id={cheater}"))
+        .await;
+    let entries = ledger["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5, "{ledger}");
+    assert!(entries.iter().all(|e| e["voided_by"] == 1), "{ledger}");
+
+    // The paid rewards are corrected by the reward saga's run r1: the difference, once.
+    let corrected = wait_for_rewards(&api, &id, "the correction r1", |r| {
+        r["status"] == "DISTRIBUTED" && r["rescore"] == 1
+    })
+    .await;
+    assert_eq!(corrected["run"], "r1", "{corrected}");
+    assert_eq!(economy.finished(&format!("{id}-r1")).await, "SUCCEEDED");
+    let after = economy.check_paid(&corrected).await;
+    assert_eq!(
+        after.get(&cheater),
+        Some(&0),
+        "the cheater keeps nothing: {corrected}"
+    );
+    assert!(
+        corrected["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["idempotency_key"].as_str().unwrap().ends_with("#r1")),
+        "{corrected}"
+    );
+    let cheater_key = format!("{id}#{cheater}#gold");
+    assert_eq!(
+        economy.entry(&cheater_key).await.map(|e| e.0),
+        Some("REVOKED".into())
+    );
+    // Every player's net is what the corrected plan pays (the winner side now gets the big pool).
+    for grant in corrected["grants"].as_array().unwrap() {
+        let player = grant["player_id"].as_str().unwrap();
+        assert_eq!(
+            after.get(player),
+            grant["amount"].as_i64().as_ref(),
+            "{player}"
+        );
+    }
+
+    // Voiding the same again changes nothing and pays nothing.
+    let (status, again) = as_operator(
+        &api,
+        &void_path,
+        json!({ "player_id": cheater, "reason": "again" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &again["rescored"]),
+        (200, &json!(false)),
+        "{again}"
+    );
+    let (_, still) = api.get(&format!("/wars/{id}/rewards")).await;
+    assert_eq!(still, corrected);
+    assert_eq!(economy.check_paid(&still).await, after);
+}
+
+#[tokio::test]
+async fn a_redrive_after_the_economy_recovers_pays_only_what_was_not_paid() {
+    let api = Api::local();
+    let economy = Economy::new().await;
+    let t = unique_tag("redrive");
+    let kills = [
+        ("att-m0", "def-m0"),
+        ("att-m1", "def-m1"),
+        ("att-m2", "def-m2"),
+        ("def-m0", "att-m0"),
+    ];
+    let (id, _, _) = fought(&api, &t, &kills).await;
+    // The economy is down from the war's second grant on: the first is paid, then taken back.
+    economy.fail_from_grant(&id, 2).await;
+    api.wait_for_status(&id, "ENDED", SLACK).await;
+    let failed = wait_for_rewards(&api, &id, "the failed distribution", |r| {
+        r["status"] == "REWARDS_FAILED"
+    })
+    .await;
+    assert_eq!(economy.finished(&id).await, "FAILED");
+    let first_keys: Vec<String> = failed["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["idempotency_key"].as_str().unwrap().to_owned())
+        .collect();
+    let mut reached = 0;
+    for key in &first_keys {
+        if let Some((status, net, _)) = economy.entry(key).await {
+            assert_eq!((status.as_str(), net), ("REVOKED", 0), "{key}");
+            reached += 1;
+        }
+    }
+    assert!(
+        reached >= 1,
+        "the first grant was paid, then revoked: {failed}"
+    );
+
+    // Only a failed distribution can be re-driven; an operator's id and a reason are needed.
+    let redrive = admin_path(&id, "rewards/redrive");
+    let (status, refused) = api
+        .post(&redrive, None, json!({ "reason": "economy is back" }))
+        .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (400, "INVALID_REQUEST"),
+        "{refused}"
+    );
+    economy.recover(&id).await;
+    let (status, redriven) =
+        as_operator(&api, &redrive, json!({ "reason": "economy is back" })).await;
+    assert_eq!(status, 200, "{redriven}");
+    assert_eq!(
+        (&redriven["attempt"], &redriven["run"]),
+        (&json!(2), &json!("a2")),
+        "{redriven}"
+    );
+    let (status, twice) = as_operator(&api, &redrive, json!({ "reason": "again" })).await;
+    assert_eq!(
+        (status, code(&twice)),
+        (409, "INVALID_REWARD_STATE"),
+        "{twice}"
+    );
+
+    let paid = wait_for_rewards(&api, &id, "the re-driven distribution", |r| {
+        r["status"] == "DISTRIBUTED"
+    })
+    .await;
+    assert_eq!(economy.finished(&format!("{id}-a2")).await, "SUCCEEDED");
+    let net = economy.check_paid(&paid).await;
+    for grant in paid["grants"].as_array().unwrap() {
+        let key = grant["idempotency_key"].as_str().unwrap();
+        let (_, _, requests) = economy.entry(key).await.unwrap();
+        assert_eq!(requests, 1, "{key} was asked for once");
+        assert_eq!(
+            net[grant["player_id"].as_str().unwrap()],
+            grant["amount"].as_i64().unwrap()
+        );
+    }
+    // The first attempt's revoked keys stayed revoked (a revoked key never pays again).
+    for key in &first_keys {
+        if let Some((status, net, _)) = economy.entry(key).await {
+            if !paid["grants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["idempotency_key"] == json!(key))
+            {
+                assert_eq!((status.as_str(), net), ("REVOKED", 0), "{key}");
+            }
+        }
+    }
+    let (_, war) = api.get(&format!("/wars/{id}")).await;
+    let audit = war["operator_actions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&audit["action"], &audit["by"], &audit["rewards_run"]),
+        (&json!("redrive_rewards"), &json!("ops-alice"), &json!("a2")),
+        "{audit}"
+    );
+    assert_eq!(war["rewards_status"], "DISTRIBUTED");
+}

@@ -127,6 +127,7 @@ fn page_entries(item: &Item) -> Result<Vec<LedgerEntry>, StoreError> {
                 },
                 points,
                 retained_until,
+                voided_by: None,
                 event_id,
             })
         })
@@ -329,6 +330,7 @@ mod tests {
             side: Side::Attacker,
             points: 10,
             retained_until: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            voided_by: None,
         }
     }
 

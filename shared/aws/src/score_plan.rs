@@ -720,6 +720,7 @@ mod capacity {
             side: Side::Attacker,
             points: 10,
             retained_until: chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            voided_by: None,
         };
         let page_of = |entries: usize| {
             let item = ledger::page_item(

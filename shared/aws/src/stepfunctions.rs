@@ -133,6 +133,21 @@ impl WorkflowStarter for StepFunctionsWorkflows {
         )
         .await
     }
+
+    async fn start_rewards_run(&self, war: &WarId, run: &str) -> Result<(), WorkflowError> {
+        self.start(
+            &self.machines.rewards,
+            &rewards_run_name(war, run),
+            json!({ "war_id": war }),
+        )
+        .await
+    }
+}
+
+/// The execution name of a later reward run: `<war_id>-<run>` (`r1`, `a2`, ...). War ids are at
+/// most 64 characters and runs a few, within Step Functions' 80.
+pub fn rewards_run_name(war: &WarId, run: &str) -> String {
+    format!("{war}-{run}")
 }
 
 #[cfg(test)]

@@ -55,6 +55,8 @@ pub enum DomainError {
     PlayerNotFound { war_id: WarId, player_id: PlayerId },
     #[error("war {0} has no reward plan yet")]
     RewardsNotFound(WarId),
+    #[error("no ledger entry of war {war_id} matches {selector}")]
+    LedgerEntriesNotFound { war_id: WarId, selector: String },
 
     // ---- 409: conflict / state --------------------------------------------------------------
     #[error("the record changed concurrently; retry")]
@@ -98,6 +100,8 @@ pub enum DomainError {
         alliance_id: AllianceId,
         clan_id: ClanId,
     },
+    #[error("war {war_id} cannot be rescored: {reason}")]
+    RescoreUnavailable { war_id: WarId, reason: String },
     #[error("rewards of war {war_id} are {actual:?}; this needs {expected}")]
     InvalidRewardState {
         war_id: WarId,
@@ -211,6 +215,8 @@ impl DomainError {
             InvitationNotFound { .. } => "INVITATION_NOT_FOUND",
             PlayerNotFound { .. } => "PLAYER_NOT_FOUND",
             RewardsNotFound(_) => "REWARDS_NOT_FOUND",
+            LedgerEntriesNotFound { .. } => "LEDGER_ENTRIES_NOT_FOUND",
+            RescoreUnavailable { .. } => "RESCORE_UNAVAILABLE",
             ConcurrentModification => "CONCURRENT_MODIFICATION",
             ScoringClosed(_) => "SCORING_CLOSED",
             InvalidWarState { .. } => "INVALID_WAR_STATE",
@@ -269,7 +275,8 @@ impl DomainError {
             | AllianceNotFound(_)
             | InvitationNotFound { .. }
             | PlayerNotFound { .. }
-            | RewardsNotFound(_) => 404,
+            | RewardsNotFound(_)
+            | LedgerEntriesNotFound { .. } => 404,
             ConcurrentModification
             | ScoringClosed(_)
             | InvalidWarState { .. }
@@ -282,6 +289,7 @@ impl DomainError {
             | BattleNotOpen { .. }
             | AlreadyInAlliance(_)
             | AlreadyInvited { .. }
+            | RescoreUnavailable { .. }
             | InvalidRewardState { .. } => 409,
             ConcurrentWarLimit { .. }
             | DeclarationRateLimited { .. }

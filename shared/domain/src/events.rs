@@ -3,7 +3,7 @@
 
 use crate::ids::{AllianceId, BattleId, ClanId, EventId, TerritoryId, WarId};
 use crate::territory::Position;
-use crate::war::{OperatorAction, Outcome, PhaseDeadlines, Side, WarStatus, WinnerSide};
+use crate::war::{OperatorAction, Outcome, PhaseDeadlines, Rescore, Side, WarStatus, WinnerSide};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -149,6 +149,9 @@ pub enum DomainEvent {
     },
     /// An operator acted on a war through an admin route (the audit entry kept on the war).
     OperatorActed(OperatorAction),
+    /// An operator voided ledger entries of an ended war and its result was recomputed (the
+    /// rescoring audit entry kept on the war, with the result before and after).
+    WarRescored(Box<Rescore>),
 }
 
 impl DomainEvent {
@@ -176,6 +179,7 @@ impl DomainEvent {
             AllianceDissolved { .. } => "AllianceDissolved",
             ClanRatingChanged { .. } => "ClanRatingChanged",
             OperatorActed(_) => "OperatorActed",
+            WarRescored(_) => "WarRescored",
         }
     }
 }
@@ -212,7 +216,8 @@ mod tests {
         let spec = "WarDeclared, WarPhaseChanged, WarCancelled, WarEnded, WarSurrendered, AllyJoined, \
             TerritoryContested, TerritoryCaptured, TerritoryReleased, BattleCreated, BattleResolved, \
             ScoreSnapshot, RewardsDistributed, RewardDistributionFailed, AllianceInvited, \
-            AllianceFormed, AllianceLeft, ClanRatingChanged";
+            AllianceFormed, AllianceLeft, ClanRatingChanged, \
+            OperatorActed, WarRescored"; // the last two: live operations (issue 14)
         for name in spec.split(',').map(str::trim) {
             // An adjacently tagged enum names its variant in "type": a missing one fails here.
             let probe = serde_json::json!({ "type": name, "detail": {} });

@@ -66,6 +66,10 @@ pub struct LedgerEntry {
     /// When the stores may drop the entry: the war's end deadline plus the ledger retention
     /// (a DynamoDB TTL set at write time).
     pub retained_until: DateTime<Utc>,
+    /// The rescore whose void took this entry out (reads only: the stores keep entries as
+    /// scored, and the war keeps its voids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voided_by: Option<u32>,
 }
 
 impl LedgerEntry {
@@ -91,6 +95,7 @@ impl LedgerEntry {
             side,
             points,
             retained_until: retention_end(war, rules),
+            voided_by: None,
         }
     }
 
@@ -177,7 +182,57 @@ pub struct Void {
     pub event_ids: Vec<String>,
 }
 
+/// Most event ids one void names.
+pub const MAX_VOID_EVENT_IDS: usize = 100;
+/// Longest event id a void names (ledger ids are event ids, `bonus#<battle>`, `hold#<clan>`).
+const MAX_EVENT_ID_LEN: usize = 200;
+
 impl Void {
+    /// Exactly one selector: a player, a clan, or 1..=100 distinct, well-formed event ids.
+    pub fn validate(&self) -> crate::error::DomainResult<()> {
+        let given = [
+            self.player_id.is_some(),
+            self.clan_id.is_some(),
+            !self.event_ids.is_empty(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(crate::error::DomainError::invalid(
+                "player_id, clan_id, event_ids",
+                "give exactly one of player_id, clan_id or event_ids (non-empty)",
+            ));
+        }
+        if self.event_ids.len() > MAX_VOID_EVENT_IDS {
+            return Err(crate::error::DomainError::invalid(
+                "event_ids",
+                format!("at most {MAX_VOID_EVENT_IDS} event ids per void"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for id in &self.event_ids {
+            let well_formed = !id.is_empty()
+                && id.chars().count() <= MAX_EVENT_ID_LEN
+                && !id.chars().any(char::is_control);
+            if !well_formed || !seen.insert(id.as_str()) {
+                return Err(crate::error::DomainError::invalid(
+                    "event_ids",
+                    format!(
+                        "event ids must be distinct, 1 to {MAX_EVENT_ID_LEN} characters, without control characters"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The selector as the error messages name it.
+    pub fn describe(&self) -> String {
+        match (&self.player_id, &self.clan_id) {
+            (Some(p), _) => format!("player {p}"),
+            (None, Some(c)) => format!("clan {c}"),
+            (None, None) => format!("event ids {}", self.event_ids.join(", ")),
+        }
+    }
+
     /// Whether the entry is voided by this.
     pub fn covers(&self, entry: &LedgerEntry) -> bool {
         self.player_id
@@ -186,6 +241,14 @@ impl Void {
             || self.clan_id.as_ref().is_some_and(|c| &entry.clan_id == c)
             || self.event_ids.iter().any(|id| id == &entry.event_id)
     }
+}
+
+/// The number (1-based) of the first of `voids` that covers the entry.
+pub fn voided_by(entry: &LedgerEntry, voids: &[Void]) -> Option<u32> {
+    voids
+        .iter()
+        .position(|v| v.covers(entry))
+        .map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX))
 }
 
 /// A war's result as its ledger makes it, after `voids`.
@@ -248,6 +311,7 @@ mod tests {
             side,
             points,
             retained_until: "2026-09-01T12:00:00Z".parse().unwrap(),
+            voided_by: None,
         }
     }
 

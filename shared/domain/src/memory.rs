@@ -623,6 +623,8 @@ pub enum WorkflowCall {
     StartLifecycle(WarId),
     StopLifecycle(WarId),
     StartRewards(WarId),
+    /// A later run of the reward saga (`<war_id>-<run>`: a correction or a re-drive).
+    StartRewardsRun(WarId, String),
 }
 
 /// Records workflow calls; can be told to fail starting declaration sagas and lifecycles.
@@ -670,6 +672,10 @@ impl WorkflowStarter for MemoryWorkflows {
     }
     async fn start_rewards(&self, war: &WarId) -> Result<(), WorkflowError> {
         self.record(WorkflowCall::StartRewards(war.clone()));
+        Ok(())
+    }
+    async fn start_rewards_run(&self, war: &WarId, run: &str) -> Result<(), WorkflowError> {
+        self.record(WorkflowCall::StartRewardsRun(war.clone(), run.to_owned()));
         Ok(())
     }
 }

@@ -123,6 +123,9 @@ pub struct IdempotencyRecord {
 }
 
 /// Anything the store keeps under a [`RecordKey`].
+// Records are read and written one at a time, briefly: the war (the largest, with its frozen
+// ruleset, audit trails and tally) inline costs less than a box on every other record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data")]
 pub enum Record {
@@ -583,6 +586,14 @@ pub trait WorkflowStarter: Send + Sync {
     async fn stop_lifecycle(&self, war: &WarId) -> Result<(), WorkflowError>;
     /// Starts the reward saga of an ended war. Starting twice is a no-op.
     async fn start_rewards(&self, war: &WarId) -> Result<(), WorkflowError>;
+    /// Starts a later run of the reward saga, named `<war_id>-<run>` (a rescore's correction
+    /// `r<n>`, a re-drive `a<n>`). Starting the same run twice is a no-op.
+    async fn start_rewards_run(&self, war: &WarId, run: &str) -> Result<(), WorkflowError> {
+        let _ = (war, run);
+        Err(WorkflowError {
+            message: "this workflow starter cannot start later reward runs".into(),
+        })
+    }
 }
 
 /// The time.

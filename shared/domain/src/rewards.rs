@@ -29,12 +29,40 @@ pub struct Grant {
     pub kind: String,
     pub amount: u64,
     pub status: GrantStatus,
+    /// The rescore whose correction created this grant (0: the original plan).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rescore: u32,
+    /// The distribution attempt this grant is paid under (1: the first; a re-drive pays a
+    /// grant its compensation revoked under the re-drive's attempt).
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first_attempt(n: &u32) -> bool {
+    *n <= 1
 }
 
 impl Grant {
-    /// The key the economy service deduplicates this grant (and its revocation) by.
+    /// The key the economy service deduplicates this grant (and its revocation) by:
+    /// `war_id#player_id#kind`, then `#r<rescore>` for a rescore's correction and `#a<attempt>`
+    /// for a re-drive's payment, so a correction or a re-drive can never pay a key twice.
     pub fn idempotency_key(&self, war_id: &WarId) -> String {
-        idempotency_key(war_id, &self.player_id, &self.kind)
+        let mut key = idempotency_key(war_id, &self.player_id, &self.kind);
+        if self.rescore > 0 {
+            key.push_str(&format!("#r{}", self.rescore));
+        }
+        if self.attempt > 1 {
+            key.push_str(&format!("#a{}", self.attempt));
+        }
+        key
     }
 }
 
@@ -45,7 +73,23 @@ pub struct RewardPlan {
     pub status: RewardStatus,
     pub attacker_pool: u64,
     pub defender_pool: u64,
+    /// One grant per player: what the plan pays that player now.
     pub grants: Vec<Grant>,
+    /// Grants a rescore's correction replaced; the run that carries the correction revokes
+    /// each (before it grants), so they must all end REVOKED.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Grant>,
+    /// The war's rescore the amounts follow (0: as the war ended).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rescore: u32,
+    /// Distribution attempts (1: the first run; each re-drive adds one).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The run that distributes the plan now, when it is not the war's first: `r<rescore>`
+    /// (a correction) or `a<attempt>` (a re-drive). The reward saga's execution is
+    /// `<war_id>-<run>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     pub version: u64,
 }
 
@@ -171,14 +215,138 @@ impl RewardPlan {
         Ok(changed)
     }
 
-    /// DISTRIBUTING with every grant GRANTED → DISTRIBUTED. Returns whether the plan changed.
+    /// Marks these superseded grants (by idempotency key) REVOKED; returns how many changed.
+    pub fn mark_superseded_revoked(&mut self, keys: &[String]) -> DomainResult<usize> {
+        let war_id = self.war_id.clone();
+        if let Some(unknown) = keys.iter().find(|k| {
+            !self
+                .superseded
+                .iter()
+                .any(|g| &g.idempotency_key(&war_id) == *k)
+        }) {
+            return Err(DomainError::invalid(
+                "keys",
+                format!("{unknown} is no superseded grant of war {war_id}"),
+            ));
+        }
+        let changes = |g: &Grant| {
+            g.status != GrantStatus::Revoked && keys.contains(&g.idempotency_key(&war_id))
+        };
+        let changed = self.superseded.iter().filter(|g| changes(g)).count();
+        if changed == 0 {
+            return Ok(0);
+        }
+        self.require(&[RewardStatus::Distributing], "DISTRIBUTING")?;
+        for grant in self.superseded.iter_mut().filter(|g| changes(g)) {
+            grant.status = GrantStatus::Revoked;
+        }
+        Ok(changed)
+    }
+
+    /// The name of the run to start for this plan, if a correction or a re-drive is waiting
+    /// for its saga: `Some("r1")` while PENDING with a run.
+    pub fn waiting_run(&self) -> Option<&str> {
+        match self.status {
+            RewardStatus::Pending => self.run.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Makes the plan follow `target` (the plan of the war as rescore `rescore` left it), for a
+    /// finished plan (DISTRIBUTED or REWARDS_FAILED). Only players whose amount changed are
+    /// touched: the grant they had (unless already revoked) moves to `superseded`, and the new
+    /// amount, if any, becomes a PENDING grant keyed by the rescore (`...#r<rescore>`). A
+    /// DISTRIBUTED plan with changes goes back to PENDING with the run `r<rescore>` (the saga
+    /// revokes the superseded grants, then pays the new ones); a failed plan stays failed (a
+    /// re-drive pays it). Returns whether any grant changed.
+    pub fn correct(&mut self, target: &RewardPlan, rescore: u32) -> DomainResult<bool> {
+        self.require(
+            &[RewardStatus::Distributed, RewardStatus::RewardsFailed],
+            "DISTRIBUTED or REWARDS_FAILED",
+        )?;
+        if rescore <= self.rescore {
+            return Ok(false);
+        }
+        self.rescore = rescore;
+        self.attacker_pool = target.attacker_pool;
+        self.defender_pool = target.defender_pool;
+        let amount_of = |grants: &[Grant], player: &PlayerId| {
+            grants
+                .iter()
+                .find(|g| &g.player_id == player)
+                .map_or(0, |g| g.amount)
+        };
+        let mut changed = false;
+        let mut kept = Vec::with_capacity(target.grants.len());
+        for grant in std::mem::take(&mut self.grants) {
+            if amount_of(&target.grants, &grant.player_id) == grant.amount {
+                kept.push(grant);
+                continue;
+            }
+            changed = true;
+            if grant.status != GrantStatus::Revoked {
+                self.superseded.push(grant);
+            }
+        }
+        for wanted in &target.grants {
+            if kept.iter().any(|g| g.player_id == wanted.player_id) {
+                continue;
+            }
+            changed = true;
+            kept.push(Grant {
+                status: GrantStatus::Pending,
+                rescore,
+                attempt: 1,
+                ..wanted.clone()
+            });
+        }
+        kept.sort_by(|a, b| (a.side, &a.player_id).cmp(&(b.side, &b.player_id)));
+        self.grants = kept;
+        if changed && self.status == RewardStatus::Distributed {
+            self.status = RewardStatus::Pending;
+            self.run = Some(format!("r{rescore}"));
+        }
+        Ok(changed)
+    }
+
+    /// Re-drives a failed distribution: the next attempt pays what is not paid. Grants still
+    /// GRANTED (a compensation that could not take them back) keep their keys and are not
+    /// paid again; PENDING ones keep their keys (the economy deduplicates one that paid
+    /// before its answer was lost); REVOKED ones — their keys are spent: a revoked key never
+    /// pays again — become PENDING under the new attempt's keys (`...#a<attempt>`). The plan
+    /// goes back to PENDING with the run `a<attempt>`; returns that run.
+    pub fn redrive(&mut self) -> DomainResult<String> {
+        self.require(&[RewardStatus::RewardsFailed], "REWARDS_FAILED")?;
+        self.attempt += 1;
+        for grant in self
+            .grants
+            .iter_mut()
+            .filter(|g| g.status == GrantStatus::Revoked)
+        {
+            grant.status = GrantStatus::Pending;
+            grant.attempt = self.attempt;
+        }
+        self.status = RewardStatus::Pending;
+        let run = format!("a{}", self.attempt);
+        self.run = Some(run.clone());
+        Ok(run)
+    }
+
+    /// DISTRIBUTING with every grant GRANTED (and every superseded grant REVOKED) →
+    /// DISTRIBUTED. Returns whether the plan changed.
     pub fn complete(&mut self) -> DomainResult<bool> {
         if self.status == RewardStatus::Distributed {
             return Ok(false);
         }
-        let all_granted = self.grants.iter().all(|g| g.status == GrantStatus::Granted);
+        let all_granted = self.grants.iter().all(|g| g.status == GrantStatus::Granted)
+            && self
+                .superseded
+                .iter()
+                .all(|g| g.status == GrantStatus::Revoked);
         if self.status != RewardStatus::Distributing || !all_granted {
-            return Err(self.invalid_state("DISTRIBUTING with every grant GRANTED"));
+            return Err(self.invalid_state(
+                "DISTRIBUTING with every grant GRANTED and every superseded grant REVOKED",
+            ));
         }
         self.status = RewardStatus::Distributed;
         Ok(true)
@@ -250,6 +418,10 @@ pub fn plan(war: &War, players: &[PlayerScore], rules: &Rules) -> RewardPlan {
         attacker_pool: 0,
         defender_pool: 0,
         grants: Vec::new(),
+        superseded: Vec::new(),
+        rescore: 0,
+        attempt: 1,
+        run: None,
         version: 0,
     };
     let Some((attacker_pool, defender_pool)) = pools(war, rules) else {
@@ -312,6 +484,8 @@ fn split(pool: u64, players: &[&Participant], rules: &Rules) -> Vec<Grant> {
             kind: rules.reward_kind.clone(),
             amount,
             status: GrantStatus::Pending,
+            rescore: 0,
+            attempt: 1,
         })
         .collect()
 }
@@ -319,6 +493,14 @@ fn split(pool: u64, players: &[&Participant], rules: &Rules) -> Vec<Grant> {
 /// The grants in saga order, `size` per chunk (a zero size is treated as 1).
 pub fn chunks(plan: &RewardPlan, size: usize) -> Vec<Vec<Grant>> {
     plan.grants
+        .chunks(size.max(1))
+        .map(<[Grant]>::to_vec)
+        .collect()
+}
+
+/// The superseded grants in order, `size` per chunk.
+pub fn superseded_chunks(plan: &RewardPlan, size: usize) -> Vec<Vec<Grant>> {
+    plan.superseded
         .chunks(size.max(1))
         .map(<[Grant]>::to_vec)
         .collect()

@@ -187,6 +187,10 @@ pub async fn records_round_trip(backend: &dyn Backend, tag: &str) {
         attacker_pool: 100,
         defender_pool: 20,
         grants: vec![],
+        superseded: vec![],
+        rescore: 0,
+        attempt: 1,
+        run: None,
         version: 0,
     };
     let mut tx = Transaction::new();
@@ -572,6 +576,10 @@ pub async fn battles_and_invitations_are_listed(backend: &dyn Backend, tag: &str
         attacker_pool: 0,
         defender_pool: 0,
         grants: vec![],
+        superseded: vec![],
+        rescore: 0,
+        attempt: 1,
+        run: None,
         version: 0,
     };
     tx.insert(&mut plan);

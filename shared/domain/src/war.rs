@@ -123,6 +123,8 @@ pub enum OperatorActionKind {
     End,
     /// Cancelled the war: territories released, no cooldown or peace shield.
     Cancel,
+    /// Re-drove a failed reward distribution (`POST /admin/wars/{war_id}/rewards/redrive`).
+    RedriveRewards,
 }
 
 /// One entry of a war's audit trail of operator actions: who (the operator's id and, on AWS,
@@ -137,6 +139,69 @@ pub struct OperatorAction {
     pub at: DateTime<Utc>,
     pub from: WarStatus,
     pub to: WarStatus,
+    /// The reward run the action started (a re-drive's `a<attempt>`): the reward saga's
+    /// execution is `<war_id>-<run>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewards_run: Option<String>,
+}
+
+/// One clan's war rating around the war's end: before the tally, and after it (as rescored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingChange {
+    pub clan_id: ClanId,
+    pub old_rating: i32,
+    pub new_rating: i32,
+}
+
+/// What the final tally decided from besides the ledger, kept so that a rescore recomputes the
+/// result exactly: the territories each side held at the end (the tie-break) and every clan's
+/// rating before the war with the change the result made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tally {
+    pub held_attacker: usize,
+    pub held_defender: usize,
+    pub ratings: Vec<RatingChange>,
+}
+
+/// The result a rescore starts from or arrives at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoredResult {
+    pub attacker_score: i64,
+    pub defender_score: i64,
+    pub winner_side: Option<WinnerSide>,
+    pub outcome: Option<Outcome>,
+}
+
+impl ScoredResult {
+    pub fn of(war: &War) -> Self {
+        Self {
+            attacker_score: war.sides.attacker.score,
+            defender_score: war.sides.defender.score,
+            winner_side: war.winner_side,
+            outcome: war.outcome,
+        }
+    }
+}
+
+/// One entry of a war's rescoring audit trail (`POST /admin/wars/{war_id}/void`): who, when,
+/// why, what was voided and the result before and after. `rescore` numbers them from 1; the
+/// reward correction it causes runs as `r<rescore>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rescore {
+    pub rescore: u32,
+    pub by: crate::ids::PlayerId,
+    pub principal: Option<String>,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub void: crate::ledger::Void,
+    /// Ledger entries this void took out (entries an earlier void had taken out not counted).
+    pub voided_entries: usize,
+    pub before: ScoredResult,
+    pub after: ScoredResult,
 }
 
 /// Per-war phase lengths in seconds (`phase_durations` of the declaration).
@@ -318,6 +383,18 @@ pub struct War {
     /// The audit trail of operator actions, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operator_actions: Vec<OperatorAction>,
+    /// What the result was decided from besides the ledger (set when the war ends with a
+    /// result); a rescore needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tally: Option<Tally>,
+    /// The rescoring audit trail, oldest first; its voids together say which ledger entries
+    /// no longer count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rescores: Vec<Rescore>,
+    /// The points, after every void, of each player with a voided ledger entry (the sealed
+    /// counters keep what was scored; reads of players apply these).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rescored_players: BTreeMap<crate::ids::PlayerId, i64>,
     pub version: u64,
 }
 
@@ -383,8 +460,43 @@ impl War {
             final_clan_scores: BTreeMap::new(),
             ruleset: None,
             operator_actions: Vec::new(),
+            tally: None,
+            rescores: Vec::new(),
+            rescored_players: BTreeMap::new(),
             version: 0,
         }
+    }
+
+    /// Every void of the war's rescores, in order.
+    pub fn voids(&self) -> Vec<crate::ledger::Void> {
+        self.rescores.iter().map(|r| r.void.clone()).collect()
+    }
+
+    /// The number of the last rescore (0: never rescored).
+    pub fn rescore_number(&self) -> u32 {
+        self.rescores.last().map_or(0, |r| r.rescore)
+    }
+
+    /// Players' points as the war counts them now: the counters' values, with the rescored
+    /// players' points after voids (a player voided down to nothing is left out).
+    pub fn rescored(
+        &self,
+        players: Vec<crate::ports::PlayerScore>,
+    ) -> Vec<crate::ports::PlayerScore> {
+        if self.rescored_players.is_empty() {
+            return players;
+        }
+        players
+            .into_iter()
+            .filter_map(|mut p| match self.rescored_players.get(&p.player_id) {
+                Some(points) if *points <= 0 => None,
+                Some(points) => {
+                    p.points = *points;
+                    Some(p)
+                }
+                None => Some(p),
+            })
+            .collect()
     }
 
     /// How late the war entered `status` against that phase's deadline (negative: early, by an

@@ -1569,6 +1569,71 @@ async fn every_response_of_a_whole_war_matches_the_document() {
         rewards["grants"].as_array().is_some_and(|g| !g.is_empty()),
         "{rewards}"
     );
+
+    // ---- operators after the end: a void, a re-drive ------------------------------------------
+    let ledger = api
+        .expect(
+            200,
+            req("GET /wars/{war_id}/ledger").path("war_id", &war_id),
+        )
+        .await;
+    let voided = ledger["entries"][0]["event_id"]
+        .as_str()
+        .expect("a ledger entry")
+        .to_owned();
+    let void = |body: Value| {
+        req("POST /admin/wars/{war_id}/void")
+            .path("war_id", &war_id)
+            .header("x-operator-id", "ops-1")
+            .body(body)
+    };
+    let rescored = api
+        .expect(
+            200,
+            void(json!({"event_ids": [voided.clone()], "reason": "dispute 12"})),
+        )
+        .await;
+    assert_eq!(rescored["rescored"], json!(true), "{rescored}");
+    let again = api
+        .expect(
+            200,
+            void(json!({"event_ids": [voided], "reason": "dispute 12"})),
+        )
+        .await;
+    assert_eq!(again["rescored"], json!(false), "{again}");
+    api.expect_error(
+        404,
+        "LEDGER_ENTRIES_NOT_FOUND",
+        void(json!({"event_ids": ["no-such-entry"], "reason": "dispute 13"})),
+    )
+    .await;
+    api.expect_error(
+        400,
+        "INVALID_REQUEST",
+        void(json!({"player_id": "att-m1", "clan_id": "att", "reason": "two selectors"})),
+    )
+    .await;
+    let redrive = || {
+        req("POST /admin/wars/{war_id}/rewards/redrive")
+            .path("war_id", &war_id)
+            .header("x-operator-id", "ops-1")
+            .body(json!({"reason": "economy is back"}))
+    };
+    api.expect_error(409, "INVALID_REWARD_STATE", redrive())
+        .await;
+    let rewards_service = RewardService::new(api.deps.clone());
+    let id = WarId::new(war_id.as_str()).expect("war id");
+    rewards_service.begin(&id).await.expect("begin");
+    rewards_service
+        .fail(&id, "economy down")
+        .await
+        .expect("fail");
+    let redriven = api.expect(200, redrive()).await;
+    assert_eq!(
+        (&redriven["status"], &redriven["attempt"]),
+        (&json!("PENDING"), &json!(2))
+    );
+
     let final_war = api
         .expect(200, req("GET /wars/{war_id}").path("war_id", &war_id))
         .await;

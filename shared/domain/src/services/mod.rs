@@ -19,6 +19,7 @@ pub mod alliances;
 pub mod battles;
 pub mod clans;
 pub mod outbox;
+pub mod rescoring;
 pub mod rewards;
 pub mod scores;
 pub mod territories;

@@ -53,6 +53,14 @@ pub struct RewardsView {
     pub war_id: WarId,
     pub status: RewardStatus,
     pub grants: Vec<GrantView>,
+    /// Grants a rescore replaced (revoked by the correction's run).
+    pub superseded: Vec<GrantView>,
+    /// The war's rescore the amounts follow (0: as the war ended).
+    pub rescore: u32,
+    /// Distribution attempts so far (1 + re-drives).
+    pub attempt: u32,
+    /// The run distributing the plan now when it is not the first (`r<n>`, `a<n>`).
+    pub run: Option<String>,
 }
 
 /// One grant as the API shows it.
@@ -62,23 +70,32 @@ pub struct GrantView {
     pub kind: String,
     pub amount: u64,
     pub status: GrantStatus,
+    /// The key the economy service pays (and revokes) this grant by.
+    pub idempotency_key: String,
 }
 
 impl From<&RewardPlan> for RewardsView {
     fn from(plan: &RewardPlan) -> Self {
-        Self {
-            war_id: plan.war_id.clone(),
-            status: plan.status,
-            grants: plan
-                .grants
+        let view = |grants: &[Grant]| {
+            grants
                 .iter()
                 .map(|g| GrantView {
                     player_id: g.player_id.clone(),
                     kind: g.kind.clone(),
                     amount: g.amount,
                     status: g.status,
+                    idempotency_key: g.idempotency_key(&plan.war_id),
                 })
-                .collect(),
+                .collect()
+        };
+        Self {
+            war_id: plan.war_id.clone(),
+            status: plan.status,
+            grants: view(&plan.grants),
+            superseded: view(&plan.superseded),
+            rescore: plan.rescore,
+            attempt: plan.attempt,
+            run: plan.run.clone(),
         }
     }
 }
@@ -108,12 +125,7 @@ impl RewardService {
         if let Some(plan) = self.find(war_id).await? {
             return Ok(plan);
         }
-        let players = self
-            .deps
-            .scores
-            .all_players(war_id, war.score_shards)
-            .await?;
-        let mut plan = rewards::plan(&war, &players, &self.deps.rules_for(&war));
+        let mut plan = self.plan_of(&war).await?;
         let mut tx = Transaction::new();
         tx.insert(&mut plan);
         war.rewards_status = Some(plan.status);
@@ -127,6 +139,95 @@ impl RewardService {
                 .ok_or(DomainError::ConcurrentModification),
             Err(err) => Err(err),
         }
+    }
+
+    /// The plan the war's result and players' points (after its voids) make now.
+    async fn plan_of(&self, war: &War) -> DomainResult<RewardPlan> {
+        let players = self
+            .deps
+            .scores
+            .all_players(&war.war_id, war.score_shards)
+            .await?;
+        let mut plan = rewards::plan(war, &war.rescored(players), &self.deps.rules_for(war));
+        plan.rescore = war.rescore_number();
+        Ok(plan)
+    }
+
+    /// What follows a rescore or a re-drive (the war-endings queue, at least once): a finished
+    /// plan that does not follow the war's last rescore yet is corrected
+    /// ([`RewardPlan::correct`]); then the run waiting for its saga, if any, is returned for
+    /// the caller to start (`<war_id>-<run>`; starting it twice is a no-op). A plan still being
+    /// distributed is left alone: the run's end (`RewardsDistributed` or
+    /// `RewardDistributionFailed`) calls this again, and the plan follows then. No plan yet:
+    /// nothing to do — the plan, when made, follows the rescored war.
+    pub async fn follow(&self, war_id: &WarId) -> DomainResult<Option<String>> {
+        let Some(mut plan) = self.find(war_id).await? else {
+            return Ok(None);
+        };
+        let mut war = self.deps.war(war_id).await?;
+        if plan.rescore < war.rescore_number() {
+            if !plan.is_finished() {
+                tracing::info!(war_id = %war_id, status = ?plan.status, "rescore waits for the distribution to finish");
+                return Ok(None);
+            }
+            let target = self.plan_of(&war).await?;
+            plan.correct(&target, war.rescore_number())?;
+            let mut tx = Transaction::new();
+            tx.update(&mut plan);
+            if war.rewards_status != Some(plan.status) {
+                war.rewards_status = Some(plan.status);
+                tx.update(&mut war);
+            }
+            self.deps.commit(tx).await?;
+            tracing::info!(war_id = %war_id, rescore = plan.rescore, run = ?plan.run, superseded = plan.superseded.len(), "reward plan follows the rescore");
+        }
+        Ok(plan.waiting_run().map(str::to_owned))
+    }
+
+    /// An operator re-drives a failed distribution (`POST /admin/wars/{war_id}/rewards/redrive`):
+    /// the plan's next attempt ([`RewardPlan::redrive`]), audited on the war and published as
+    /// `OperatorActed` in the same transaction; the run `a<attempt>` starts from that event.
+    /// A distribution that did not fail is 409 `INVALID_REWARD_STATE`.
+    pub async fn redrive(
+        &self,
+        war_id: &WarId,
+        op: &super::wars::OperatorCommand,
+    ) -> DomainResult<RewardPlan> {
+        op.validate()?;
+        let mut plan = self.get(war_id).await?;
+        let mut war = self.deps.war(war_id).await?;
+        let run = plan.redrive()?;
+        let action = crate::war::OperatorAction {
+            action: crate::war::OperatorActionKind::RedriveRewards,
+            by: op.by.clone(),
+            principal: op.principal.clone(),
+            reason: op.reason.clone(),
+            at: self.deps.clock.now(),
+            from: war.status,
+            to: war.status,
+            rewards_run: Some(run),
+        };
+        war.operator_actions.push(action.clone());
+        war.rewards_status = Some(plan.status);
+        let mut tx = Transaction::new();
+        tx.update(&mut plan);
+        tx.update(&mut war);
+        tx.emit(self.event(&war, DomainEvent::OperatorActed(action)));
+        self.deps.commit(tx).await?;
+        tracing::warn!(war_id = %war_id, attempt = plan.attempt, operator = %op.by, "reward distribution re-driven");
+        Ok(plan)
+    }
+
+    /// Records superseded grants (by idempotency key) the economy took back.
+    pub async fn record_superseded(
+        &self,
+        war_id: &WarId,
+        keys: &[String],
+    ) -> DomainResult<RewardPlan> {
+        self.step(war_id, |plan| {
+            Ok(Step::from(plan.mark_superseded_revoked(keys)? > 0, None))
+        })
+        .await
     }
 
     /// PENDING → DISTRIBUTING.
@@ -307,6 +408,9 @@ impl<'a, E: Economy + ?Sized> RewardSaga<'a, E> {
             return self.compensate(war_id, None, "compensation resumed").await;
         }
         let plan = self.service.begin(war_id).await?;
+        if let Err(reason) = self.revoke_superseded(war_id, &plan).await? {
+            return self.compensate(war_id, None, &reason).await;
+        }
         for index in 0..rewards::chunks(&plan, self.chunk_size).len() {
             if let ChunkOutcome::Failed { in_doubt, reason } =
                 self.grant_chunk(war_id, index).await?
@@ -340,6 +444,31 @@ impl<'a, E: Economy + ?Sized> RewardSaga<'a, E> {
         Ok(ChunkOutcome::Granted(
             self.service.record_granted(war_id, &paid).await?,
         ))
+    }
+
+    /// Takes back every superseded grant not yet revoked (a correction replaces them), before
+    /// any new grant is paid; `Err(reason)` if a revocation kept failing.
+    async fn revoke_superseded(
+        &self,
+        war_id: &WarId,
+        plan: &RewardPlan,
+    ) -> DomainResult<Result<(), String>> {
+        for grant in plan
+            .superseded
+            .iter()
+            .filter(|g| g.status != GrantStatus::Revoked)
+        {
+            if let Err(err) = self.call(war_id, grant, Call::Revoke).await {
+                return Ok(Err(format!(
+                    "revoking the superseded grant {} failed: {err}",
+                    grant.idempotency_key(war_id)
+                )));
+            }
+            self.service
+                .record_superseded(war_id, &[grant.idempotency_key(war_id)])
+                .await?;
+        }
+        Ok(Ok(()))
     }
 
     /// Revokes every GRANTED grant, last chunk first, plus the grant whose call failed (the
@@ -441,6 +570,13 @@ pub mod fake {
         /// Every grant call from the `n`-th on (1-based, retries included) fails: an outage.
         pub fn fail_from_grant(&self, n: usize) {
             self.state().fail_from = Some(n);
+        }
+
+        /// The economy is back: grant calls succeed again.
+        pub fn recover(&self) {
+            let mut s = self.state();
+            s.fail_from = None;
+            s.fail_once = None;
         }
 
         /// Only the `n`-th grant call fails: a blip a retry gets past.
@@ -650,7 +786,7 @@ mod tests {
         assert_eq!(json["status"], "PENDING");
         assert_eq!(
             json["grants"][0],
-            serde_json::json!({"player_id": "a1", "kind": "gold", "amount": 2000, "status": "PENDING"})
+            serde_json::json!({"player_id": "a1", "kind": "gold", "amount": 2000, "status": "PENDING", "idempotency_key": "war-1#a1#gold"})
         );
     }
 
@@ -719,6 +855,99 @@ mod tests {
         let again = run_saga(&deps, &economy, &war_id()).await.unwrap();
         assert_eq!(again, plan);
         assert_eq!(economy.grant_calls(), 3 + ECONOMY_ATTEMPTS as usize);
+    }
+
+    fn operator() -> crate::services::wars::OperatorCommand {
+        crate::services::wars::OperatorCommand {
+            by: player("ops-1"),
+            principal: None,
+            reason: "economy is back".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redrive_after_the_economy_recovers_pays_only_what_was_not_paid_once() {
+        let (deps, h) = setup(WarStatus::Ended).await;
+        let economy = MemoryEconomy::default();
+        economy.fail_from_grant(4);
+        let failed = run_saga(&deps, &economy, &war_id()).await.unwrap();
+        assert_eq!(failed.status, RewardStatus::RewardsFailed);
+        // Not failed (yet / any more): refused.
+        let svc = service(&deps);
+        economy.recover();
+        let plan = svc.redrive(&war_id(), &operator()).await.unwrap();
+        assert_eq!(
+            (plan.status, plan.attempt, plan.run.as_deref()),
+            (RewardStatus::Pending, 2, Some("a2"))
+        );
+        let keys: Vec<String> = plan
+            .grants
+            .iter()
+            .map(|g| g.idempotency_key(&war_id()))
+            .collect();
+        // The four revoked grants pay under the new attempt's keys; the fifth, never sent,
+        // keeps its own.
+        assert_eq!(
+            keys,
+            vec![
+                "war-1#a1#gold#a2",
+                "war-1#a2#gold#a2",
+                "war-1#a3#gold#a2",
+                "war-1#d1#gold#a2",
+                "war-1#d2#gold"
+            ]
+        );
+        let again = svc.redrive(&war_id(), &operator()).await.unwrap_err();
+        assert_eq!(
+            (again.code(), again.status()),
+            ("INVALID_REWARD_STATE", 409)
+        );
+        let war = deps.war(&war_id()).await.unwrap();
+        let audit = war.operator_actions.last().unwrap();
+        assert_eq!(audit.action, crate::war::OperatorActionKind::RedriveRewards);
+        assert_eq!(audit.rewards_run.as_deref(), Some("a2"));
+        assert_eq!(war.rewards_status, Some(RewardStatus::Pending));
+        // The war-endings consumer starts the run `a2` from the audit event.
+        let wars = crate::services::wars::WarService::new(deps.clone());
+        for event in h.events.published() {
+            wars.react(&event).await.unwrap();
+        }
+        let run = crate::memory::WorkflowCall::StartRewardsRun(war_id(), "a2".into());
+        // (The earlier failure's event finds the same run waiting: starting a run twice is a
+        // no-op, Step Functions refuses a second execution of one name.)
+        assert!(h.workflows.calls().contains(&run));
+
+        let done = run_saga(&deps, &economy, &war_id()).await.unwrap();
+        assert_eq!(done.status, RewardStatus::Distributed);
+        assert_paid_exactly_the_plan(&economy, &done);
+        // 3 paid then revoked, 5 paid now: nothing paid twice, the first keys stay revoked.
+        assert_eq!(economy.payouts(), 3 + 5);
+        let calls = economy.grant_calls();
+        assert_eq!(run_saga(&deps, &economy, &war_id()).await.unwrap(), done);
+        assert_eq!(economy.grant_calls(), calls);
+        let late = svc.redrive(&war_id(), &operator()).await.unwrap_err();
+        assert_eq!(late.code(), "INVALID_REWARD_STATE");
+    }
+
+    #[tokio::test]
+    async fn a_redrive_keeps_grants_a_failed_compensation_left_paid() {
+        let (deps, _) = setup(WarStatus::Ended).await;
+        let economy = MemoryEconomy::default();
+        economy.fail_from_grant(3);
+        economy.set_fail_revokes(true);
+        let failed = run_saga(&deps, &economy, &war_id()).await.unwrap();
+        assert_eq!(failed.count(GrantStatus::Granted), 2);
+        economy.recover();
+        economy.set_fail_revokes(false);
+        let plan = service(&deps)
+            .redrive(&war_id(), &operator())
+            .await
+            .unwrap();
+        assert_eq!(plan.count(GrantStatus::Granted), 2);
+        let done = run_saga(&deps, &economy, &war_id()).await.unwrap();
+        assert_eq!(done.status, RewardStatus::Distributed);
+        assert_paid_exactly_the_plan(&economy, &done);
+        assert_eq!(economy.payouts(), 5);
     }
 
     #[tokio::test]

@@ -451,12 +451,16 @@ impl ScoreService {
         }
         let war = self.deps.war(war_id).await?;
         let shards = war.score_shards;
+        // Rescored players may fall down the board: read enough to rank the top `limit` after
+        // their voids (every other player keeps the counters' points and order).
+        let read = limit + war.rescored_players.len();
         let (totals, top_players) = join(
             self.deps.scores.clan_totals(war_id, shards),
-            self.deps.scores.top_players(war_id, shards, limit),
+            self.deps.scores.top_players(war_id, shards, read),
         )
         .await;
         let (mut totals, top_players) = (totals?, top_players?);
+        let top_players = crate::ports::leaderboard(war.rescored(top_players), limit);
         let (attacker, defender) = if war.status == WarStatus::Ended {
             // The final tally: sealed counters plus what the tally itself added (hold points).
             if !war.final_clan_scores.is_empty() {
@@ -498,11 +502,16 @@ impl ScoreService {
             self.deps.scores.player_score(war_id, player_id),
         )
         .await;
-        war?;
-        score?.ok_or_else(|| DomainError::PlayerNotFound {
+        let war = war?;
+        let mut score = score?.ok_or_else(|| DomainError::PlayerNotFound {
             war_id: war_id.clone(),
             player_id: player_id.clone(),
-        })
+        })?;
+        if let Some(points) = war.rescored_players.get(player_id) {
+            // Voided contributions no longer count (the sealed counter keeps what was scored).
+            score.points = *points;
+        }
+        Ok(score)
     }
 }
 
@@ -524,11 +533,16 @@ impl ScoreService {
         }
         let war = self.deps.war(war_id).await?;
         let page = PageRequest { limit, cursor };
-        Ok(self
+        let mut page = self
             .deps
             .scores
             .ledger(war_id, war.score_shards, filter, page)
-            .await?)
+            .await?;
+        let voids = war.voids();
+        for entry in &mut page.items {
+            entry.voided_by = crate::ledger::voided_by(entry, &voids);
+        }
+        Ok(page)
     }
 }
 

@@ -20,8 +20,8 @@ use crate::ports::{
 use crate::scoring;
 use crate::territory::Territory;
 use crate::war::{
-    Advance, OperatorAction, OperatorActionKind, Outcome, Side, War, WarResult, WarStatus,
-    WinnerSide,
+    Advance, OperatorAction, OperatorActionKind, Outcome, RatingChange, Side, Tally, War,
+    WarResult, WarStatus, WinnerSide,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -707,6 +707,7 @@ impl WarService {
             at,
             from,
             to: war.status,
+            rewards_run: None,
         };
         war.operator_actions.push(entry.clone());
         self.war_event(war, DomainEvent::OperatorActed(entry))
@@ -860,9 +861,37 @@ impl WarService {
             DomainEvent::WarSurrendered { .. } | DomainEvent::WarCancelled { .. } => {
                 workflows.stop_lifecycle(war_id).await
             }
+            DomainEvent::WarRescored(_)
+            | DomainEvent::RewardsDistributed { .. }
+            | DomainEvent::RewardDistributionFailed { .. } => {
+                return self.follow_rewards(war_id).await
+            }
+            DomainEvent::OperatorActed(action)
+                if action.action == OperatorActionKind::RedriveRewards =>
+            {
+                return self.follow_rewards(war_id).await
+            }
             _ => return Ok(()),
         };
         done.map_err(DomainError::WorkflowUnavailable)
+    }
+
+    /// After a rescore, a re-drive or the end of a distribution run: the reward plan follows
+    /// the war's last rescore ([`RewardService::follow`]; a run still going is corrected when it
+    /// ends) and the run waiting for it starts (`<war_id>-<run>`, once whatever the
+    /// redeliveries).
+    async fn follow_rewards(&self, war_id: &WarId) -> DomainResult<()> {
+        let run = super::rewards::RewardService::new(self.deps.clone())
+            .follow(war_id)
+            .await?;
+        if let Some(run) = run {
+            self.deps
+                .workflows
+                .start_rewards_run(war_id, &run)
+                .await
+                .map_err(DomainError::WorkflowUnavailable)?;
+        }
+        Ok(())
     }
 
     /// The safety net of a declaration. The declaring request starts the saga right after its
@@ -1046,9 +1075,24 @@ impl WarService {
         let mut tx = Transaction::new();
         if let Close::Ended(winner) = how {
             let ratings = clans.iter().map(|(id, c)| (id.clone(), c.rating)).collect();
-            for (clan_id, old, new) in
-                scoring::side_rating_changes(war, &ratings, winner, self.deps.rules_for(war).elo_k)
-            {
+            let changes =
+                scoring::side_rating_changes(war, &ratings, winner, self.deps.rules_for(war).elo_k);
+            // What a rescore needs to recompute this result exactly (held land is read before
+            // the territories are released below).
+            let (held_attacker, held_defender) = scoring::territories_held(war, &territories);
+            war.tally = Some(Tally {
+                held_attacker,
+                held_defender,
+                ratings: changes
+                    .iter()
+                    .map(|(clan_id, old, new)| RatingChange {
+                        clan_id: clan_id.clone(),
+                        old_rating: *old,
+                        new_rating: *new,
+                    })
+                    .collect(),
+            });
+            for (clan_id, old, new) in changes {
                 if let Some(clan) = clans.get_mut(&clan_id) {
                     clan.rating = new;
                 }

@@ -7,16 +7,20 @@
 //! the one in doubt, last first, then marks the plan REWARDS_FAILED. Every step is idempotent,
 //! so Step Functions may retry any of them and a re-run never pays twice.
 
-use crate::http::{HttpRequest, HttpResponse};
+use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use clanwar_domain::ids::{PlayerId, WarId};
-use clanwar_domain::rewards::{self, idempotency_key, Grant, GrantStatus, RewardPlan};
-use clanwar_domain::services::rewards::RewardService;
+use clanwar_domain::rewards::{self, Grant, GrantStatus, RewardPlan};
+use clanwar_domain::services::rewards::{RewardService, RewardsView};
+use clanwar_domain::services::wars::ReasonRequest;
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::RewardStatus;
 use clanwar_domain::DomainResult;
 use serde::{Deserialize, Serialize};
 
-pub const ROUTES: &[&str] = &["GET /wars/{war_id}/rewards"];
+pub const ROUTES: &[&str] = &[
+    "GET /wars/{war_id}/rewards",
+    "POST /admin/wars/{war_id}/rewards/redrive",
+];
 
 /// The name of the alarm metric (Embedded Metric Format) a failed distribution emits.
 pub const SAGA_FAILURE_METRIC: &str = "RewardSagaFailures";
@@ -31,6 +35,13 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
                 .view(&req.id("war_id")?)
                 .await?,
         ),
+        "POST /admin/wars/{war_id}/rewards/redrive" => {
+            let body: ReasonRequest = req.json(MAX_BODY_BYTES)?;
+            let op = req.operator(body.reason)?;
+            let service = RewardService::new(deps.clone());
+            let plan = service.redrive(&req.id("war_id")?, &op).await?;
+            HttpResponse::ok(RewardsView::from(&plan))
+        }
         other => Ok(HttpResponse::no_route(other)),
     }
 }
@@ -51,6 +62,8 @@ pub enum RewardTask {
     },
     /// The economy confirmed chunk `index`: its PENDING grants become GRANTED.
     RecordGranted { war_id: WarId, index: usize },
+    /// The economy took superseded chunk `index` back (a correction): its grants become REVOKED.
+    RecordSuperseded { war_id: WarId, index: usize },
     /// Compensation: the chunks to revoke, last first.
     OrderRevocations { war_id: WarId },
     /// The economy took chunk `index` back: its grants become REVOKED.
@@ -75,6 +88,8 @@ pub enum Purpose {
     /// Every grant not yet REVOKED: the granted ones and those in doubt (a failed call may
     /// have paid before failing).
     Revoke,
+    /// The superseded grants (of a rescore's correction) of the chunk not yet REVOKED.
+    Supersede,
 }
 
 /// A Step Functions error output.
@@ -104,6 +119,8 @@ pub struct Prepared {
     pub status: RewardStatus,
     /// Chunk indexes in order (the grant map iterates over them).
     pub chunks: Vec<usize>,
+    /// Chunk indexes of the superseded grants to revoke before granting (a correction).
+    pub superseded_chunks: Vec<usize>,
     /// A previous run stopped during its compensation: the saga resumes it instead of granting.
     pub resume_compensation: bool,
     pub grants: usize,
@@ -167,6 +184,7 @@ pub async fn task(deps: &Deps, task: RewardTask) -> DomainResult<serde_json::Val
             let plan = service.prepare(&war_id).await?;
             json(Prepared {
                 chunks: (0..rewards::chunks(&plan, size).len()).collect(),
+                superseded_chunks: (0..rewards::superseded_chunks(&plan, size).len()).collect(),
                 resume_compensation: !plan.is_finished() && plan.count(GrantStatus::Revoked) > 0,
                 grants: plan.grants.len(),
                 total_amount: plan.total_amount(),
@@ -181,17 +199,21 @@ pub async fn task(deps: &Deps, task: RewardTask) -> DomainResult<serde_json::Val
             purpose,
         } => {
             let plan = service.get(&war_id).await?;
-            let grants: Vec<EconomyGrant> = chunk(&plan, size, index)
+            let lines = match purpose {
+                Purpose::Supersede => superseded(&plan, size, index),
+                Purpose::Grant | Purpose::Revoke => chunk(&plan, size, index),
+            };
+            let grants: Vec<EconomyGrant> = lines
                 .iter()
                 .filter(|g| match purpose {
                     Purpose::Grant => g.status == GrantStatus::Pending,
-                    Purpose::Revoke => g.status != GrantStatus::Revoked,
+                    Purpose::Revoke | Purpose::Supersede => g.status != GrantStatus::Revoked,
                 })
                 .map(|g| EconomyGrant {
                     player_id: g.player_id.clone(),
                     kind: g.kind.clone(),
                     amount: g.amount,
-                    idempotency_key: idempotency_key(&war_id, &g.player_id, &g.kind),
+                    idempotency_key: g.idempotency_key(&war_id),
                 })
                 .collect();
             json(ChunkGrants {
@@ -205,6 +227,15 @@ pub async fn task(deps: &Deps, task: RewardTask) -> DomainResult<serde_json::Val
             let players = players(&service.get(&war_id).await?, size, index);
             json(PlanSummary::from(
                 &service.record_granted(&war_id, &players).await?,
+            ))
+        }
+        RewardTask::RecordSuperseded { war_id, index } => {
+            let keys: Vec<String> = superseded(&service.get(&war_id).await?, size, index)
+                .iter()
+                .map(|g| g.idempotency_key(&war_id))
+                .collect();
+            json(PlanSummary::from(
+                &service.record_superseded(&war_id, &keys).await?,
             ))
         }
         RewardTask::OrderRevocations { war_id } => {
@@ -276,6 +307,13 @@ fn chunk(plan: &RewardPlan, size: usize, index: usize) -> Vec<Grant> {
         .unwrap_or_default()
 }
 
+fn superseded(plan: &RewardPlan, size: usize, index: usize) -> Vec<Grant> {
+    rewards::superseded_chunks(plan, size)
+        .into_iter()
+        .nth(index)
+        .unwrap_or_default()
+}
+
 fn players(plan: &RewardPlan, size: usize, index: usize) -> Vec<PlayerId> {
     chunk(plan, size, index)
         .into_iter()
@@ -324,8 +362,14 @@ mod tests {
                     kind: "gold".into(),
                     amount: 10,
                     status: *status,
+                    rescore: 0,
+                    attempt: 1,
                 })
                 .collect(),
+            superseded: vec![],
+            rescore: 0,
+            attempt: 1,
+            run: None,
             version: 3,
         }
     }

@@ -7,8 +7,9 @@
 //! the lifecycle, cancels the war, releases what it held) if either fails. If even the saga
 //! cannot start, `WarService::declare` compensates in process and answers 503.
 //!
-//! Operator controls (`/admin/wars/{war_id}/advance | end | cancel`, guarded by the
-//! `OperatorInvokePolicy` in AWS) move, end or cancel a war now, audited on the war.
+//! Operator controls (`/admin/wars/{war_id}/advance | end | cancel | void`, guarded by the
+//! `OperatorInvokePolicy` in AWS) move, end or cancel a war now, or void ledger entries of an
+//! ended war and rescore it, audited on the war.
 //!
 //! `POST /wars?dry_run=true` runs the same rule evaluation and answers every failing rule
 //! (200, nothing written); `GET /rulesets/current` shows the ruleset new wars are frozen with.
@@ -17,6 +18,7 @@ use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use chrono::{DateTime, Utc};
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
 use clanwar_domain::ids::WarId;
+use clanwar_domain::services::rescoring::{RescoreService, VoidRequest};
 use clanwar_domain::services::wars::{
     AdminAdvanceRequest, ClanRequest, Declared, JoinRequest, OperatorOutcome, ReasonRequest,
     WarService,
@@ -36,6 +38,7 @@ pub const ROUTES: &[&str] = &[
     "POST /admin/wars/{war_id}/advance",
     "POST /admin/wars/{war_id}/end",
     "POST /admin/wars/{war_id}/cancel",
+    "POST /admin/wars/{war_id}/void",
 ];
 
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
@@ -94,6 +97,15 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
             let op = req.operator(body.reason)?;
             let done = wars.operator_cancel(&req.id("war_id")?, &op).await?;
             HttpResponse::ok(OperatorOutcome::from(done))
+        }
+        "POST /admin/wars/{war_id}/void" => {
+            let body: VoidRequest = req.json(MAX_BODY_BYTES)?;
+            let void = body.void()?;
+            let op = req.operator(body.reason)?;
+            let done = RescoreService::new(deps.clone())
+                .void(&req.id("war_id")?, void, &op)
+                .await?;
+            HttpResponse::ok(done)
         }
         other => Ok(HttpResponse::no_route(other)),
     }
