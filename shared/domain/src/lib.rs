@@ -23,4 +23,4 @@ pub mod testkit;
 pub mod war;
 
 pub use async_trait::async_trait;
-pub use error::{DomainError, DomainResult};
+pub use error::{DomainError, DomainResult, ErrorClass};

@@ -101,7 +101,7 @@ mod tests {
             .upsert(id.clone(), snapshot(Some(99_999)))
             .await
             .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
         assert_eq!(svc.get(&id).await.unwrap_err().code(), "CLAN_NOT_FOUND");
     }
 }

@@ -660,8 +660,8 @@ mod tests {
         })
         .await;
         assert_eq!(
-            (unknown.code(), unknown.status()),
-            ("LEDGER_ENTRIES_NOT_FOUND", 404)
+            (unknown.code(), unknown.class()),
+            ("LEDGER_ENTRIES_NOT_FOUND", crate::ErrorClass::NotFound)
         );
         assert!(unknown.to_string().contains("nope"));
         let nobody = refuse(Void {
@@ -681,15 +681,18 @@ mod tests {
             ..cheater()
         })
         .await;
-        assert_eq!((two.code(), two.status()), ("INVALID_REQUEST", 400));
+        assert_eq!(
+            (two.code(), two.class()),
+            ("INVALID_REQUEST", crate::ErrorClass::Malformed)
+        );
         let none = refuse(Void::default()).await;
-        assert_eq!(none.status(), 400);
+        assert_eq!(none.class(), crate::ErrorClass::Malformed);
         let blank = w
             .rescoring()
             .void(&ended.war_id, cheater(), &operator("  "))
             .await
             .unwrap_err();
-        assert_eq!(blank.status(), 400);
+        assert_eq!(blank.class(), crate::ErrorClass::Malformed);
         // A war past its ledger retention cannot be rescored any more.
         w.h.clock.advance(Duration::days(365));
         assert_eq!(refuse(cheater()).await.code(), "RESCORE_UNAVAILABLE");
@@ -889,7 +892,7 @@ mod tests {
                     let known = void.event_ids.iter().all(|id| ids.contains(id));
                     match w.rescoring().void(&war.war_id, void, &operator("p")).await {
                         Ok(_) => {}
-                        Err(err) if err.status() == 404 || !known => continue,
+                        Err(err) if err.class() == crate::ErrorClass::NotFound || !known => continue,
                         Err(err) => panic!("{err}"),
                     }
                     let war = w.deps.war(&war.war_id).await.unwrap();

@@ -899,8 +899,8 @@ mod tests {
         );
         let again = svc.redrive(&war_id(), &operator()).await.unwrap_err();
         assert_eq!(
-            (again.code(), again.status()),
-            ("INVALID_REWARD_STATE", 409)
+            (again.code(), again.class()),
+            ("INVALID_REWARD_STATE", crate::ErrorClass::Conflict)
         );
         let war = deps.war(&war_id()).await.unwrap();
         let audit = war.operator_actions.last().unwrap();
@@ -1103,6 +1103,9 @@ mod tests {
     async fn steps_of_an_unplanned_war_are_not_found() {
         let (deps, _) = setup(WarStatus::Ended).await;
         let err = service(&deps).begin(&war_id()).await.unwrap_err();
-        assert_eq!((err.code(), err.status()), ("REWARDS_NOT_FOUND", 404));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("REWARDS_NOT_FOUND", crate::ErrorClass::NotFound)
+        );
     }
 }

@@ -491,7 +491,10 @@ mod tests {
             .upsert(tid("t1"), input(Some("att"), 100.0, 100.0, 3))
             .await
             .unwrap_err();
-        assert_eq!((err.code(), err.status()), ("TERRITORY_UNDER_ATTACK", 409));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("TERRITORY_UNDER_ATTACK", crate::ErrorClass::Conflict)
+        );
         assert_eq!(snapshot(&w).await, before);
         // Same owner: the world service may still rename or move it.
         let renamed = w
@@ -509,7 +512,7 @@ mod tests {
         let mut bad = input(None, 0.0, 0.0, 1);
         bad.tier = 7;
         let err = w.svc.upsert(tid("t2"), bad.clone()).await.unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
         assert!(w.svc.upsert(tid("t9"), bad).await.is_err());
         assert_eq!(snapshot(&w).await, before);
         assert_eq!(
@@ -590,7 +593,10 @@ mod tests {
             .capture(cmd("t1", "att", None, "cap-1"))
             .await
             .unwrap_err();
-        assert_eq!((err.code(), err.status()), ("ALREADY_OWNER", 409));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("ALREADY_OWNER", crate::ErrorClass::Conflict)
+        );
         assert_eq!(snapshot(&w).await, before);
         assert_eq!(totals(&w).await[&cid("att")], 600);
     }
@@ -659,7 +665,10 @@ mod tests {
                 .capture(cmd("t1", "att", None, "c"))
                 .await
                 .unwrap_err();
-            assert_eq!((err.code(), err.status()), ("INVALID_WAR_STATE", 409));
+            assert_eq!(
+                (err.code(), err.class()),
+                ("INVALID_WAR_STATE", crate::ErrorClass::Conflict)
+            );
             assert_eq!(snapshot(&w).await, before);
         }
     }

@@ -167,8 +167,9 @@ pub struct Violation {
     /// The SPEC §3 rule (1–12).
     pub rule: Option<u8>,
     pub code: &'static str,
-    /// The HTTP status the real declaration would answer with this error.
-    pub status: u16,
+    /// The class of the error the real declaration would answer (the edge adds its status).
+    #[serde(skip)]
+    pub class: crate::ErrorClass,
     pub message: String,
     pub details: serde_json::Value,
     /// When time alone clears it (pair cooldown, peace shield, rate limit); null otherwise.
@@ -180,7 +181,7 @@ impl Violation {
         Self {
             rule: declaration::rule_of(err),
             code: err.code(),
-            status: err.status(),
+            class: err.class(),
             message: err.to_string(),
             details: err.details(),
             clears_at: err.clears_at(),
@@ -1820,7 +1821,7 @@ mod tests {
                 .operator_advance(&war.war_id, to, &operator(reason))
                 .await
                 .unwrap_err();
-            assert_eq!(err.status(), 400, "{err}");
+            assert_eq!(err.class(), crate::ErrorClass::Malformed, "{err}");
         }
         assert_eq!(w.deps.war(&war.war_id).await.unwrap().version, war.version);
     }
@@ -2167,13 +2168,13 @@ mod tests {
             .list_for_clan(&clan("att"), None, 0, None)
             .await
             .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
         let err = w
             .wars
             .list_for_clan(&clan("att"), None, 5, Some("junk".into()))
             .await
             .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
     }
 
     #[tokio::test]
