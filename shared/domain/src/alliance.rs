@@ -241,10 +241,19 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_bounded() {
         assert_eq!(validate_name("  North  ").unwrap(), "North");
-        assert_eq!(validate_name(" ").unwrap_err().status(), 400);
+        assert_eq!(
+            validate_name(" ").unwrap_err().class(),
+            crate::ErrorClass::Malformed
+        );
         assert!(validate_name(&"é".repeat(64)).is_ok());
-        assert_eq!(validate_name("a\0b").unwrap_err().status(), 400);
-        assert_eq!(validate_name(&"x".repeat(65)).unwrap_err().status(), 400);
+        assert_eq!(
+            validate_name("a\0b").unwrap_err().class(),
+            crate::ErrorClass::Malformed
+        );
+        assert_eq!(
+            validate_name(&"x".repeat(65)).unwrap_err().class(),
+            crate::ErrorClass::Malformed
+        );
     }
 
     #[test]

@@ -243,7 +243,10 @@ mod tests {
         neither.territory_id = None;
         for input in [both, neither] {
             let err = Battle::create(&war, id(1), input, now, &rules()).unwrap_err();
-            assert_eq!((err.code(), err.status()), ("INVALID_REQUEST", 400));
+            assert_eq!(
+                (err.code(), err.class()),
+                ("INVALID_REQUEST", crate::ErrorClass::Malformed)
+            );
         }
     }
 
@@ -258,7 +261,7 @@ mod tests {
             &rules(),
         )
         .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
     }
 
     #[test]
@@ -309,7 +312,10 @@ mod tests {
             });
         }
         let err = Battle::create(&war, id(9), on_territory("t1"), now, &rules).unwrap_err();
-        assert_eq!((err.code(), err.status()), ("BATTLE_LIMIT_REACHED", 429));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("BATTLE_LIMIT_REACHED", crate::ErrorClass::LimitReached)
+        );
         // Expired battles no longer count.
         war.open_battles[0].expires_at = now;
         assert!(Battle::create(&war, id(9), on_territory("t1"), now, &rules).is_ok());

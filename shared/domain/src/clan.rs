@@ -229,8 +229,8 @@ mod tests {
         ] {
             let err = snapshot(bad).validate().unwrap_err();
             assert_eq!(
-                (err.status(), err.code()),
-                (400, "INVALID_REQUEST"),
+                (err.class(), err.code()),
+                (crate::ErrorClass::Malformed, "INVALID_REQUEST"),
                 "{bad:?}"
             );
         }

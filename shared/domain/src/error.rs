@@ -1,9 +1,29 @@
-//! The error model of SPEC §10: every business failure has a stable code and an HTTP status.
-//! The mapping lives here, in one place; the HTTP edge only serialises it.
+//! The error model of SPEC §10: every business failure has a stable code, a message, details
+//! and a class (what kind of refusal it is). The HTTP status of each class is the edge's
+//! business (`clanwar_edge::status`, one table); the domain knows no transport.
 
 use crate::ids::{AllianceId, BattleId, ClanId, IdError, PlayerId, TerritoryId, WarId};
 use crate::war::WarStatus;
 use serde_json::{json, Value};
+
+/// The kinds of refusal of SPEC §10. Each has one HTTP status, decided at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The request itself is malformed (bad JSON, ids, numbers, fields).
+    Malformed,
+    /// The actor lacks the role the operation needs.
+    Forbidden,
+    /// Something the request names does not exist.
+    NotFound,
+    /// The current state refuses it (a state machine, a concurrent change, a duplicate).
+    Conflict,
+    /// A business rule refuses it.
+    RuleViolated,
+    /// A quota or limit refuses it (for now).
+    LimitReached,
+    /// A dependency failed: retrying later may succeed.
+    Unavailable,
+}
 
 /// Every way a domain operation can be refused or fail.
 #[derive(Debug, thiserror::Error)]
@@ -253,15 +273,15 @@ impl DomainError {
         }
     }
 
-    /// The HTTP status of SPEC §10 for this error.
-    pub fn status(&self) -> u16 {
+    /// The SPEC §10 class of this error: what kind of refusal it is.
+    pub fn class(&self) -> ErrorClass {
         use DomainError::*;
         match self {
             InvalidRequest { .. }
             | InvalidId { .. }
             | MissingActor
-            | PhaseDurationOutOfRange { .. } => 400,
-            Forbidden { .. } => 403,
+            | PhaseDurationOutOfRange { .. } => ErrorClass::Malformed,
+            Forbidden { .. } => ErrorClass::Forbidden,
             ClanNotFound(_)
             | WarNotFound(_)
             | TerritoryNotFound(_)
@@ -269,7 +289,7 @@ impl DomainError {
             | AllianceNotFound(_)
             | InvitationNotFound { .. }
             | PlayerNotFound { .. }
-            | RewardsNotFound(_) => 404,
+            | RewardsNotFound(_) => ErrorClass::NotFound,
             ConcurrentModification
             | ScoringClosed(_)
             | InvalidWarState { .. }
@@ -282,12 +302,32 @@ impl DomainError {
             | BattleNotOpen { .. }
             | AlreadyInAlliance(_)
             | AlreadyInvited { .. }
-            | InvalidRewardState { .. } => 409,
+            | InvalidRewardState { .. } => ErrorClass::Conflict,
+            SameClan
+            | ClanInactive(_)
+            | ClanTooSmall { .. }
+            | PairCooldownActive(..)
+            | PeaceShieldActive(..)
+            | RatingGapTooLarge { .. }
+            | InvalidTargetTerritories { .. }
+            | TerritoryNotOwnedByDefender { .. }
+            | CannotDeclareOnAlly(..)
+            | IdempotencyKeyReused
+            | NotAllied { .. }
+            | AllyLimitReached { .. }
+            | NotAParticipant { .. }
+            | TerritoryNotInWar { .. }
+            | NotTerritoryOwner { .. }
+            | MaxDefenseLevel(_)
+            | AllianceFull { .. }
+            | InvitationExpired { .. }
+            | AtWarWithMember { .. }
+            | NotAllianceMember { .. }
+            | FounderCannotLeave => ErrorClass::RuleViolated,
             ConcurrentWarLimit { .. }
             | DeclarationRateLimited { .. }
-            | BattleLimitReached { .. } => 429,
-            Unavailable(_) | WorkflowUnavailable(_) => 503,
-            _ => 422,
+            | BattleLimitReached { .. } => ErrorClass::LimitReached,
+            Unavailable(_) | WorkflowUnavailable(_) => ErrorClass::Unavailable,
         }
     }
 
@@ -366,7 +406,7 @@ mod tests {
         let err = DomainError::PairCooldownActive(clan.clone(), clan, chrono::Utc::now());
         let body = err.to_body();
         assert_eq!(body["error"]["code"], "PAIR_COOLDOWN_ACTIVE");
-        assert_eq!(err.status(), 422);
+        assert_eq!(err.class(), ErrorClass::RuleViolated);
         assert!(body["error"]["message"]
             .as_str()
             .unwrap()
@@ -375,20 +415,29 @@ mod tests {
     }
 
     #[test]
-    fn statuses_follow_the_spec_classes() {
+    fn errors_fall_into_the_spec_classes() {
         let clan = ClanId::new("a").unwrap();
-        assert_eq!(DomainError::invalid("x", "bad").status(), 400);
-        assert_eq!(DomainError::ClanNotFound(clan.clone()).status(), 404);
-        assert_eq!(DomainError::ConcurrentModification.status(), 409);
-        assert_eq!(DomainError::SameClan.status(), 422);
+        assert_eq!(
+            DomainError::invalid("x", "bad").class(),
+            ErrorClass::Malformed
+        );
+        assert_eq!(
+            DomainError::ClanNotFound(clan.clone()).class(),
+            ErrorClass::NotFound
+        );
+        assert_eq!(
+            DomainError::ConcurrentModification.class(),
+            ErrorClass::Conflict
+        );
+        assert_eq!(DomainError::SameClan.class(), ErrorClass::RuleViolated);
         assert_eq!(
             DomainError::DeclarationRateLimited {
                 clan_id: clan,
                 max: 5,
                 until: chrono::Utc::now(),
             }
-            .status(),
-            429
+            .class(),
+            ErrorClass::LimitReached
         );
     }
 }

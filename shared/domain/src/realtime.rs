@@ -337,12 +337,18 @@ mod tests {
             .subscribe("x", &subscribe(Some("no-such-war"), None))
             .await
             .unwrap_err();
-        assert_eq!((err.status(), err.code()), (404, "WAR_NOT_FOUND"));
+        assert_eq!(
+            (err.class(), err.code()),
+            (crate::ErrorClass::NotFound, "WAR_NOT_FOUND")
+        );
         let err = rt
             .subscribe("x", &subscribe(None, Some("no-such-clan")))
             .await
             .unwrap_err();
-        assert_eq!((err.status(), err.code()), (404, "CLAN_NOT_FOUND"));
+        assert_eq!(
+            (err.class(), err.code()),
+            (crate::ErrorClass::NotFound, "CLAN_NOT_FOUND")
+        );
         let war = Topic::War(WarId::new("no-such-war").unwrap());
         assert!(connections.subscribers(&war).await.unwrap().is_empty());
         assert!(rt
@@ -358,15 +364,15 @@ mod tests {
             rt.subscribe("x", &subscribe(None, None))
                 .await
                 .unwrap_err()
-                .status(),
-            400
+                .class(),
+            crate::ErrorClass::Malformed
         );
         assert_eq!(
             rt.subscribe("x", &subscribe(Some("w"), Some("c")))
                 .await
                 .unwrap_err()
-                .status(),
-            400
+                .class(),
+            crate::ErrorClass::Malformed
         );
         let bad: Result<SubscribeRequest, _> =
             serde_json::from_str(r#"{"action":"subscribe","war_id":"w","extra":1}"#);

@@ -545,7 +545,7 @@ mod tests {
         assert!(!p.complete().unwrap());
         assert!(!p.begin().unwrap());
         assert_eq!(p.status, RewardStatus::Distributed);
-        assert_eq!(p.fail().unwrap_err().status(), 409);
+        assert_eq!(p.fail().unwrap_err().class(), crate::ErrorClass::Conflict);
     }
 
     #[test]

@@ -251,7 +251,7 @@ mod tests {
             (0.0, 0.0, f64::NAN, "radius"),
         ] {
             let err = validate_query(x, y, r, &rules).unwrap_err();
-            assert_eq!(err.status(), 400);
+            assert_eq!(err.class(), crate::ErrorClass::Malformed);
             assert_eq!(err.details()["field"], field);
         }
     }

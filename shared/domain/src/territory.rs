@@ -449,8 +449,8 @@ mod tests {
         for (field, bad) in cases {
             let err = bad.validate().unwrap_err();
             assert_eq!(
-                (err.status(), err.details()["field"].as_str()),
-                (400, Some(field))
+                (err.class(), err.details()["field"].as_str()),
+                (crate::ErrorClass::Malformed, Some(field))
             );
             assert!(
                 Territory::new(TerritoryId::new("t").unwrap(), bad, &Rules::default()).is_err()
@@ -477,7 +477,10 @@ mod tests {
         let err = t
             .apply_input(input(Some("other"), 0.0, 0.0, 1), &Rules::default())
             .unwrap_err();
-        assert_eq!((err.code(), err.status()), ("TERRITORY_UNDER_ATTACK", 409));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("TERRITORY_UNDER_ATTACK", crate::ErrorClass::Conflict)
+        );
         assert_eq!(t, before);
         let mut free = territory("t2", "def", 1);
         free.apply_input(input(Some("other"), 0.0, 0.0, 1), &Rules::default())
@@ -582,7 +585,10 @@ mod tests {
         let err = target
             .capture(&w, &clan("def"), in_active(&w), &rules)
             .unwrap_err();
-        assert_eq!((err.code(), err.status()), ("ALREADY_OWNER", 409));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("ALREADY_OWNER", crate::ErrorClass::Conflict)
+        );
         assert_eq!(target, before);
     }
 
@@ -612,8 +618,8 @@ mod tests {
         assert!(t.contest(&w.war_id).is_ok());
         let err = t.contest(&WarId::new("w2").unwrap()).unwrap_err();
         assert_eq!(
-            (err.code(), err.status()),
-            ("TERRITORY_ALREADY_CONTESTED", 409)
+            (err.code(), err.class()),
+            ("TERRITORY_ALREADY_CONTESTED", crate::ErrorClass::Conflict)
         );
         assert_eq!(t.contested_by, Some(w.war_id));
     }
@@ -640,7 +646,10 @@ mod tests {
             assert_eq!(t.fortify(&clan("def"), None, &rules).unwrap(), level);
         }
         let err = t.fortify(&clan("def"), None, &rules).unwrap_err();
-        assert_eq!((err.code(), err.status()), ("MAX_DEFENSE_LEVEL", 422));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("MAX_DEFENSE_LEVEL", crate::ErrorClass::RuleViolated)
+        );
         assert_eq!(t.defense_level, 5);
         let err = t.fortify(&clan("att"), None, &rules).unwrap_err();
         assert_eq!(err.code(), "NOT_TERRITORY_OWNER");

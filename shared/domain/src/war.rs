@@ -989,7 +989,7 @@ mod tests {
         assert!(PhaseDurations::from_rules(&rules).validate(&rules).is_ok());
         let err = seconds(1).validate(&rules).unwrap_err();
         assert_eq!(err.code(), "PHASE_DURATION_OUT_OF_RANGE");
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
     }
 
     #[test]

@@ -77,11 +77,12 @@ impl HttpResponse {
 
     pub fn error(err: &DomainError) -> Self {
         let mut headers = Vec::new();
-        if err.status() == 503 {
+        let status = crate::status::of(err);
+        if status == 503 {
             headers.push(("retry-after", RETRY_AFTER_S.to_string()));
         }
         Self {
-            status: err.status(),
+            status,
             body: err.to_body(),
             headers,
         }
@@ -414,15 +415,11 @@ where
     let mut response = match outcome {
         Ok(response) => response,
         Err(err) => {
-            if err.status() >= 500 {
+            let status = crate::status::of(&err);
+            if status >= 500 {
                 tracing::error!(route, code = err.code(), error = ?err, "request failed");
             } else {
-                tracing::info!(
-                    route,
-                    code = err.code(),
-                    status = err.status(),
-                    "request refused"
-                );
+                tracing::info!(route, code = err.code(), status, "request refused");
             }
             HttpResponse::error(&err)
         }
@@ -452,6 +449,7 @@ pub fn server_timing(tally: &calls::CallTally, app: std::time::Duration) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::HttpStatus;
     use clanwar_domain::ids::WarId;
 
     fn request(body: &str) -> HttpRequest {
@@ -505,21 +503,24 @@ mod tests {
             request(r#"{"n": 1, "x": 2}"#)
                 .json::<Body>(100)
                 .unwrap_err()
-                .status(),
+                .http_status(),
             400
         );
         assert_eq!(
             request(r#"{"n": 300}"#)
                 .json::<Body>(100)
                 .unwrap_err()
-                .status(),
+                .http_status(),
             400
         );
         assert_eq!(
             request(r#"{"n": 1}"#).json::<Body>(4).unwrap_err().code(),
             "INVALID_REQUEST"
         );
-        assert_eq!(request("").json::<Body>(100).unwrap_err().status(), 400);
+        assert_eq!(
+            request("").json::<Body>(100).unwrap_err().http_status(),
+            400
+        );
     }
 
     #[test]
@@ -539,7 +540,7 @@ mod tests {
         assert!(req.only_query(&["limit"]).is_ok());
         assert_eq!(req.query::<usize>("limit").unwrap(), Some(5));
         req.query.insert("lmit".into(), "5".into());
-        assert_eq!(req.only_query(&["limit"]).unwrap_err().status(), 400);
+        assert_eq!(req.only_query(&["limit"]).unwrap_err().http_status(), 400);
     }
 
     /// A raw payload format 2.0 event, as API Gateway hands it to the Lambda.
@@ -699,7 +700,7 @@ mod tests {
         let mut req = request(r#"{"max_players": 40.0, "x": 0.5}"#);
         assert_eq!(req.json::<Counted>(100).unwrap().max_players, 40);
         req.body = br#"{"max_players": 40.0, "x": 0.5, "y": 1}"#.to_vec();
-        assert_eq!(req.json::<Counted>(100).unwrap_err().status(), 400);
+        assert_eq!(req.json::<Counted>(100).unwrap_err().http_status(), 400);
     }
 
     #[test]
@@ -709,7 +710,7 @@ mod tests {
             request(&deep)
                 .json::<Counted>(usize::MAX)
                 .unwrap_err()
-                .status(),
+                .http_status(),
             400
         );
     }

@@ -7,6 +7,7 @@ pub mod http;
 pub mod outbox;
 pub mod routes;
 pub mod sqs;
+pub mod status;
 pub mod tasks;
 pub mod telemetry;
 

@@ -17,9 +17,6 @@ use serde::Serialize;
 
 pub use crate::battle::{BattleInput, ResolveInput};
 
-/// How often an operation reloads and re-checks after losing an optimistic-locking race.
-const ATTEMPTS: usize = 3;
-
 /// `GET /wars/{war_id}/battles/{battle_id}`: the battle, its state now and the kills per side.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BattleView {
@@ -181,15 +178,15 @@ impl BattleService {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = DomainResult<(Battle, Transaction)>>,
     {
-        for _ in 0..ATTEMPTS {
-            let (battle, tx) = attempt().await?;
-            match self.deps.commit(tx).await {
-                Ok(()) => return Ok(battle),
-                Err(DomainError::ConcurrentModification) => continue,
-                Err(err) => return Err(err),
+        crate::retry::optimistic(&*self.deps.clock, || {
+            let attempt = attempt();
+            async move {
+                let (battle, tx) = attempt.await?;
+                self.deps.commit(tx).await?;
+                Ok(battle)
             }
-        }
-        Err(DomainError::ConcurrentModification)
+        })
+        .await
     }
 }
 
@@ -373,7 +370,7 @@ mod tests {
             .create(&WarId::new("no-such-war").unwrap(), input)
             .await
             .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
     }
 
     #[tokio::test]
@@ -401,7 +398,10 @@ mod tests {
             .create(&war_id(), on_territory("t1"))
             .await
             .unwrap_err();
-        assert_eq!((err.code(), err.status()), ("BATTLE_LIMIT_REACHED", 429));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("BATTLE_LIMIT_REACHED", crate::ErrorClass::LimitReached)
+        );
         w.h.clock.set(first.expires_at);
         // Both have expired now: the list is pruned and a new battle fits.
         w.svc.create(&war_id(), on_territory("t1")).await.unwrap();
@@ -429,7 +429,10 @@ mod tests {
             .resolve(&war_id(), &battle.battle_id, won_by(Side::Defender))
             .await
             .unwrap_err();
-        assert_eq!((again.code(), again.status()), ("BATTLE_NOT_OPEN", 409));
+        assert_eq!(
+            (again.code(), again.class()),
+            ("BATTLE_NOT_OPEN", crate::ErrorClass::Conflict)
+        );
         assert_eq!(totals(&w).await, BTreeMap::from([(clan("att"), 50)]));
         assert_eq!(w.h.events.published().len(), 2);
     }
@@ -555,7 +558,7 @@ mod tests {
             .create(&war_id(), on_territory("t1"))
             .await
             .unwrap_err();
-        assert_eq!(err.status(), 503);
+        assert_eq!(err.class(), crate::ErrorClass::Unavailable);
     }
 
     #[tokio::test]

@@ -874,6 +874,9 @@ mod tests {
     async fn steps_of_an_unplanned_war_are_not_found() {
         let (deps, _) = setup(WarStatus::Ended).await;
         let err = service(&deps).begin(&war_id()).await.unwrap_err();
-        assert_eq!((err.code(), err.status()), ("REWARDS_NOT_FOUND", 404));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("REWARDS_NOT_FOUND", crate::ErrorClass::NotFound)
+        );
     }
 }

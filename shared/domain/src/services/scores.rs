@@ -534,7 +534,8 @@ impl ScoreService {
 
 /// Failures that say nothing about the event itself: the whole batch is retried instead.
 fn is_transient(err: &DomainError) -> bool {
-    matches!(err, DomainError::ConcurrentModification) || err.status() == 503
+    matches!(err, DomainError::ConcurrentModification)
+        || err.class() == crate::ErrorClass::Unavailable
 }
 
 #[cfg(test)]
@@ -1076,7 +1077,10 @@ mod tests {
             .map(|i| assist(&format!("s{i}"), w.at(1), ("a1", "att")))
             .collect();
         let err = w.svc.ingest(&war_id(), events).await.unwrap_err();
-        assert_eq!((err.code(), err.status()), ("INVALID_REQUEST", 400));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("INVALID_REQUEST", crate::ErrorClass::Malformed)
+        );
         assert!(w.totals().await.is_empty());
         let at_the_limit = (0..2)
             .map(|i| assist(&format!("s{i}"), w.at(1), ("a1", "att")))
@@ -1128,7 +1132,7 @@ mod tests {
         w.h.store.set_unavailable(true);
         let batch = vec![kill("k1", w.at(1), ("a1", "att"), ("d1", "def"))];
         let err = w.svc.ingest(&war_id(), batch.clone()).await.unwrap_err();
-        assert_eq!(err.status(), 503);
+        assert_eq!(err.class(), crate::ErrorClass::Unavailable);
         w.h.store.set_unavailable(false);
         assert_eq!(w.ingest(batch).await.accepted, 1);
     }
@@ -1263,7 +1267,7 @@ mod tests {
         let w = world().await;
         for limit in [0, MAX_TOP_PLAYERS + 1] {
             let err = w.svc.scoreboard(&war_id(), limit).await.unwrap_err();
-            assert_eq!(err.status(), 400);
+            assert_eq!(err.class(), crate::ErrorClass::Malformed);
         }
         let err = w
             .svc
@@ -1280,7 +1284,10 @@ mod tests {
         let score = w.svc.player(&war_id(), &player("a2")).await.unwrap();
         assert_eq!((score.clan_id, score.points), (clan("att"), 3));
         let err = w.svc.player(&war_id(), &player("ghost")).await.unwrap_err();
-        assert_eq!((err.code(), err.status()), ("PLAYER_NOT_FOUND", 404));
+        assert_eq!(
+            (err.code(), err.class()),
+            ("PLAYER_NOT_FOUND", crate::ErrorClass::NotFound)
+        );
         let err = w
             .svc
             .player(&WarId::new("nope").unwrap(), &player("a2"))

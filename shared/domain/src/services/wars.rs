@@ -2,7 +2,8 @@
 //!
 //! Every operation follows the same loop: load → check the pure rules → commit one transaction
 //! guarded by the versions it read. A conflict means somebody else changed what we read, so we
-//! load and check again (up to [`MAX_ATTEMPTS`]): the second pass reports the precise rule the
+//! load and check again (up to [`crate::retry::MAX_ATTEMPTS`], backing off with jitter): the
+//! second pass reports the precise rule the
 //! concurrent change now violates, or succeeds.
 
 use super::territories::TerritoryService;
@@ -27,8 +28,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// How often an operation reloads and retries after losing an optimistic-locking race.
-pub const MAX_ATTEMPTS: usize = 3;
 /// Largest page of the war log.
 pub const MAX_PAGE: usize = 100;
 
@@ -167,8 +166,9 @@ pub struct Violation {
     /// The SPEC §3 rule (1–12).
     pub rule: Option<u8>,
     pub code: &'static str,
-    /// The HTTP status the real declaration would answer with this error.
-    pub status: u16,
+    /// The class of the error the real declaration would answer (the edge adds its status).
+    #[serde(skip)]
+    pub class: crate::ErrorClass,
     pub message: String,
     pub details: serde_json::Value,
     /// When time alone clears it (pair cooldown, peace shield, rate limit); null otherwise.
@@ -180,7 +180,7 @@ impl Violation {
         Self {
             rule: declaration::rule_of(err),
             code: err.code(),
-            status: err.status(),
+            class: err.class(),
             message: err.to_string(),
             details: err.details(),
             clears_at: err.clears_at(),
@@ -222,7 +222,9 @@ impl WarService {
             return Err(first);
         }
         let fingerprint = cmd.fingerprint();
-        for _ in 0..MAX_ATTEMPTS {
+        let mut attempts = crate::retry::Attempts::new(&*self.deps.clock);
+        loop {
+            attempts.next().await?;
             let req = &cmd.request;
             let state = self.load_declaration(&cmd).await?;
             let now = self.now();
@@ -318,7 +320,6 @@ impl WarService {
                 Err(err) => return Err(err),
             }
         }
-        Err(DomainError::ConcurrentModification)
     }
 
     /// A dry run of a declaration (`POST /wars?dry_run=true`): the same rule evaluation as
@@ -965,7 +966,7 @@ impl WarService {
     }
 
     /// The optimistic-locking loop: take the state (`first`, then `load` again after each
-    /// lost race), let `step` decide, commit. At most [`MAX_ATTEMPTS`] rounds.
+    /// lost race), let `step` decide, commit: [`crate::retry::Attempts`] bounds the rounds.
     async fn attempts<S, L, LFut, F, Fut, T>(
         &self,
         mut first: Option<S>,
@@ -978,7 +979,9 @@ impl WarService {
         F: FnMut(S) -> Fut,
         Fut: std::future::Future<Output = DomainResult<(War, Option<Transaction>, T)>>,
     {
-        for _ in 0..MAX_ATTEMPTS {
+        let mut attempts = crate::retry::Attempts::new(&*self.deps.clock);
+        loop {
+            attempts.next().await?;
             let state = match first.take() {
                 Some(state) => state,
                 None => load().await?,
@@ -993,7 +996,6 @@ impl WarService {
                 Err(err) => return Err(err),
             }
         }
-        Err(DomainError::ConcurrentModification)
     }
 
     /// What closing `war` writes besides the war, read in one round trip.
@@ -1776,7 +1778,7 @@ mod tests {
                 .operator_advance(&war.war_id, to, &operator(reason))
                 .await
                 .unwrap_err();
-            assert_eq!(err.status(), 400, "{err}");
+            assert_eq!(err.class(), crate::ErrorClass::Malformed, "{err}");
         }
         assert_eq!(w.deps.war(&war.war_id).await.unwrap().version, war.version);
     }
@@ -2123,13 +2125,13 @@ mod tests {
             .list_for_clan(&clan("att"), None, 0, None)
             .await
             .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
         let err = w
             .wars
             .list_for_clan(&clan("att"), None, 5, Some("junk".into()))
             .await
             .unwrap_err();
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.class(), crate::ErrorClass::Malformed);
     }
 
     #[tokio::test]

@@ -25,7 +25,7 @@ pub async fn handle_ws(
     };
     let (status, body) = match result {
         Ok(body) => (200, body),
-        Err(err) => (err.status(), err.to_body()),
+        Err(err) => (crate::status::of(&err), err.to_body()),
     };
     tracing::info!(route, connection, status, "websocket route");
     let mut response = ApiGatewayProxyResponse::default();

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
 use clanwar_domain::ids::WarId;
 use clanwar_domain::services::wars::{
-    AdminAdvanceRequest, ClanRequest, Declared, JoinRequest, OperatorOutcome, ReasonRequest,
-    WarService,
+    AdminAdvanceRequest, ClanRequest, Declared, DryRun, JoinRequest, OperatorOutcome,
+    ReasonRequest, Violation, WarService,
 };
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::{PhaseDeadlines, WarStatus};
@@ -41,9 +41,9 @@ pub const ROUTES: &[&str] = &[
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
     let wars = WarService::new(deps.clone());
     match req.route.as_str() {
-        "POST /wars" if dry_run(&req)? => {
-            HttpResponse::ok(wars.dry_run(declare_command(&req)?).await?)
-        }
+        "POST /wars" if dry_run(&req)? => HttpResponse::ok(DryRunAnswer::of(
+            &wars.dry_run(declare_command(&req)?).await?,
+        )),
         "POST /wars" => {
             let declared = declare(&wars, &req).await.inspect_err(|err| {
                 crate::telemetry::metric(DECLARATION_FAILURES_METRIC, 1.0, "Count", &[]);
@@ -114,6 +114,39 @@ fn declare_command(req: &HttpRequest) -> DomainResult<DeclareCommand> {
         actor: req.actor()?,
         idempotency_key: req.idempotency_key()?,
     })
+}
+
+/// The body of a dry run: the domain's verdict, each violation with the HTTP status the real
+/// declaration would answer.
+#[derive(Debug, Serialize)]
+struct DryRunAnswer<'a> {
+    valid: bool,
+    replays_war_id: &'a Option<WarId>,
+    violations: Vec<ViolationAnswer<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ViolationAnswer<'a> {
+    #[serde(flatten)]
+    violation: &'a Violation,
+    status: u16,
+}
+
+impl<'a> DryRunAnswer<'a> {
+    fn of(run: &'a DryRun) -> Self {
+        Self {
+            valid: run.valid,
+            replays_war_id: &run.replays_war_id,
+            violations: run
+                .violations
+                .iter()
+                .map(|violation| ViolationAnswer {
+                    violation,
+                    status: crate::status::of_class(violation.class),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `POST /wars?dry_run=true` checks every rule and writes nothing (`dry_run=false` or no
