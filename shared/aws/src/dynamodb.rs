@@ -32,10 +32,19 @@ const MAX_BATCH_WRITE: usize = 25;
 /// partition's 1,000 write units per second each (`make capacity`).
 pub(crate) const OUTBOX_SHARDS: u32 = 32;
 
+/// Pages one query reads at most (1 MB each: far beyond any query of this code). Reached only
+/// by a backend that keeps answering a next page; an error then, never an endless loop.
+pub(crate) const MAX_QUERY_PAGES: u32 = 1_000;
+
 /// How long exactly-once markers and farm guards are kept (longer than any war can last).
 pub(crate) const SCORE_MARKER_TTL_DAYS: i64 = 30;
-/// Rounds of re-asking for unprocessed keys or items before giving up (with backoff).
-const MAX_UNPROCESSED_ROUNDS: u32 = 8;
+
+/// A query that did not end within [`MAX_QUERY_PAGES`] pages.
+pub(crate) fn too_many_pages(operation: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "{operation} did not end within {MAX_QUERY_PAGES} pages"
+    ))
+}
 
 /// Where the table is. (The shard count of a war's counters is stamped on the war.)
 #[derive(Debug, Clone)]
@@ -373,24 +382,13 @@ impl DynamoDbStore {
         projection: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
         let requests = keys.chunks(MAX_BATCH_GET).map(|chunk| async move {
-            let mut found = Vec::new();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(consistent)
-                    .set_projection_expression(projection.map(str::to_owned))
-                    .build()
-                    .map_err(invalid)?,
-            );
-            let mut round = 0;
-            while let Some(request) = pending.take() {
-                if round > 0 {
-                    crate::retry::backoff(round).await;
-                }
-                if round >= MAX_UNPROCESSED_ROUNDS {
-                    return Err(StoreError::Contention { attempts: round });
-                }
-                round += 1;
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(consistent)
+                .set_projection_expression(projection.map(str::to_owned))
+                .build()
+                .map_err(invalid)?;
+            let pages = crate::retry::until_processed(request, |request| async move {
                 let out = self
                     .client
                     .batch_get_item()
@@ -398,15 +396,18 @@ impl DynamoDbStore {
                     .send()
                     .await
                     .map_err(|e| StoreError::unavailable("BatchGetItem", e))?;
-                if let Some(items) = out.responses.and_then(|mut r| r.remove(self.table())) {
-                    found.extend(items);
-                }
-                pending = out
+                let found = out
+                    .responses
+                    .and_then(|mut r| r.remove(self.table()))
+                    .unwrap_or_default();
+                let pending = out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(self.table()))
                     .filter(|k| !k.keys().is_empty());
-            }
-            Ok::<_, StoreError>(found)
+                Ok((found, pending))
+            })
+            .await?;
+            Ok::<_, StoreError>(pages.into_iter().flatten().collect::<Vec<_>>())
         });
         let found = futures_util::future::try_join_all(requests).await?;
         Ok(found.into_iter().flatten().collect())
@@ -418,7 +419,7 @@ impl DynamoDbStore {
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
-        loop {
+        for _ in 0..MAX_QUERY_PAGES {
             let out = build()
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -430,6 +431,7 @@ impl DynamoDbStore {
                 _ => return Ok(items),
             }
         }
+        Err(too_many_pages("Query"))
     }
 
     fn query_prefix(
@@ -745,17 +747,8 @@ impl Outbox for DynamoDbStore {
                 .map_err(invalid)?;
             requests.push(WriteRequest::builder().delete_request(delete).build());
         }
-        let batches = requests.chunks(MAX_BATCH_WRITE).map(|chunk| async move {
-            let mut pending = chunk.to_vec();
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round > 0 {
-                    crate::retry::backoff(round).await;
-                }
-                if round >= MAX_UNPROCESSED_ROUNDS {
-                    return Err(StoreError::Contention { attempts: round });
-                }
-                round += 1;
+        let batches = requests.chunks(MAX_BATCH_WRITE).map(|chunk| {
+            crate::retry::until_processed(chunk.to_vec(), |pending| async move {
                 let out = self
                     .client
                     .batch_write_item()
@@ -763,12 +756,12 @@ impl Outbox for DynamoDbStore {
                     .send()
                     .await
                     .map_err(|e| StoreError::unavailable("BatchWriteItem", e))?;
-                pending = out
+                let pending = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(self.table()))
-                    .unwrap_or_default();
-            }
-            Ok(())
+                    .filter(|items| !items.is_empty());
+                Ok(((), pending))
+            })
         });
         futures_util::future::try_join_all(batches).await?;
         Ok(())

@@ -81,13 +81,8 @@ pub(crate) fn outbox_partition(shard: u32) -> String {
     format!("{OUTBOX_PREFIX}{shard}")
 }
 
-/// FNV-1a: a stable hash for choosing shards (the same input always lands on the same shard).
-pub(crate) fn shard_of(input: &str, shards: u32) -> u32 {
-    let hash = input.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    u32::try_from(hash % u64::from(shards.max(1))).expect("below shards")
-}
+/// The shard an input always lands on (the domain's one stable hash).
+pub(crate) use clanwar_domain::hash::shard_of;
 
 #[cfg(test)]
 mod tests {

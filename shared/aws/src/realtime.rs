@@ -143,8 +143,7 @@ impl Connections for DynamoDbConnections {
                     Ok(WriteRequest::builder().delete_request(delete).build())
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut pending = requests;
-            while !pending.is_empty() {
+            crate::retry::until_processed(requests, |pending| async move {
                 let out = self
                     .client
                     .batch_write_item()
@@ -152,11 +151,13 @@ impl Connections for DynamoDbConnections {
                     .send()
                     .await
                     .map_err(|e| StoreError::unavailable("BatchWriteItem", e))?;
-                pending = out
+                let pending = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-            }
+                    .filter(|items| !items.is_empty());
+                Ok(((), pending))
+            })
+            .await?;
         }
         Ok(())
     }
@@ -164,7 +165,7 @@ impl Connections for DynamoDbConnections {
     async fn subscribers(&self, topic: &Topic) -> Result<Vec<String>, StoreError> {
         let mut connections = Vec::new();
         let mut start = None;
-        loop {
+        for _ in 0..crate::dynamodb::MAX_QUERY_PAGES {
             let out = self
                 .client
                 .query()
@@ -185,6 +186,7 @@ impl Connections for DynamoDbConnections {
                 _ => return Ok(connections),
             }
         }
+        Err(crate::dynamodb::too_many_pages("Query subscribers"))
     }
 }
 

@@ -172,14 +172,6 @@ impl Rules {
     }
 }
 
-/// FNV-1a over bytes: stable across Rust releases and platforms (std's hasher is not), for
-/// fingerprints that are stored or compared between deployments.
-pub fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// The rules that govern one war once it is declared (issue 14, item 3): phase lengths and
 /// bounds, score weights, the anti-farming window, caps, Elo, the shard count and the reward
 /// parameters. Snapshotted onto the war at declaration ([`Ruleset`]), so changing the
@@ -224,7 +216,7 @@ impl WarRules {
     /// The version of these rules (see [`Ruleset`]).
     pub fn version(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("war rules serialise");
-        format!("rs-{:016x}", stable_hash(&canonical))
+        format!("rs-{:016x}", crate::hash::stable_hash(&canonical))
     }
 
     pub fn into_ruleset(self) -> Ruleset {

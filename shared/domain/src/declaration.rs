@@ -68,12 +68,8 @@ impl DeclareCommand {
     /// A stable fingerprint of the request, to refuse an `Idempotency-Key` reused for another one.
     pub fn fingerprint(&self) -> String {
         let canonical = serde_json::to_string(&self.request).expect("request serialises");
-        // FNV-1a: stable across Rust releases (std's hasher is not), and enough to tell requests
-        // of one clan under one key apart.
-        let hash = canonical.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        format!("{hash:016x}")
+        // Stable across Rust releases, and enough to tell requests of one clan under one key apart.
+        format!("{:016x}", crate::hash::stable_hash(canonical.as_bytes()))
     }
 }
 

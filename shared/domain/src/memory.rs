@@ -704,6 +704,10 @@ impl Clock for FakeClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().expect("poisoned")
     }
+    /// Returns at once: tests never wait on backoff (and the fake time does not move).
+    fn pause(&self, _delay: std::time::Duration) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// The real clock.
@@ -713,6 +717,9 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+    fn pause(&self, delay: std::time::Duration) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(delay))
     }
 }
 

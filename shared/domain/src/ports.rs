@@ -599,6 +599,9 @@ pub trait WorkflowStarter: Send + Sync {
 /// The time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+    /// Waits `delay` (the backoff between retries, [`crate::retry`]); test clocks return at
+    /// once.
+    fn pause(&self, delay: std::time::Duration) -> futures_util::future::BoxFuture<'static, ()>;
 }
 
 /// New unique ids.

@@ -14,6 +14,7 @@ use crate::run::Answer;
 use crate::timing::ServerTiming;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
+use clanwar_domain::hash::shard_of;
 use futures_util::future::try_join_all;
 use std::collections::HashMap;
 
@@ -39,14 +40,6 @@ fn err(what: &str, e: impl std::error::Error) -> String {
         cause = c.source();
     }
     text
-}
-
-/// The functions' shard choice (FNV-1a, `shared/aws/src/keys.rs`).
-fn shard_of(input: &str, shards: u32) -> u32 {
-    let hash = input.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash % u64::from(shards.max(1))) as u32
 }
 
 fn answer(calls: u32, round_trips: u32) -> Answer {

@@ -17,9 +17,6 @@ use serde::Serialize;
 
 pub use crate::battle::{BattleInput, ResolveInput};
 
-/// How often an operation reloads and re-checks after losing an optimistic-locking race.
-const ATTEMPTS: usize = 3;
-
 /// `GET /wars/{war_id}/battles/{battle_id}`: the battle, its state now and the kills per side.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BattleView {
@@ -181,15 +178,15 @@ impl BattleService {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = DomainResult<(Battle, Transaction)>>,
     {
-        for _ in 0..ATTEMPTS {
-            let (battle, tx) = attempt().await?;
-            match self.deps.commit(tx).await {
-                Ok(()) => return Ok(battle),
-                Err(DomainError::ConcurrentModification) => continue,
-                Err(err) => return Err(err),
+        crate::retry::optimistic(&*self.deps.clock, || {
+            let attempt = attempt();
+            async move {
+                let (battle, tx) = attempt.await?;
+                self.deps.commit(tx).await?;
+                Ok(battle)
             }
-        }
-        Err(DomainError::ConcurrentModification)
+        })
+        .await
     }
 }
 

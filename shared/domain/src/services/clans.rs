@@ -1,12 +1,10 @@
 //! The clan registry (SPEC §1): the guild service's snapshots, and the clan view of the API.
 
-use super::wars::MAX_ATTEMPTS;
 use super::Deps;
 use crate::clan::{Clan, ClanSnapshot};
 use crate::error::DomainResult;
 use crate::ids::ClanId;
 use crate::ports::{RecordKey, StoreExt, Transaction};
-use crate::DomainError;
 
 #[derive(Debug, Clone)]
 pub struct ClanService {
@@ -22,7 +20,7 @@ impl ClanService {
     /// (unless given) rating are kept. Concurrent upserts retry on the fresh version.
     pub async fn upsert(&self, clan_id: ClanId, snapshot: ClanSnapshot) -> DomainResult<Clan> {
         snapshot.validate()?;
-        for _ in 0..MAX_ATTEMPTS {
+        crate::retry::optimistic(&*self.deps.clock, || async {
             let stored: Option<Clan> = self
                 .deps
                 .store
@@ -37,13 +35,10 @@ impl ClanService {
             };
             let mut tx = Transaction::new();
             tx.upsert(&mut clan);
-            match self.deps.commit(tx).await {
-                Ok(()) => return Ok(clan),
-                Err(DomainError::ConcurrentModification) => continue,
-                Err(err) => return Err(err),
-            }
-        }
-        Err(DomainError::ConcurrentModification)
+            self.deps.commit(tx).await?;
+            Ok(clan)
+        })
+        .await
     }
 
     /// The clan with its rating, alliance and current wars.

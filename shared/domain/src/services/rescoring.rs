@@ -9,7 +9,7 @@
 //! ratings move by the difference, and `WarRescored` goes out with the state change; the reward
 //! plan follows from that event ([`super::rewards::RewardService::follow`]).
 
-use super::wars::{OperatorCommand, MAX_ATTEMPTS};
+use super::wars::OperatorCommand;
 use super::Deps;
 use crate::clan::Clan;
 use crate::error::{DomainError, DomainResult};
@@ -89,7 +89,9 @@ impl RescoreService {
     ) -> DomainResult<VoidOutcome> {
         op.validate()?;
         void.validate()?;
-        for _ in 0..MAX_ATTEMPTS {
+        let mut attempts = crate::retry::Attempts::new(&*self.deps.clock);
+        loop {
+            attempts.next().await?;
             let war = self.deps.war(war_id).await?;
             self.check(&war, &void)?;
             let entries = self
@@ -125,7 +127,6 @@ impl RescoreService {
                 Err(err) => return Err(err),
             }
         }
-        Err(DomainError::ConcurrentModification)
     }
 
     fn check(&self, war: &War, void: &Void) -> DomainResult<()> {

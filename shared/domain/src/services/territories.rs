@@ -13,10 +13,6 @@ use crate::territory::{CaptureChange, Position, Territory, TerritoryInput};
 use crate::war::{Capture, War};
 use chrono::{DateTime, Utc};
 
-/// How often a capture is re-tried on fresh reads when another write to the territory or war
-/// (another capture, a battle, a phase change) won the optimistic-lock race.
-const CAPTURE_ATTEMPTS: usize = 3;
-
 /// Longest accepted capture dedupe id (it becomes part of a score-board key).
 /// Room for `api-capture#<territory id>#<Idempotency-Key>` (12 + 64 + 1 + 128 bytes).
 const MAX_DEDUPE_ID_LEN: usize = 256;
@@ -135,17 +131,20 @@ impl TerritoryService {
         {
             return Err(DomainError::invalid("occurred_at", "lies in the future"));
         }
-        for _ in 0..CAPTURE_ATTEMPTS {
-            match self.try_capture(&cmd).await? {
-                Attempt::Committed(receipt) => return Ok(receipt),
-                Attempt::Duplicate => return Err(DomainError::AlreadyOwner(cmd.clan_id)),
-                Attempt::Conflict if self.capture_recorded(&cmd).await? => {
-                    return Err(DomainError::AlreadyOwner(cmd.clan_id))
+        // Another write to the territory or war (another capture, a battle, a phase change)
+        // winning the optimistic-lock race is re-tried on fresh reads.
+        let cmd = &cmd;
+        crate::retry::optimistic(&*self.deps.clock, || async move {
+            match self.try_capture(cmd).await? {
+                Attempt::Committed(receipt) => Ok(receipt),
+                Attempt::Duplicate => Err(DomainError::AlreadyOwner(cmd.clan_id.clone())),
+                Attempt::Conflict if self.capture_recorded(cmd).await? => {
+                    Err(DomainError::AlreadyOwner(cmd.clan_id.clone()))
                 }
-                Attempt::Conflict => {}
+                Attempt::Conflict => Err(DomainError::ConcurrentModification),
             }
-        }
-        Err(DomainError::ConcurrentModification)
+        })
+        .await
     }
 
     /// One read (the territory, the war and, for a player, their clan), one transaction.

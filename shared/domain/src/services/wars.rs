@@ -2,7 +2,8 @@
 //!
 //! Every operation follows the same loop: load → check the pure rules → commit one transaction
 //! guarded by the versions it read. A conflict means somebody else changed what we read, so we
-//! load and check again (up to [`MAX_ATTEMPTS`]): the second pass reports the precise rule the
+//! load and check again (up to [`crate::retry::MAX_ATTEMPTS`], backing off with jitter): the
+//! second pass reports the precise rule the
 //! concurrent change now violates, or succeeds.
 
 use super::territories::TerritoryService;
@@ -27,8 +28,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// How often an operation reloads and retries after losing an optimistic-locking race.
-pub const MAX_ATTEMPTS: usize = 3;
 /// Largest page of the war log.
 pub const MAX_PAGE: usize = 100;
 
@@ -223,7 +222,9 @@ impl WarService {
             return Err(first);
         }
         let fingerprint = cmd.fingerprint();
-        for _ in 0..MAX_ATTEMPTS {
+        let mut attempts = crate::retry::Attempts::new(&*self.deps.clock);
+        loop {
+            attempts.next().await?;
             let req = &cmd.request;
             let state = self.load_declaration(&cmd).await?;
             let now = self.now();
@@ -319,7 +320,6 @@ impl WarService {
                 Err(err) => return Err(err),
             }
         }
-        Err(DomainError::ConcurrentModification)
     }
 
     /// A dry run of a declaration (`POST /wars?dry_run=true`): the same rule evaluation as
@@ -995,7 +995,7 @@ impl WarService {
     }
 
     /// The optimistic-locking loop: take the state (`first`, then `load` again after each
-    /// lost race), let `step` decide, commit. At most [`MAX_ATTEMPTS`] rounds.
+    /// lost race), let `step` decide, commit: [`crate::retry::Attempts`] bounds the rounds.
     async fn attempts<S, L, LFut, F, Fut, T>(
         &self,
         mut first: Option<S>,
@@ -1008,7 +1008,9 @@ impl WarService {
         F: FnMut(S) -> Fut,
         Fut: std::future::Future<Output = DomainResult<(War, Option<Transaction>, T)>>,
     {
-        for _ in 0..MAX_ATTEMPTS {
+        let mut attempts = crate::retry::Attempts::new(&*self.deps.clock);
+        loop {
+            attempts.next().await?;
             let state = match first.take() {
                 Some(state) => state,
                 None => load().await?,
@@ -1023,7 +1025,6 @@ impl WarService {
                 Err(err) => return Err(err),
             }
         }
-        Err(DomainError::ConcurrentModification)
     }
 
     /// What closing `war` writes besides the war, read in one round trip.
