@@ -16,6 +16,7 @@ pub mod realtime;
 pub mod rewards;
 pub mod scoring;
 pub mod services;
+pub mod session;
 pub mod spatial;
 pub mod territory;
 #[cfg(any(test, feature = "testkit"))]
