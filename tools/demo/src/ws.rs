@@ -14,13 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Connects, subscribes and reports every push until aborted; failures are shown in the view
 /// (the feed is optional, the API calls are what the demo stands on).
-pub fn spawn(
-    url: String,
-    api: Api,
-    war_id: String,
-    live: Live,
-    cast: Arc<Cast>,
-) -> JoinHandle<()> {
+pub fn spawn(url: String, api: Api, war_id: String, live: Live, cast: Arc<Cast>) -> JoinHandle<()> {
     tokio::spawn(async move {
         if let Err(message) = listen(&url, &api, &war_id, &live, &cast).await {
             live.push(format!("websocket: {message}"));
@@ -38,7 +32,11 @@ async fn listen(
 ) -> Result<(), String> {
     let player = &cast.attacker().leader;
     let session: Value = api
-        .post(&format!("/players/{player}/session-token"), None, &json!({}))
+        .post(
+            &format!("/players/{player}/session-token"),
+            None,
+            &json!({}),
+        )
         .await
         .map_err(|e| format!("session token: {e}"))?;
     let token = session["token"]
