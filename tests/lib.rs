@@ -343,6 +343,30 @@ impl Api {
             .header("x-actor-id", actor);
         self.send(request).await
     }
+
+    /// A WebSocket session token for `player`, asked for as the game server does
+    /// (`POST /players/{player_id}/session-token`).
+    pub async fn session_token(&self, player: &str) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/players/{player}/session-token"),
+                None,
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "session token for {player}: {body}");
+        body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in {body}"))
+            .to_owned()
+    }
+
+    /// The stack's WebSocket URL with a session token of `player` (`?token=`), as that
+    /// player's client connects.
+    pub async fn websocket_url_as(&self, player: &str) -> String {
+        let token = self.session_token(player).await;
+        format!("{}?token={token}", Resources::load().url("WebSocketApi"))
+    }
 }
 
 /// A fault plan armed in the local stack's functions (`clanwar_aws::faults`): written into the

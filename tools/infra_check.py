@@ -64,8 +64,11 @@ STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::Sta
 #     TransactWriteItems of Put / Update / Delete (IAM checks the item actions; no
 #     ConditionCheck items are written, so no ConditionCheckItem).
 #   EventBridgePublisher: PutEvents.  StepFunctionsWorkflows: StartExecution, StopExecution.
-#   DynamoDbConnections: connect PutItem; subscribe PutItem + UpdateItem; disconnect GetItem +
-#     BatchWriteItem (deletes); subscribers Query (table).  ApiGatewayPusher: PostToConnection.
+#   DynamoDbConnections: connect PutItem; subscribe PutItem + UpdateItem (and GetItem of the
+#     connection's player; the war or clan and the war's clans through DynamoDbStore: GetItem,
+#     BatchGetItem); disconnect GetItem + BatchWriteItem (deletes); subscribers Query (table).
+#     ApiGatewayPusher: PostToConnection.
+#   SecretsManagerSessionKeys (sessions_from_env): GetSecretValue of SESSION_KEY_SECRET_ARN.
 STORE_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
                       "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
 
@@ -112,9 +115,16 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     Requirement(
         r"\broutes::realtime::handle_ws\b", "realtime_from_env() + handle_ws: connect, "
-        "subscribe, disconnect", ("TABLE_NAME", "WS_MANAGEMENT_ENDPOINT"),
+        "subscribe (checked against the war and its clans), disconnect",
+        ("TABLE_NAME", "WS_MANAGEMENT_ENDPOINT"),
         tuple((a, "table") for a in ("dynamodb:PutItem", "dynamodb:UpdateItem",
-                                     "dynamodb:GetItem", "dynamodb:BatchWriteItem")),
+                                     "dynamodb:GetItem", "dynamodb:BatchGetItem",
+                                     "dynamodb:BatchWriteItem")),
+    ),
+    Requirement(
+        r"\bsessions_from_env\(", "sessions_from_env(): the session signing keys "
+        "(SecretsManagerSessionKeys)", ("SESSION_KEY_SECRET_ARN",),
+        (("secretsmanager:GetSecretValue", "secret"),),
     ),
     Requirement(
         r"\broutes::realtime::fan_out\b", "realtime_from_env() + fan_out: subscribers, pushes, "
@@ -423,6 +433,8 @@ def _needed_resources(kind: str, env: dict[str, str], stack: Stack) -> list[str]
     if kind.startswith("exec:"):
         arn = env.get(kind[5:], f"<no {kind[5:]}>")
         return [arn.replace(":stateMachine:", ":execution:", 1) + ":war-1"]
+    if kind == "secret":
+        return [env.get("SESSION_KEY_SECRET_ARN", "<no SESSION_KEY_SECRET_ARN>")]
     if kind == "connections":
         endpoint = env.get("WS_MANAGEMENT_ENDPOINT", "")
         match = re.fullmatch(r"https://([^.]+)\.execute-api\.([^.]+)\.amazonaws\.com/([^/]+)/?",

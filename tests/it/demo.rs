@@ -21,6 +21,8 @@ const MILESTONE_SLACK: Duration = Duration::from_secs(180);
 async fn run_demo() -> DemoOutcome {
     let url = std::env::var("CLANWAR_API_URL").unwrap_or_else(|_| Resources::load().url("HttpApi"));
     let mut config = DemoConfig::new(url);
+    // The push feed too: it connects as a player, with a session token the demo asks for.
+    config.ws_url = Some(Resources::load().url("WebSocketApi"));
     config.phases = Phases::TEST;
     config.players_per_clan = 12;
     config.seed = 7;

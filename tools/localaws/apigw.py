@@ -71,11 +71,34 @@ def invoke_function(function_arn: str, event: dict) -> tuple[str, bool]:
 
 
 @dataclass
+class Authorizer:
+    """A Lambda REQUEST authorizer (AWS::ApiGatewayV2::Authorizer) of a WebSocket API."""
+    authorizer_id: str
+    name: str
+    function_arn: str
+    # ("querystring" | "header", name) from IdentitySource `route.request.querystring.<name>`
+    # / `route.request.header.<name>`: all must be present, or API Gateway answers 401 itself.
+    identity_sources: tuple[tuple[str, str], ...]
+
+
+_IDENTITY_SOURCE = re.compile(r"route\.request\.(querystring|header)\.([A-Za-z0-9_.-]+)")
+
+
+def parse_identity_source(source: str) -> tuple[str, str]:
+    match = _IDENTITY_SOURCE.fullmatch(str(source))
+    if not match:
+        raise TemplateError(f"IdentitySource {source!r}: only route.request.querystring.<name> "
+                            "and route.request.header.<name> are supported locally")
+    return match.group(1), match.group(2)
+
+
+@dataclass
 class Route:
     key: str  # "POST /wars/{war_id}/join", "$default", "$connect", "subscribe"
     function_arn: str | None  # None: a route without integration (nothing is invoked)
     route_id: str = ""
     route_response: bool = False  # WebSocket: RouteResponseSelectionExpression is set
+    authorizer: Authorizer | None = None  # WebSocket $connect: AuthorizationType CUSTOM
 
 
 @dataclass
@@ -89,6 +112,9 @@ class LocalApi:
     stage_variables: dict[str, str] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
     integrations: dict[str, str] = field(default_factory=dict)  # integration id -> function ARN
+    authorizers: dict[str, Authorizer] = field(default_factory=dict)  # authorizer id -> it
+    region: str = "us-east-1"  # of the stack: authorizers' methodArn
+    account_id: str = "123456789012"
     base_url: str = ""  # http://127.0.0.1:8080 or ws://127.0.0.1:8081
     management_base_url: str = ""  # WebSocket only: http://127.0.0.1:8082
 

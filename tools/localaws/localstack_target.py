@@ -247,5 +247,8 @@ class LocalApiGatewayV2:
     def create_route(self, **_: Any) -> dict:
         return {"RouteId": self._id()}
 
+    def create_authorizer(self, **_: Any) -> dict:
+        return {"AuthorizerId": self._id()}
+
     def create_stage(self, **kwargs: Any) -> dict:
         return {"StageName": kwargs.get("StageName")}

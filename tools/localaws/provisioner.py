@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import boto3
 
-from .apigw import ApiRegistry, LocalApi, Route, function_arn_from_uri
+from .apigw import (ApiRegistry, Authorizer, LocalApi, Route, function_arn_from_uri,
+                    parse_identity_source)
 from .ddb_streams import StreamMappings
 from .schedules import Scheduler, parse_input
 from .template import Physical, Stack, TemplateError
@@ -526,6 +527,7 @@ def _apigwv2_api(p: Provisioner, logical_id: str, props: dict) -> Physical:
         ApiKeySelectionExpression=props.get("ApiKeySelectionExpression"),
     ))["ApiId"]
     api = p.apis.add_api(logical_id, api_id, "WEBSOCKET", name, selection)
+    api.region, api.account_id = p.stack.region, p.stack.account_id
     p.stack.api_urls[api_id] = {"wss": api.base_url, "https": api.management_base_url}
     return Physical("AWS::ApiGatewayV2::Api", api_id, {
         "ApiId": api_id, "ApiEndpoint": api.base_url, "Url": api.url,
@@ -582,16 +584,98 @@ def _apigwv2_route(p: Provisioner, logical_id: str, props: dict) -> Physical:
             raise TemplateError(f"Target {target!r}: expected integrations/<id of an "
                                 f"Integration of {api.logical_id}>")
         function_arn = api.integrations[match.group(1)]
-    if str(props.get("AuthorizationType", "NONE")).upper() != "NONE":
+    authorization = str(props.get("AuthorizationType", "NONE")).upper()
+    authorizer = None
+    if authorization == "CUSTOM":
+        authorizer = api.authorizers.get(str(props.get("AuthorizerId")))
+        if authorizer is None:
+            raise TemplateError(f"AuthorizerId {props.get('AuthorizerId')!r}: expected the id of "
+                                f"an Authorizer of {api.logical_id}")
+        if api.protocol != "WEBSOCKET" or key != "$connect":
+            raise TemplateError("a CUSTOM authorizer is supported locally on a WebSocket API's "
+                                "$connect route only (the only route AWS allows it on)")
+    elif authorization != "NONE":
         log.warning("%s: AuthorizationType %s is not enforced locally", logical_id,
                     props["AuthorizationType"])
     two_way = bool(props.get("RouteResponseSelectionExpression"))
     route_id = p.client("apigatewayv2").create_route(**_compact(
         ApiId=api.api_id, RouteKey=key, Target=target,
         RouteResponseSelectionExpression=props.get("RouteResponseSelectionExpression"),
+        AuthorizationType=authorization if authorization != "NONE" else None,
+        AuthorizerId=authorizer.authorizer_id if authorizer else None,
     ))["RouteId"]
-    p.apis.add_route(api, Route(key, function_arn, route_id, route_response=two_way), logical_id)
+    p.apis.add_route(api, Route(key, function_arn, route_id, route_response=two_way,
+                                authorizer=authorizer), logical_id)
     return Physical("AWS::ApiGatewayV2::Route", route_id, {})
+
+
+def _apigwv2_authorizer(p: Provisioner, logical_id: str, props: dict) -> Physical:
+    """A Lambda REQUEST authorizer; websocket_api.py runs it before `$connect` as API Gateway
+    does (identity sources, the REQUEST event, the policy, `requestContext.authorizer`)."""
+    api = p.apis.get(props["ApiId"], logical_id)
+    kind = str(props.get("AuthorizerType", ""))
+    if api.protocol != "WEBSOCKET" or kind != "REQUEST":
+        raise TemplateError(f"AuthorizerType {kind!r} on a {api.protocol} API: only Lambda "
+                            "REQUEST authorizers of WebSocket APIs are supported locally")
+    function_arn = function_arn_from_uri(props.get("AuthorizerUri", ""))
+    sources = tuple(parse_identity_source(s) for s in props.get("IdentitySource") or [])
+    if not sources:
+        raise TemplateError("IdentitySource is required (AWS requires it for WebSocket "
+                            "REQUEST authorizers)")
+    if "AuthorizerResultTtlInSeconds" in props:
+        log.warning("%s: AuthorizerResultTtlInSeconds: WebSocket authorizers are not cached",
+                    logical_id)
+    name = props.get("Name") or p.default_name(logical_id, 128)
+    authorizer_id = p.client("apigatewayv2").create_authorizer(**_compact(
+        ApiId=api.api_id, AuthorizerType=kind, AuthorizerUri=props["AuthorizerUri"],
+        IdentitySource=list(props.get("IdentitySource") or []), Name=name,
+    ))["AuthorizerId"]
+    api.authorizers[authorizer_id] = Authorizer(authorizer_id, name, function_arn, sources)
+    return Physical("AWS::ApiGatewayV2::Authorizer", authorizer_id,
+                    {"AuthorizerId": authorizer_id})
+
+
+# ----- Secrets Manager ---------------------------------------------------------------------
+
+# GenerateSecretString property -> GetRandomPassword parameter.
+_PASSWORD_OPTIONS = ("PasswordLength", "ExcludeCharacters", "ExcludeNumbers",
+                     "ExcludePunctuation", "ExcludeUppercase", "ExcludeLowercase",
+                     "IncludeSpace", "RequireEachIncludedType")
+
+
+def _secret(p: Provisioner, logical_id: str, props: dict) -> Physical:
+    """A secret with its value: `SecretString`, or generated as CloudFormation does
+    (`GenerateSecretString`: the emulator's own GetRandomPassword, placed under
+    `GenerateStringKey` of `SecretStringTemplate`). Ref is the secret's ARN."""
+    sm = p.client("secretsmanager")
+    name = props.get("Name") or p.default_name(logical_id, 512)
+    generate = props.get("GenerateSecretString")
+    if "SecretString" in props and generate is None:
+        value = str(props["SecretString"])
+    elif generate is not None and "SecretString" not in props:
+        options = {k: generate[k] for k in _PASSWORD_OPTIONS if k in generate}
+        if "PasswordLength" in options:
+            options["PasswordLength"] = int(options["PasswordLength"])
+        password = sm.get_random_password(**options)["RandomPassword"]
+        template, key = generate.get("SecretStringTemplate"), generate.get("GenerateStringKey")
+        if (template is None) != (key is None):
+            raise TemplateError("GenerateSecretString: SecretStringTemplate and "
+                                "GenerateStringKey go together")
+        if template is None:
+            value = password
+        else:
+            document = json.loads(template)
+            if not isinstance(document, dict):
+                raise TemplateError("SecretStringTemplate must be a JSON object")
+            document[key] = password
+            value = json.dumps(document)
+    else:
+        raise TemplateError("needs exactly one of SecretString and GenerateSecretString")
+    arn = sm.create_secret(**_compact(
+        Name=name, SecretString=value, Description=props.get("Description"),
+        Tags=_tags_list(props.get("Tags")) or None,
+    ))["ARN"]
+    return Physical("AWS::SecretsManager::Secret", arn, {"Id": arn})
 
 
 # ----- Step Functions ----------------------------------------------------------------------
@@ -645,6 +729,8 @@ HANDLERS: dict[str, Callable[[Provisioner, str, dict], Physical]] = {
     "AWS::ApiGatewayV2::Stage": _apigwv2_stage,
     "AWS::ApiGatewayV2::Integration": _apigwv2_integration,
     "AWS::ApiGatewayV2::Route": _apigwv2_route,
+    "AWS::ApiGatewayV2::Authorizer": _apigwv2_authorizer,
+    "AWS::SecretsManager::Secret": _secret,
     "AWS::Serverless::StateMachine": _state_machine,
     "AWS::StepFunctions::StateMachine": _state_machine,
 }

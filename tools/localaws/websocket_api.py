@@ -2,10 +2,19 @@
 
 WebSocket server (`websockets` sync server, one thread per connection), at
 `ws://host:CLANWAR_WS_PORT/` or `/{stage}`:
-- opening handshake: the `$connect` route's function gets a CONNECT event; an error gives
-  HTTP 500, a `statusCode` outside 2xx refuses the handshake with that status; no `$connect`
-  route accepts every connection. A `Sec-WebSocket-Protocol` header in the answer is returned
-  to the client, as API Gateway does.
+- opening handshake: with a Lambda REQUEST authorizer on `$connect` (AuthorizationType CUSTOM),
+  first as API Gateway does: an identity source (`route.request.querystring.<name>` /
+  `route.request.header.<name>`) missing or empty refuses the handshake with 401 without
+  invoking anything; else the authorizer function gets the REQUEST event (`type`, `methodArn`
+  `arn:aws:execute-api:{region}:{account}:{api}/{stage}/$connect`, headers, query string,
+  stage variables, the CONNECT requestContext); an `Unauthorized` error is 401, another error
+  or a malformed answer 500; its policy must Allow `execute-api:Invoke` on the methodArn (an
+  explicit Deny or no Allow: 403). Its `context` (string, number or boolean values) plus
+  `principalId` and `integrationLatency` is `requestContext.authorizer` of every later event of
+  the connection ($connect, messages, $disconnect). Then the `$connect` route's function gets a
+  CONNECT event; an error gives HTTP 500, a `statusCode` outside 2xx refuses the handshake with
+  that status; no `$connect` route accepts every connection. A `Sec-WebSocket-Protocol` header
+  in the answer is returned to the client, as API Gateway does.
 - each message: the route is the value of the RouteSelectionExpression
   (`$request.body.action`) in the JSON message, else `$default`; its function gets a MESSAGE
   event. No route: the client gets `{"message": "Forbidden", ...}`; a function error:
@@ -29,6 +38,7 @@ Management API (plain HTTP, at `http://host:CLANWAR_WS_MGMT_PORT[/{stage}]`), wh
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import logging
 import os
@@ -41,7 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .apigw import LocalApi, request_id, request_time, select_ws_route
+from .apigw import Authorizer, LocalApi, request_id, request_time, select_ws_route
 
 log = logging.getLogger("localaws.websocket")
 
@@ -69,6 +79,7 @@ class Connection:
     domain_name: str
     last_active: int = 0
     closed_by_api: bool = False
+    authorizer: dict | None = None  # requestContext.authorizer, once an authorizer allowed it
 
 
 class WebSocketApiServer:
@@ -108,7 +119,9 @@ class WebSocketApiServer:
 
     def _context(self, conn: Connection, route_key: str, event_type: str, req_id: str) -> dict:
         now = time.time()
+        context = {} if conn.authorizer is None else {"authorizer": dict(conn.authorizer)}
         return {
+            **context,
             "routeKey": route_key,
             "eventType": event_type,
             "extendedRequestId": req_id,
@@ -124,8 +137,9 @@ class WebSocketApiServer:
             "apiId": self.api.api_id,
         }
 
-    def connect_event(self, conn: Connection, headers: list[tuple[str, str]], query: str,
-                      req_id: str) -> dict:
+    @staticmethod
+    def _request_parts(conn: Connection, headers: list[tuple[str, str]], query: str) -> dict:
+        """headers, multiValueHeaders and the query string maps of a CONNECT request."""
         single: dict[str, str] = {}
         multi: dict[str, list[str]] = {}
         for name, value in headers:
@@ -142,6 +156,11 @@ class WebSocketApiServer:
             for k, v in pairs:
                 mv.setdefault(k, []).append(v)
             event["multiValueQueryStringParameters"] = mv
+        return event
+
+    def connect_event(self, conn: Connection, headers: list[tuple[str, str]], query: str,
+                      req_id: str) -> dict:
+        event = self._request_parts(conn, headers, query)
         event["requestContext"] = self._context(conn, "$connect", "CONNECT", req_id)
         event["isBase64Encoded"] = False
         if self.api.stage_variables:
@@ -173,10 +192,17 @@ class WebSocketApiServer:
         conn.last_active = conn.connected_at
         ws.localaws = conn  # read back in _process_response and _handler
         route = self.api.routes.get("$connect")
-        if route is None or route.function_arn is None:
+        if route is None:
             return None
         req_id = request_id()
-        event = self.connect_event(conn, list(request.headers.raw_items()), query, req_id)
+        headers = list(request.headers.raw_items())
+        if route.authorizer is not None:
+            refusal = self._authorize(ws, route.authorizer, conn, headers, query, req_id)
+            if refusal is not None:
+                return refusal
+        if route.function_arn is None:
+            return None
+        event = self.connect_event(conn, headers, query, req_id)
         output, errored = self.invoke(route.function_arn, event)
         status, headers, _body = _proxy_answer(output, errored)
         log.info("$connect %s: %d", conn.id, status)
@@ -186,6 +212,48 @@ class WebSocketApiServer:
         protocol = headers.get("sec-websocket-protocol")
         if protocol:
             ws.localaws_protocol = protocol
+        return None
+
+    def authorizer_event(self, conn: Connection, headers: list[tuple[str, str]], query: str,
+                         req_id: str) -> dict:
+        """API Gateway's REQUEST authorizer event of a WebSocket `$connect`."""
+        api = self.api
+        event: dict[str, Any] = {
+            "type": "REQUEST",
+            "methodArn": f"arn:aws:execute-api:{api.region}:{api.account_id}:{api.api_id}/"
+                         f"{api.stage}/$connect",
+            **self._request_parts(conn, headers, query),
+            "stageVariables": dict(api.stage_variables),
+            "requestContext": self._context(conn, "$connect", "CONNECT", req_id),
+        }
+        return event
+
+    def _authorize(self, ws: Any, authorizer: Authorizer, conn: Connection,
+                   headers: list[tuple[str, str]], query: str, req_id: str) -> Any:
+        """None when the authorizer allows the connection (conn.authorizer is then set), else
+        the handshake's refusal."""
+        pairs = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+        lower = {name.lower(): value for name, value in headers}
+        for where, name in authorizer.identity_sources:
+            value = pairs.get(name) if where == "querystring" else lower.get(name.lower())
+            if not value:
+                log.info("$connect %s: identity source %s.%s missing, 401", conn.id, where, name)
+                return ws.respond(401, '{"message":"Unauthorized"}')
+        event = self.authorizer_event(conn, headers, query, req_id)
+        started = time.time()
+        output, errored = self.invoke(authorizer.function_arn, event)
+        latency = int((time.time() - started) * 1000)
+        decision, answer = _authorizer_decision(output, errored, event["methodArn"])
+        log.info("$connect %s: authorizer %s: %s", conn.id, authorizer.name, decision)
+        if decision == "unauthorized":
+            return ws.respond(401, '{"message":"Unauthorized"}')
+        if decision == "error":
+            return ws.respond(500, '{"message":"Internal server error"}')
+        if decision == "deny":
+            return ws.respond(403, '{"message":"Forbidden"}')
+        conn.authorizer = {**(answer.get("context") or {}),
+                           "principalId": answer.get("principalId"),
+                           "integrationLatency": latency}
         return None
 
     @staticmethod
@@ -294,6 +362,45 @@ class WebSocketApiServer:
         conn.closed_by_api = True
         threading.Thread(target=conn.ws.close, name=f"close-{conn_id}", daemon=True).start()
         return True
+
+
+def _authorizer_decision(output: str, errored: bool, method_arn: str) -> tuple[str, dict]:
+    """("allow" | "deny" | "unauthorized" | "error", the answer) of a REQUEST authorizer, as
+    API Gateway judges it: an `Unauthorized` error is 401; any other error, an answer without
+    `principalId` and `policyDocument`, or a context value that is not a string, number or
+    boolean is a 500; otherwise an explicit Deny of `execute-api:Invoke` on the method wins,
+    then an Allow; no matching statement is a Deny."""
+    try:
+        answer = json.loads(output)
+    except ValueError:
+        return "error", {}
+    if errored:
+        message = answer.get("errorMessage") if isinstance(answer, dict) else None
+        return ("unauthorized" if message == "Unauthorized" else "error"), {}
+    if not isinstance(answer, dict) or "principalId" not in answer or \
+            not isinstance(answer.get("policyDocument"), dict):
+        return "error", {}
+    context = answer.get("context") or {}
+    if not isinstance(context, dict) or any(
+            isinstance(v, (dict, list)) or v is None for v in context.values()):
+        return "error", {}
+    statements = answer["policyDocument"].get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    matching = []
+    for statement in statements:
+        if not isinstance(statement, dict):
+            return "error", {}
+        actions = statement.get("Action") or []
+        resources = statement.get("Resource") or []
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = [resources] if isinstance(resources, str) else resources
+        if any(fnmatch.fnmatchcase("execute-api:Invoke", a) for a in actions) and \
+                any(fnmatch.fnmatchcase(method_arn, r) for r in resources):
+            matching.append(str(statement.get("Effect", "")))
+    if "Deny" in matching or "Allow" not in matching:
+        return "deny", answer
+    return "allow", answer
 
 
 def _proxy_answer(output: str, errored: bool) -> tuple[int, dict[str, str], str | bytes]:

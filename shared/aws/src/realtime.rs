@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use chrono::{DateTime, Duration, Utc};
-use clanwar_domain::ports::{RecordKey, StoreError};
+use clanwar_domain::ids::PlayerId;
+use clanwar_domain::ports::StoreError;
 use clanwar_domain::realtime::{Connections, PushError, Pusher, Topic};
 use std::collections::HashMap;
 
@@ -56,8 +57,14 @@ fn expires(at: DateTime<Utc>) -> AttributeValue {
 
 #[async_trait]
 impl Connections for DynamoDbConnections {
-    async fn connect(&self, connection: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn connect(
+        &self,
+        connection: &str,
+        player: &PlayerId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut item = connection_key(connection);
+        item.insert("player_id".into(), s(player.to_string()));
         item.insert("connected_at".into(), s(at.to_rfc3339()));
         item.insert("expires_at".into(), expires(at));
         self.client
@@ -70,23 +77,28 @@ impl Connections for DynamoDbConnections {
         Ok(())
     }
 
-    async fn topic_exists(&self, topic: &Topic) -> Result<bool, StoreError> {
-        let key = match topic {
-            Topic::War(w) => RecordKey::War(w.clone()),
-            Topic::Clan(c) => RecordKey::Clan(c.clone()),
-        };
-        let (pk, sk) = crate::keys::record_key(&key);
+    async fn player_of(&self, connection: &str) -> Result<Option<PlayerId>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .projection_expression("pk")
+            .set_key(Some(connection_key(connection)))
+            .projection_expression("player_id")
             .send()
             .await
-            .map_err(|e| StoreError::unavailable("GetItem topic", e))?;
-        Ok(out.item.is_some())
+            .map_err(|e| StoreError::unavailable("GetItem connection", e))?;
+        let Some(raw) = out
+            .item
+            .and_then(|i| i.get("player_id").and_then(|v| v.as_s().ok()).cloned())
+        else {
+            return Ok(None);
+        };
+        PlayerId::new(raw)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                key: format!("WSCONN#{connection}"),
+                message: e.to_string(),
+            })
     }
 
     async fn subscribe(&self, connection: &str, topic: &Topic) -> Result<(), StoreError> {

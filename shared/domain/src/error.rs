@@ -54,6 +54,9 @@ pub enum DomainError {
         clan_id: ClanId,
         required: &'static str,
     },
+    /// A WebSocket subscription to a war or clan the connection's player may not see.
+    #[error("player {player_id} may not see {topic}")]
+    TopicForbidden { player_id: String, topic: String },
 
     // ---- 404: unknown ---------------------------------------------------------------------
     #[error("clan {0} not found")]
@@ -227,6 +230,7 @@ impl DomainError {
             MissingActor => "MISSING_ACTOR",
             PhaseDurationOutOfRange { .. } => "PHASE_DURATION_OUT_OF_RANGE",
             Forbidden { .. } => "FORBIDDEN_ROLE",
+            TopicForbidden { .. } => "FORBIDDEN_TOPIC",
             ClanNotFound(_) => "CLAN_NOT_FOUND",
             WarNotFound(_) => "WAR_NOT_FOUND",
             TerritoryNotFound(_) => "TERRITORY_NOT_FOUND",
@@ -287,7 +291,7 @@ impl DomainError {
             | InvalidId { .. }
             | MissingActor
             | PhaseDurationOutOfRange { .. } => ErrorClass::Malformed,
-            Forbidden { .. } => ErrorClass::Forbidden,
+            Forbidden { .. } | TopicForbidden { .. } => ErrorClass::Forbidden,
             ClanNotFound(_)
             | WarNotFound(_)
             | TerritoryNotFound(_)
@@ -358,6 +362,7 @@ impl DomainError {
             DeclarationRateLimited { max, until, .. } => json!({ "max": max, "until": until }),
             PhaseDeadlineNotReached { deadline, .. } => json!({ "deadline": deadline }),
             WarAlreadyExists(war_id) => json!({ "war_id": war_id }),
+            TopicForbidden { topic, .. } => json!({ "topic": topic }),
             RatingGapTooLarge { gap, max } => json!({ "gap": gap, "max": max }),
             ClanTooSmall { members, min, .. } => json!({ "members": members, "min": min }),
             _ => json!({}),

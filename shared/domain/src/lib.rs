@@ -18,6 +18,7 @@ pub mod retry;
 pub mod rewards;
 pub mod scoring;
 pub mod services;
+pub mod session;
 pub mod spatial;
 pub mod territory;
 #[cfg(any(test, feature = "testkit"))]

@@ -1,10 +1,17 @@
-//! Real-time pushes (SPEC §9, §13): clients subscribe over the WebSocket API to a war or a clan;
-//! every domain event is pushed to the subscribers of its war and of each of its clans, and a
-//! connection the gateway reports gone is forgotten.
+//! Real-time pushes (SPEC §9, §13): player clients subscribe over the WebSocket API to a war or a
+//! clan they may see (SPEC §1); every domain event is pushed to the subscribers of its war and of
+//! each of its clans, and a connection the gateway reports gone is forgotten.
+//!
+//! Each connection belongs to the player its session token named (the `$connect` authorizer,
+//! [`crate::session`]). A player may see a clan they are on the roster of (leader, officer or
+//! member, from the clan registry's snapshot), and a war one of whose clans — either side's
+//! declaring clan or an ally that joined — they may see.
 
+use crate::clan::Clan;
 use crate::events::EventEnvelope;
-use crate::ids::{ClanId, WarId};
-use crate::ports::StoreError;
+use crate::ids::{ClanId, PlayerId, WarId};
+use crate::ports::{RecordKey, Store, StoreError};
+use crate::war::War;
 use crate::{DomainError, DomainResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -53,16 +60,32 @@ impl SubscribeRequest {
     }
 }
 
-/// Connections and their subscriptions.
+/// Connections (each with its player) and their subscriptions.
 #[async_trait]
 pub trait Connections: Send + Sync {
-    async fn connect(&self, connection: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn connect(
+        &self,
+        connection: &str,
+        player: &PlayerId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The player of a connection; `None` for a connection that is not (or no longer) known.
+    async fn player_of(&self, connection: &str) -> Result<Option<PlayerId>, StoreError>;
     async fn subscribe(&self, connection: &str, topic: &Topic) -> Result<(), StoreError>;
     /// Forgets the connection and all its subscriptions.
     async fn disconnect(&self, connection: &str) -> Result<(), StoreError>;
     async fn subscribers(&self, topic: &Topic) -> Result<Vec<String>, StoreError>;
-    /// Whether the war or clan the topic names exists (one can only subscribe to those).
-    async fn topic_exists(&self, topic: &Topic) -> Result<bool, StoreError>;
+}
+
+/// Whether `player` may see a topic whose clans are `clans` (a clan topic: that clan; a war: the
+/// clans of both sides, allies included): when they are on one of those clans' rosters.
+pub fn may_see(player: &PlayerId, clans: &[Clan]) -> bool {
+    clans.iter().any(|clan| clan.role_of(player).is_some())
+}
+
+/// The clans whose players may see a war: every clan on either side.
+pub fn war_audience(war: &War) -> Vec<ClanId> {
+    war.all_clans()
 }
 
 /// Why a push did not reach its connection.
@@ -94,6 +117,8 @@ pub struct FanoutReport {
 pub struct Realtime {
     pub connections: Arc<dyn Connections>,
     pub pusher: Arc<dyn Pusher>,
+    /// The wars and clans (the clan registry's snapshots) subscriptions are checked against.
+    pub store: Arc<dyn Store>,
 }
 
 impl std::fmt::Debug for Realtime {
@@ -103,10 +128,19 @@ impl std::fmt::Debug for Realtime {
 }
 
 impl Realtime {
-    pub async fn connect(&self, connection: &str, at: DateTime<Utc>) -> DomainResult<()> {
-        Ok(self.connections.connect(connection, at).await?)
+    /// Records a connection the authorizer let in, with the player its token named.
+    pub async fn connect(
+        &self,
+        connection: &str,
+        player: &PlayerId,
+        at: DateTime<Utc>,
+    ) -> DomainResult<()> {
+        Ok(self.connections.connect(connection, player, at).await?)
     }
 
+    /// Subscribes the connection to a war or clan that exists (404 otherwise) and that its
+    /// player may see (403 `FORBIDDEN_TOPIC` otherwise). Reads: the connection's player and the
+    /// topic's record side by side, then, for a war, its clans in one batch.
     pub async fn subscribe(
         &self,
         connection: &str,
@@ -116,11 +150,45 @@ impl Realtime {
             return Err(DomainError::invalid("action", "expected \"subscribe\""));
         }
         let topic = request.topic()?;
-        if !self.connections.topic_exists(&topic).await? {
-            return Err(match topic {
-                Topic::War(war) => DomainError::WarNotFound(war),
-                Topic::Clan(clan) => DomainError::ClanNotFound(clan),
-            });
+        let key = match &topic {
+            Topic::War(war) => RecordKey::War(war.clone()),
+            Topic::Clan(clan) => RecordKey::Clan(clan.clone()),
+        };
+        let (player, record) = futures_util::future::join(
+            self.connections.player_of(connection),
+            self.store.get(&key),
+        )
+        .await;
+        let (player, record) = (player?, record?);
+        let clans: Vec<Clan> = match &topic {
+            Topic::War(war_id) => {
+                let war =
+                    War::try_from(record.ok_or_else(|| DomainError::WarNotFound(war_id.clone()))?)?;
+                let keys: Vec<RecordKey> = war_audience(&war)
+                    .into_iter()
+                    .map(RecordKey::Clan)
+                    .collect();
+                let mut fetched = self.store.get_many(&keys).await?;
+                fetched
+                    .many::<Clan>(keys.len())?
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+            Topic::Clan(clan_id) => {
+                vec![Clan::try_from(record.ok_or_else(|| {
+                    DomainError::ClanNotFound(clan_id.clone())
+                })?)?]
+            }
+        };
+        let forbidden = |player_id: String| DomainError::TopicForbidden {
+            player_id,
+            topic: topic.to_string(),
+        };
+        match player {
+            Some(player) if may_see(&player, &clans) => {}
+            Some(player) => return Err(forbidden(player.to_string())),
+            None => return Err(forbidden("(unknown connection)".into())),
         }
         self.connections.subscribe(connection, &topic).await?;
         Ok(topic)
@@ -171,19 +239,35 @@ pub mod memory {
     #[derive(Debug, Default)]
     pub struct MemoryConnections {
         subs: Mutex<BTreeMap<String, BTreeSet<Topic>>>,
-        /// The wars and clans that exist (the only topics one can subscribe to).
-        pub existing: Mutex<BTreeSet<Topic>>,
+        players: Mutex<BTreeMap<String, PlayerId>>,
     }
 
     #[async_trait]
     impl Connections for MemoryConnections {
-        async fn connect(&self, connection: &str, _: DateTime<Utc>) -> Result<(), StoreError> {
+        async fn connect(
+            &self,
+            connection: &str,
+            player: &PlayerId,
+            _: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
             self.subs
                 .lock()
                 .expect("poisoned")
                 .entry(connection.to_owned())
                 .or_default();
+            self.players
+                .lock()
+                .expect("poisoned")
+                .insert(connection.to_owned(), player.clone());
             Ok(())
+        }
+        async fn player_of(&self, connection: &str) -> Result<Option<PlayerId>, StoreError> {
+            Ok(self
+                .players
+                .lock()
+                .expect("poisoned")
+                .get(connection)
+                .cloned())
         }
         async fn subscribe(&self, connection: &str, topic: &Topic) -> Result<(), StoreError> {
             let mut subs = self.subs.lock().expect("poisoned");
@@ -194,10 +278,8 @@ pub mod memory {
         }
         async fn disconnect(&self, connection: &str) -> Result<(), StoreError> {
             self.subs.lock().expect("poisoned").remove(connection);
+            self.players.lock().expect("poisoned").remove(connection);
             Ok(())
-        }
-        async fn topic_exists(&self, topic: &Topic) -> Result<bool, StoreError> {
-            Ok(self.existing.lock().expect("poisoned").contains(topic))
         }
         async fn subscribers(&self, topic: &Topic) -> Result<Vec<String>, StoreError> {
             let subs = self.subs.lock().expect("poisoned");
@@ -235,23 +317,72 @@ pub mod memory {
 mod tests {
     use super::memory::*;
     use super::*;
+    use crate::clan::ClanSnapshot;
     use crate::events::DomainEvent;
     use crate::ids::{EventId, TerritoryId};
-    use crate::war::Side;
+    use crate::memory::MemoryStore;
+    use crate::ports::Transaction;
+    use crate::war::{PhaseDurations, Side};
 
-    fn realtime() -> (Realtime, Arc<RecordingPusher>, Arc<MemoryConnections>) {
+    fn pid(id: &str) -> PlayerId {
+        PlayerId::new(id).unwrap()
+    }
+
+    /// A clan `<id>` whose leader is `<id>-leader` and whose one member is `<id>-m`.
+    fn clan(id: &str) -> Clan {
+        Clan::from_snapshot(
+            ClanId::new(id).unwrap(),
+            ClanSnapshot {
+                name: format!("Clan {id}"),
+                leader_id: pid(&format!("{id}-leader")),
+                officer_ids: vec![pid(&format!("{id}-officer"))],
+                member_ids: vec![pid(&format!("{id}-m"))],
+                level: 5,
+                rating: None,
+                active: true,
+            },
+        )
+    }
+
+    fn war(id: &str, attacker: &str, defender: &str) -> War {
+        War::declare(
+            WarId::new(id).unwrap(),
+            ClanId::new(attacker).unwrap(),
+            ClanId::new(defender).unwrap(),
+            vec![TerritoryId::new("t1").unwrap()],
+            PhaseDurations {
+                declared_s: 60,
+                preparation_s: 60,
+                active_s: 60,
+                ending_s: 60,
+            },
+            Utc::now(),
+        )
+    }
+
+    /// Clans red, blue, green (red's ally, joined on the attacking side) and grey; wars w1
+    /// (red + green vs blue) and other (grey vs blue).
+    async fn realtime() -> (Realtime, Arc<RecordingPusher>, Arc<MemoryConnections>) {
         let pusher = Arc::new(RecordingPusher::default());
         let connections = Arc::new(MemoryConnections::default());
-        connections.existing.lock().unwrap().extend([
-            Topic::War(WarId::new("w1").unwrap()),
-            Topic::War(WarId::new("other").unwrap()),
-            Topic::Clan(ClanId::new("red").unwrap()),
-            Topic::Clan(ClanId::new("blue").unwrap()),
-        ]);
+        let store = Arc::new(MemoryStore::new());
+        let mut tx = Transaction::new();
+        for id in ["red", "blue", "green", "grey"] {
+            tx.insert(&mut clan(id));
+        }
+        let mut w1 = war("w1", "red", "blue");
+        w1.sides
+            .attacker
+            .clan_ids
+            .push(ClanId::new("green").unwrap());
+        tx.insert(&mut w1);
+        tx.insert(&mut war("other", "grey", "blue"));
+        store.commit(tx).await.unwrap();
         (
             Realtime {
                 connections: connections.clone(),
                 pusher: pusher.clone(),
+                store,
             },
             pusher,
             connections,
@@ -284,9 +415,14 @@ mod tests {
 
     #[tokio::test]
     async fn subscribers_of_the_war_and_its_clans_get_the_event_once_each() {
-        let (rt, pusher, _) = realtime();
-        for c in ["a", "b", "c", "d"] {
-            rt.connect(c, Utc::now()).await.unwrap();
+        let (rt, pusher, _) = realtime().await;
+        for (c, player) in [
+            ("a", "red-m"),
+            ("b", "red-leader"),
+            ("c", "blue-m"),
+            ("d", "grey-m"),
+        ] {
+            rt.connect(c, &pid(player), Utc::now()).await.unwrap();
         }
         rt.subscribe("a", &subscribe(Some("w1"), None))
             .await
@@ -313,9 +449,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_player_sees_the_wars_of_their_clans_and_allies_and_their_own_clans_only() {
+        let (rt, _, connections) = realtime().await;
+        for (c, player) in [
+            ("officer", "red-officer"),
+            ("ally", "green-m"),
+            ("defender", "blue-leader"),
+            ("outsider", "grey-m"),
+            ("clanless", "nobody"),
+        ] {
+            rt.connect(c, &pid(player), Utc::now()).await.unwrap();
+        }
+        for c in ["officer", "ally", "defender"] {
+            assert_eq!(
+                rt.subscribe(c, &subscribe(Some("w1"), None)).await.unwrap(),
+                Topic::War(WarId::new("w1").unwrap()),
+                "{c}"
+            );
+        }
+        for c in ["outsider", "clanless"] {
+            let err = rt
+                .subscribe(c, &subscribe(Some("w1"), None))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.class(), err.code()),
+                (crate::ErrorClass::Forbidden, "FORBIDDEN_TOPIC"),
+                "{c}"
+            );
+            assert_eq!(err.details()["topic"], "war:w1");
+        }
+        // Clan topics: one's own clan only (an ally's clan is not one's own).
+        assert!(rt
+            .subscribe("ally", &subscribe(None, Some("green")))
+            .await
+            .is_ok());
+        for (c, clan) in [("ally", "red"), ("outsider", "red"), ("defender", "red")] {
+            let err = rt
+                .subscribe(c, &subscribe(None, Some(clan)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "FORBIDDEN_TOPIC", "{c} -> {clan}");
+        }
+        // A refused subscription is not recorded.
+        let red = Topic::Clan(ClanId::new("red").unwrap());
+        assert!(connections.subscribers(&red).await.unwrap().is_empty());
+        // A connection nobody authenticated sees nothing.
+        let err = rt
+            .subscribe("unknown", &subscribe(None, Some("red")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "FORBIDDEN_TOPIC");
+    }
+
+    #[tokio::test]
     async fn a_gone_connection_is_forgotten() {
-        let (rt, pusher, connections) = realtime();
-        rt.connect("stale", Utc::now()).await.unwrap();
+        let (rt, pusher, connections) = realtime().await;
+        rt.connect("stale", &pid("red-m"), Utc::now())
+            .await
+            .unwrap();
         rt.subscribe("stale", &subscribe(Some("w1"), None))
             .await
             .unwrap();
@@ -331,8 +523,8 @@ mod tests {
 
     #[tokio::test]
     async fn only_wars_and_clans_that_exist_can_be_subscribed_to() {
-        let (rt, _, connections) = realtime();
-        rt.connect("x", Utc::now()).await.unwrap();
+        let (rt, _, connections) = realtime().await;
+        rt.connect("x", &pid("red-m"), Utc::now()).await.unwrap();
         let err = rt
             .subscribe("x", &subscribe(Some("no-such-war"), None))
             .await
@@ -359,7 +551,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_subscription_needs_exactly_one_target() {
-        let (rt, _, _) = realtime();
+        let (rt, _, _) = realtime().await;
         assert_eq!(
             rt.subscribe("x", &subscribe(None, None))
                 .await

@@ -3,14 +3,15 @@
 
 use clanwar_aws::calls;
 use clanwar_aws::{
-    ApiGatewayPusher, DynamoDbConnections, DynamoDbStore, EventBridgePublisher, StateMachines,
-    StepFunctionsWorkflows, TableConfig,
+    ApiGatewayPusher, DynamoDbConnections, DynamoDbStore, EventBridgePublisher,
+    SecretsManagerSessionKeys, StateMachines, StepFunctionsWorkflows, TableConfig,
 };
 use clanwar_domain::config::Rules;
 use clanwar_domain::memory::{SystemClock, UuidIds};
 use clanwar_domain::ports::WorkflowStarter;
 use clanwar_domain::realtime::Realtime;
 use clanwar_domain::services::Deps;
+use clanwar_domain::session::Sessions;
 use not_configured::NotConfigured;
 use std::sync::Arc;
 
@@ -86,19 +87,60 @@ pub async fn deps_from_env() -> Result<Deps, ConfigError> {
     })
 }
 
-/// The real-time side: connections in `TABLE_NAME`, pushes through `WS_MANAGEMENT_ENDPOINT`
-/// (the WebSocket API's `https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
+/// The real-time side: connections in `TABLE_NAME` (and the wars and clans subscriptions are
+/// checked against, read with the store adapter), pushes through `WS_MANAGEMENT_ENDPOINT` (the
+/// WebSocket API's `https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
 pub async fn realtime_from_env() -> Result<Realtime, ConfigError> {
     let sdk = clanwar_aws::sdk::load().await;
+    let table = required("TABLE_NAME")?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     Ok(Realtime {
-        connections: Arc::new(DynamoDbConnections::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            required("TABLE_NAME")?,
-        )),
+        connections: Arc::new(DynamoDbConnections::new(dynamodb.clone(), table.clone())),
         pusher: Arc::new(ApiGatewayPusher::new(
             &sdk,
             &required("WS_MANAGEMENT_ENDPOINT")?,
         )),
+        store: Arc::new(DynamoDbStore::new(dynamodb, TableConfig { table })),
+    })
+}
+
+/// Default of `SESSION_TOKEN_TTL_S`: how long an issued session token is valid.
+pub const DEFAULT_SESSION_TOKEN_TTL_S: u64 = 3_600;
+/// Default of `SESSION_KEY_REFRESH_S`: how old the cached signing keys may get.
+pub const DEFAULT_SESSION_KEY_REFRESH_S: u64 = 300;
+
+/// Longest accepted `SESSION_TOKEN_TTL_S` / `SESSION_KEY_REFRESH_S`: 7 days.
+const MAX_SESSION_SECONDS: u64 = 7 * 24 * 3_600;
+
+fn seconds(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(raw) => match raw.parse::<u64>() {
+            Ok(value) if (1..=MAX_SESSION_SECONDS).contains(&value) => Ok(value),
+            _ => Err(ConfigError::Malformed {
+                name: name.into(),
+                message: format!("{raw:?} is not a number of seconds in 1..={MAX_SESSION_SECONDS}"),
+            }),
+        },
+    }
+}
+
+/// Player session tokens: the signing keys in the Secrets Manager secret
+/// `SESSION_KEY_SECRET_ARN` (read on first use, cached for `SESSION_KEY_REFRESH_S`), tokens
+/// valid for `SESSION_TOKEN_TTL_S`.
+pub async fn sessions_from_env() -> Result<Sessions, ConfigError> {
+    let secret = required("SESSION_KEY_SECRET_ARN")?;
+    let ttl = seconds("SESSION_TOKEN_TTL_S", DEFAULT_SESSION_TOKEN_TTL_S)?;
+    let refresh = seconds("SESSION_KEY_REFRESH_S", DEFAULT_SESSION_KEY_REFRESH_S)?;
+    let sdk = clanwar_aws::sdk::load().await;
+    Ok(Sessions {
+        keys: Arc::new(SecretsManagerSessionKeys::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            secret,
+            std::time::Duration::from_secs(refresh),
+        )),
+        clock: Arc::new(SystemClock),
+        ttl: chrono::Duration::seconds(ttl as i64), // at most MAX_SESSION_SECONDS
     })
 }
 

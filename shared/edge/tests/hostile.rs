@@ -121,9 +121,10 @@ async fn answer(deps: &Deps, route: &str, payload: Value) -> Value {
         .map(|(f, _)| f)
         .unwrap();
     let scores = routes::scores::service(deps);
+    let sessions = &clanwar_domain::session::memory::sessions(deps.clock.clone());
     http::answer(payload, |request| async move {
         match function {
-            "clan-registry" => routes::clans::handle(deps, request).await,
+            "clan-registry" => routes::clans::handle(deps, sessions, request).await,
             "war-manager" => routes::wars::handle(deps, request).await,
             "territory-manager" => routes::territories::handle(deps, request).await,
             "battle-manager" => routes::battles::handle(deps, request).await,

@@ -274,6 +274,7 @@ struct Api {
     deps: Deps,
     h: MemoryHandles,
     scores: ScoreService,
+    sessions: clanwar_domain::session::Sessions,
     /// (route, status, error code) of every answer.
     log: Vec<(String, u16, Option<String>)>,
 }
@@ -299,11 +300,13 @@ impl Api {
     fn new(spec: Spec, rules: Rules) -> Self {
         let (deps, h) = Deps::in_memory(rules, FakeClock::at(t0()));
         let scores = routes::scores::service(&deps);
+        let sessions = clanwar_domain::session::memory::sessions(deps.clock.clone());
         Self {
             spec,
             deps,
             h,
             scores,
+            sessions,
             log: Vec::new(),
         }
     }
@@ -318,9 +321,10 @@ impl Api {
             .expect("a served route");
         let deps = &self.deps;
         let scores = &self.scores;
+        let sessions = &self.sessions;
         respond(request, |request| async move {
             match function {
-                "clan-registry" => routes::clans::handle(deps, request).await,
+                "clan-registry" => routes::clans::handle(deps, sessions, request).await,
                 "war-manager" => routes::wars::handle(deps, request).await,
                 "territory-manager" => routes::territories::handle(deps, request).await,
                 "battle-manager" => routes::battles::handle(deps, request).await,
@@ -1673,6 +1677,19 @@ async fn every_response_of_a_whole_war_matches_the_document() {
         404,
         "ALLIANCE_NOT_FOUND",
         req("GET /alliances/{alliance_id}").path("alliance_id", &alliance_id),
+    )
+    .await;
+
+    // ---- player sessions ------------------------------------------------------------------
+    api.expect(
+        200,
+        req("POST /players/{player_id}/session-token").path("player_id", "att-m0"),
+    )
+    .await;
+    api.expect_error(
+        400,
+        "INVALID_ID",
+        req("POST /players/{player_id}/session-token").path("player_id", "not an id!"),
     )
     .await;
 

@@ -66,6 +66,7 @@ impl Story {
         let _feed = Background(self.config.ws_url.clone().map(|url| {
             crate::ws::spawn(
                 url,
+                self.api.clone(),
                 war.war_id.clone(),
                 self.live.clone(),
                 self.cast.clone(),

@@ -1,6 +1,9 @@
 //! The optional push feed: a WebSocket client subscribed to the war (`{"action":"subscribe",
-//! "war_id": ...}`) whose pushed domain events appear in the live view.
+//! "war_id": ...}`) whose pushed domain events appear in the live view. It connects as a player
+//! client would: as the attacking clan's leader, with a session token the demo (playing the
+//! game server) asks the API for.
 
+use crate::api::Api;
 use crate::cast::Cast;
 use crate::live::Live;
 use futures_util::{SinkExt, StreamExt};
@@ -11,17 +14,36 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Connects, subscribes and reports every push until aborted; failures are shown in the view
 /// (the feed is optional, the API calls are what the demo stands on).
-pub fn spawn(url: String, war_id: String, live: Live, cast: Arc<Cast>) -> JoinHandle<()> {
+pub fn spawn(url: String, api: Api, war_id: String, live: Live, cast: Arc<Cast>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        if let Err(message) = listen(&url, &war_id, &live, &cast).await {
+        if let Err(message) = listen(&url, &api, &war_id, &live, &cast).await {
             live.push(format!("websocket: {message}"));
             live.milestone(format!("websocket feed stopped: {message}"));
         }
     })
 }
 
-async fn listen(url: &str, war_id: &str, live: &Live, cast: &Cast) -> Result<(), String> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+async fn listen(
+    url: &str,
+    api: &Api,
+    war_id: &str,
+    live: &Live,
+    cast: &Cast,
+) -> Result<(), String> {
+    let player = &cast.attacker().leader;
+    let session: Value = api
+        .post(
+            &format!("/players/{player}/session-token"),
+            None,
+            &json!({}),
+        )
+        .await
+        .map_err(|e| format!("session token: {e}"))?;
+    let token = session["token"]
+        .as_str()
+        .ok_or_else(|| format!("session token: no token in {session}"))?;
+    // The token is a credential: never shown, only sent.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{url}?token={token}"))
         .await
         .map_err(|e| format!("connect {url}: {e}"))?;
     let subscribe = json!({ "action": "subscribe", "war_id": war_id });
@@ -30,7 +52,7 @@ async fn listen(url: &str, war_id: &str, live: &Live, cast: &Cast) -> Result<(),
         .await
         .map_err(|e| format!("subscribe: {e}"))?;
     live.milestone(format!(
-        "websocket connected to {url}, subscribed to the war"
+        "websocket connected to {url} as {player}, subscribed to the war"
     ));
     while let Some(message) = socket.next().await {
         match message.map_err(|e| format!("read: {e}"))? {

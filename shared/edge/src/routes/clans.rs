@@ -1,11 +1,13 @@
-//! `clan-registry`: the guild service's clan snapshots and the clan views.
+//! `clan-registry`: the guild service's clan snapshots, the clan views and the players'
+//! WebSocket session tokens (issued to the game server acting for a player).
 
 use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use clanwar_domain::clan::ClanSnapshot;
-use clanwar_domain::ids::ClanId;
+use clanwar_domain::ids::{ClanId, PlayerId};
 use clanwar_domain::services::clans::ClanService;
 use clanwar_domain::services::wars::WarService;
 use clanwar_domain::services::Deps;
+use clanwar_domain::session::Sessions;
 use clanwar_domain::war::WarStatus;
 use clanwar_domain::{DomainError, DomainResult};
 use serde_json::json;
@@ -14,14 +16,23 @@ pub const ROUTES: &[&str] = &[
     "PUT /clans/{clan_id}",
     "GET /clans/{clan_id}",
     "GET /clans/{clan_id}/wars",
+    "POST /players/{player_id}/session-token",
 ];
 
 /// Default page size of the war log.
 const DEFAULT_LIMIT: usize = 20;
 
-pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
+pub async fn handle(
+    deps: &Deps,
+    sessions: &Sessions,
+    req: HttpRequest,
+) -> DomainResult<HttpResponse> {
     let clans = ClanService::new(deps.clone());
     match req.route.as_str() {
+        "POST /players/{player_id}/session-token" => {
+            let player: PlayerId = req.id("player_id")?;
+            HttpResponse::ok(sessions.issue(&player).await?)
+        }
         "PUT /clans/{clan_id}" => {
             let snapshot: ClanSnapshot = req.json(MAX_BODY_BYTES)?;
             HttpResponse::ok(clans.upsert(req.id("clan_id")?, snapshot).await?)

@@ -33,6 +33,7 @@ pub fn all_routes() -> Vec<(&'static str, &'static str)> {
 const WITHOUT_BODY: &[&str] = &[
     "POST /alliances/{alliance_id}/invitations/{clan_id}/accept",
     "POST /alliances/{alliance_id}/invitations/{clan_id}/decline",
+    "POST /players/{player_id}/session-token",
 ];
 
 /// Whether `route` reads a JSON body.
