@@ -11,11 +11,11 @@ use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a WebSocket; `Err(status)` when the handshake is refused with an HTTP status.
-async fn open(url: &str) -> Result<Socket, u16> {
+pub(crate) async fn open(url: &str) -> Result<Socket, u16> {
     match tokio_tungstenite::connect_async(url).await {
         Ok((socket, _)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
@@ -24,7 +24,7 @@ async fn open(url: &str) -> Result<Socket, u16> {
 }
 
 /// Sends a subscription and returns its reply (`{"subscribed"}` or a §10 `{"error"}`).
-async fn request_subscription(socket: &mut Socket, topic: Value) -> Value {
+pub(crate) async fn request_subscription(socket: &mut Socket, topic: Value) -> Value {
     let mut message = json!({ "action": "subscribe" });
     message
         .as_object_mut()
@@ -54,7 +54,7 @@ async fn subscribe_as(api: &Api, player: &str, topic: Value) -> Socket {
 }
 
 /// The JSON texts the socket receives (other frames skipped; the stream ends with the socket).
-fn pushes(socket: &mut Socket) -> impl Stream<Item = Value> + Unpin + '_ {
+pub(crate) fn pushes(socket: &mut Socket) -> impl Stream<Item = Value> + Unpin + '_ {
     socket
         .take_while(|frame| std::future::ready(frame.is_ok()))
         .filter_map(|frame| {

@@ -28,6 +28,55 @@ struct Counts {
     deliveries: AtomicU64,
     hostile: AtomicU64,
     faults: AtomicU64,
+    /// Wars whose push watcher a fault kept from connecting.
+    unwatched: AtomicU64,
+}
+
+/// How long each pushed event took from its `occurred_at` to a subscribed client (the war's
+/// attacking leader, connected once the war is declared), in milliseconds.
+#[derive(Default)]
+struct PushLatencies(std::sync::Mutex<Vec<f64>>);
+
+impl PushLatencies {
+    /// Records the latency of every event pushed on `socket` until the task is aborted.
+    fn record(self: &Arc<Self>, mut socket: crate::realtime::Socket) -> AbortOnDrop {
+        let latencies = self.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let mut pushes = crate::realtime::pushes(&mut socket);
+            while let Some(push) = futures_util::StreamExt::next(&mut pushes).await {
+                let Some(at) = push["occurred_at"].as_str() else {
+                    continue;
+                };
+                let at = chrono::DateTime::parse_from_rfc3339(at).expect("occurred_at");
+                let ms = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_microseconds();
+                latencies
+                    .0
+                    .lock()
+                    .unwrap()
+                    .push(ms.unwrap_or(i64::MAX) as f64 / 1e3);
+            }
+        }))
+    }
+
+    /// `{count, p50_ms, p95_ms, max_ms}` of what was seen.
+    fn summary(&self) -> Value {
+        let mut all = self.0.lock().unwrap().clone();
+        all.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            all.get(((all.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+        };
+        json!({ "count": all.len(), "p50_ms": at(0.5), "p95_ms": at(0.95), "max_ms": all.last() })
+    }
+}
+
+/// A spawned task that stops with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Every answer goes through here: 5xx are counted (and must stay at zero).
@@ -54,7 +103,9 @@ struct Soak {
     ddb: aws_sdk_dynamodb::Client,
     queue: String,
     table: String,
+    websocket: String,
     counts: Counts,
+    pushes: Arc<PushLatencies>,
     violations: std::sync::Mutex<Vec<String>>,
 }
 
@@ -64,6 +115,27 @@ impl Soak {
             .lock()
             .unwrap()
             .push(format!("war {war}: {what}"));
+    }
+
+    /// Subscribes a client of `player` to the war and records its pushes' latency; `None`
+    /// (counted) when a fault kept it from connecting.
+    async fn watch(&self, war: &str, player: &str) -> Option<AbortOnDrop> {
+        let path = format!("/players/{player}/session-token");
+        let (status, body) = self.post(&path, None, json!({})).await;
+        let token = body["token"].as_str().filter(|_| status == 200);
+        let url = format!("{}?token={}", self.websocket, token.unwrap_or_default());
+        let socket = match (token, crate::realtime::open(&url).await) {
+            (Some(_), Ok(mut socket)) => {
+                let topic = json!({ "war_id": war });
+                let reply = crate::realtime::request_subscription(&mut socket, topic).await;
+                reply["subscribed"].is_string().then_some(socket)
+            }
+            _ => None,
+        };
+        if socket.is_none() {
+            self.counts.unwatched.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(self.pushes.record(socket?))
     }
 
     async fn get(&self, path: &str) -> Reply {
@@ -181,6 +253,7 @@ impl Soak {
         }
         self.counts.wars.fetch_add(1, Ordering::Relaxed);
         let id = war["war_id"].as_str().unwrap().to_owned();
+        let _watching = self.watch(&id, &format!("{att}-leader")).await;
         let active = self
             .api
             .wait_for_status(&id, "ACTIVE", until(deadline(&war, "active_at")) + SLACK)
@@ -389,7 +462,9 @@ async fn soak() {
         ddb: aws_sdk_dynamodb::Client::new(&config),
         queue: resources.queue_url("ScoreEventsQueue"),
         table: resources.name("WarTable"),
+        websocket: resources.url("WebSocketApi"),
         counts: Counts::default(),
+        pushes: Arc::default(),
         violations: Default::default(),
     });
     let began = Instant::now();
@@ -418,6 +493,8 @@ async fn soak() {
         "batch_deliveries": c.deliveries.load(Ordering::Relaxed),
         "hostile_inputs": c.hostile.load(Ordering::Relaxed),
         "faults_with_a_count_fired": c.faults.load(Ordering::Relaxed),
+        "push_latency": soak.pushes.summary(),
+        "wars_unwatched": c.unwatched.load(Ordering::Relaxed),
         "violations": violations,
     });
     let out = std::env::var("SOAK_REPORT").unwrap_or_else(|_| "soak.json".into());

@@ -32,6 +32,8 @@ def main() -> int:
     verdict = ("**0 violated invariants and 0 5xx answers.**" if not violations
                and r["server_errors"] == 0 else
                f"**{len(violations)} violated invariants, {r['server_errors']} 5xx answers.**")
+    push = r.get("push_latency", {})
+    ms = lambda v: "–" if v is None else f"{v:.0f}"  # noqa: E731
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
         "# Reliability: the soak",
@@ -65,6 +67,8 @@ def main() -> int:
         f"| hostile inputs tried | {r['hostile_inputs']} |",
         f"| faults injected (all kinds, from the functions' logs) | {args.injected} |",
         f"| of which the counted ones (lost answers, unreachable) | {r['faults_with_a_count_fired']} |",
+        f"| events pushed to a subscribed client (each war's attacking leader) | {push.get('count', 0)} |",
+        f"| push latency, `occurred_at` → client: median / p95 / max (ms) | {ms(push.get('p50_ms'))} / {ms(push.get('p95_ms'))} / {ms(push.get('max_ms'))} |",
         f"| 5xx answers | **{r['server_errors']}** |",
         f"| violated invariants | **{len(violations)}** |",
         "",

@@ -15,8 +15,9 @@ use crate::war::War;
 use crate::{DomainError, DomainResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What a client can subscribe to.
@@ -199,35 +200,136 @@ impl Realtime {
     }
 
     /// Pushes the event (as its JSON envelope) to every subscriber of its war and its clans,
-    /// once per connection. A failed push to a live connection is reported, not retried: a
-    /// notification is not worth re-sending the whole batch to everyone else.
+    /// once per connection; [`Realtime::fan_out_all`] for one event.
     pub async fn fan_out(&self, event: &EventEnvelope) -> DomainResult<FanoutReport> {
-        let mut topics: Vec<Topic> = event.clan_ids.iter().cloned().map(Topic::Clan).collect();
-        if let Some(war) = &event.war_id {
-            topics.push(Topic::War(war.clone()));
-        }
-        let mut targets = BTreeSet::new();
-        for topic in &topics {
-            targets.extend(self.connections.subscribers(topic).await?);
-        }
-        let payload =
-            serde_json::to_vec(event).map_err(|e| DomainError::invalid("event", e.to_string()))?;
-        let mut report = FanoutReport::default();
-        for connection in targets {
-            match self.pusher.push(&connection, &payload).await {
-                Ok(()) => report.delivered += 1,
-                Err(PushError::Gone) => {
-                    self.connections.disconnect(&connection).await?;
-                    report.stale_removed += 1;
+        self.fan_out_all(std::slice::from_ref(event))
+            .await
+            .pop()
+            .expect("one report per event")
+    }
+
+    /// Pushes a batch of events, each (as its JSON envelope) to every subscriber of its war and
+    /// its clans, once per connection, and reports on each event in batch order.
+    ///
+    /// The batch costs one subscriber read per distinct topic, all side by side, then one push
+    /// per (connection, event): each connection gets its events in batch order, up to
+    /// [`PUSH_CONCURRENCY`] connections at once. An event fails (to be retried) only when a
+    /// subscriber read or forgetting a gone connection failed; a failed push to a live
+    /// connection is reported, not retried: a notification is not worth re-sending the whole
+    /// batch to everyone else.
+    pub async fn fan_out_all(&self, events: &[EventEnvelope]) -> Vec<DomainResult<FanoutReport>> {
+        let topics: Vec<Vec<Topic>> = events.iter().map(topics_of).collect();
+        let distinct: BTreeSet<&Topic> = topics.iter().flatten().collect();
+        let read: BTreeMap<&Topic, Result<Vec<String>, StoreError>> =
+            futures_util::stream::iter(distinct)
+                .map(|topic| async move { (topic, self.connections.subscribers(topic).await) })
+                .buffer_unordered(PUSH_CONCURRENCY)
+                .collect()
+                .await;
+
+        // Each event's payload and targets, or why it fails.
+        let mut results: Vec<DomainResult<FanoutReport>> = Vec::with_capacity(events.len());
+        let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+        let mut queues: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, (event, topics)) in events.iter().zip(&topics).enumerate() {
+            let payload =
+                serde_json::to_vec(event).map_err(|e| DomainError::invalid("event", e.to_string()));
+            let mut targets = BTreeSet::new();
+            let mut failed = None;
+            for topic in topics {
+                match &read[topic] {
+                    Ok(subscribers) => targets.extend(subscribers.iter().map(String::as_str)),
+                    Err(e) => {
+                        failed = Some(DomainError::from(StoreError::Unavailable {
+                            message: format!("reading the subscribers of {topic}: {e}"),
+                            source: None,
+                        }))
+                    }
                 }
-                Err(PushError::Failed(reason)) => {
-                    tracing::warn!(connection, reason, "push failed");
-                    report.failed += 1;
+            }
+            match (payload, failed) {
+                (Ok(payload), None) => {
+                    payloads.push(payload);
+                    for connection in targets {
+                        queues.entry(connection).or_default().push(i);
+                    }
+                    results.push(Ok(FanoutReport::default()));
+                }
+                (Err(e), _) | (_, Some(e)) => {
+                    payloads.push(Vec::new());
+                    results.push(Err(e));
                 }
             }
         }
-        Ok(report)
+
+        let outcomes: Vec<(Vec<(usize, Delivery)>, Option<(usize, StoreError)>)> =
+            futures_util::stream::iter(queues)
+                .map(|(connection, queue)| self.push_in_order(connection, queue, &payloads))
+                .buffer_unordered(PUSH_CONCURRENCY)
+                .collect()
+                .await;
+        for (deliveries, forget_failed) in outcomes {
+            for (i, delivery) in deliveries {
+                if let Ok(report) = &mut results[i] {
+                    match delivery {
+                        Delivery::Delivered => report.delivered += 1,
+                        Delivery::Gone => report.stale_removed += 1,
+                        Delivery::Failed => report.failed += 1,
+                    }
+                }
+            }
+            if let Some((i, e)) = forget_failed {
+                results[i] = Err(e.into());
+            }
+        }
+        results
     }
+
+    /// Pushes one connection its events in order. A connection that is gone is forgotten once
+    /// and gets nothing more; if forgetting it fails, the event that found it gone fails.
+    async fn push_in_order(
+        &self,
+        connection: &str,
+        queue: Vec<usize>,
+        payloads: &[Vec<u8>],
+    ) -> (Vec<(usize, Delivery)>, Option<(usize, StoreError)>) {
+        let mut deliveries = Vec::with_capacity(queue.len());
+        for i in queue {
+            match self.pusher.push(connection, &payloads[i]).await {
+                Ok(()) => deliveries.push((i, Delivery::Delivered)),
+                Err(PushError::Gone) => {
+                    deliveries.push((i, Delivery::Gone));
+                    let forgotten = self.connections.disconnect(connection).await;
+                    return (deliveries, forgotten.err().map(|e| (i, e)));
+                }
+                Err(PushError::Failed(reason)) => {
+                    tracing::warn!(connection, reason, "push failed");
+                    deliveries.push((i, Delivery::Failed));
+                }
+            }
+        }
+        (deliveries, None)
+    }
+}
+
+/// Connections pushed to (and distinct topics read) at once by one fan-out.
+pub const PUSH_CONCURRENCY: usize = 16;
+
+/// What became of one push.
+#[derive(Debug, Clone, Copy)]
+enum Delivery {
+    Delivered,
+    Gone,
+    Failed,
+}
+
+/// The topics an event is pushed to: each of its clans, and its war.
+fn topics_of(event: &EventEnvelope) -> Vec<Topic> {
+    let mut topics: Vec<Topic> = event.clan_ids.iter().cloned().map(Topic::Clan).collect();
+    if let Some(war) = &event.war_id {
+        topics.push(Topic::War(war.clone()));
+    }
+    topics
 }
 
 /// In-memory connections and a recording pusher, for tests.
@@ -569,5 +671,167 @@ mod tests {
         let bad: Result<SubscribeRequest, _> =
             serde_json::from_str(r#"{"action":"subscribe","war_id":"w","extra":1}"#);
         assert!(bad.is_err());
+    }
+
+    /// Connections that count the subscriber reads, and fail them for the topics in `broken`.
+    struct Counted {
+        inner: Arc<MemoryConnections>,
+        reads: std::sync::Mutex<Vec<Topic>>,
+        broken: BTreeSet<Topic>,
+    }
+
+    #[async_trait]
+    impl Connections for Counted {
+        async fn connect(
+            &self,
+            connection: &str,
+            player: &PlayerId,
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            self.inner.connect(connection, player, at).await
+        }
+        async fn player_of(&self, connection: &str) -> Result<Option<PlayerId>, StoreError> {
+            self.inner.player_of(connection).await
+        }
+        async fn subscribe(&self, connection: &str, topic: &Topic) -> Result<(), StoreError> {
+            self.inner.subscribe(connection, topic).await
+        }
+        async fn disconnect(&self, connection: &str) -> Result<(), StoreError> {
+            self.inner.disconnect(connection).await
+        }
+        async fn subscribers(&self, topic: &Topic) -> Result<Vec<String>, StoreError> {
+            self.reads.lock().unwrap().push(topic.clone());
+            if self.broken.contains(topic) {
+                return Err(StoreError::Unavailable {
+                    message: "throttled".into(),
+                    source: None,
+                });
+            }
+            self.inner.subscribers(topic).await
+        }
+    }
+
+    /// `realtime()` whose connections count reads; "a" watches w1, "c" w1 and blue, "d" other.
+    async fn counted(broken: &[Topic]) -> (Realtime, Arc<RecordingPusher>, Arc<Counted>) {
+        let (rt, pusher, inner) = realtime().await;
+        let counted = Arc::new(Counted {
+            inner,
+            reads: Default::default(),
+            broken: broken.iter().cloned().collect(),
+        });
+        let rt = Realtime {
+            connections: counted.clone(),
+            ..rt
+        };
+        for (c, player, war, clan) in [
+            ("a", "red-m", Some("w1"), None),
+            ("c", "blue-m", Some("w1"), Some("blue")),
+            ("d", "grey-m", Some("other"), None),
+        ] {
+            rt.connect(c, &pid(player), Utc::now()).await.unwrap();
+            rt.subscribe(c, &subscribe(war, None)).await.unwrap();
+            if clan.is_some() {
+                rt.subscribe(c, &subscribe(None, clan)).await.unwrap();
+            }
+        }
+        (rt, pusher, counted)
+    }
+
+    /// Event `id` of war `war` between `clans`.
+    fn event_of(id: &str, war: &str, clans: [&str; 2]) -> EventEnvelope {
+        EventEnvelope::new(
+            EventId::new(id).unwrap(),
+            Utc::now(),
+            Some(WarId::new(war).unwrap()),
+            clans.iter().map(|c| ClanId::new(*c).unwrap()).collect(),
+            DomainEvent::WarPhaseChanged {
+                from: crate::war::WarStatus::Active,
+                to: crate::war::WarStatus::Ending,
+                version: 3,
+            },
+        )
+    }
+
+    fn pushed_ids(pusher: &RecordingPusher, connection: &str) -> Vec<String> {
+        pusher
+            .pushed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, _)| c == connection)
+            .map(|(_, body)| {
+                let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+                body["event_id"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_each_topic_once_and_gives_each_connection_its_events_in_order() {
+        let (rt, pusher, counted) = counted(&[]).await;
+        let mut batch: Vec<EventEnvelope> = (1..=6)
+            .map(|n| event_of(&format!("e{n}"), "w1", ["red", "blue"]))
+            .collect();
+        batch.push(event_of("o1", "other", ["grey", "blue"]));
+        let reports = rt.fan_out_all(&batch).await;
+        let reports: Vec<FanoutReport> = reports.into_iter().map(Result::unwrap).collect();
+        // Seven events over five distinct topics (red, blue, grey, w1, other): five reads, not
+        // 7 × 3 = 21.
+        let mut reads = counted.reads.lock().unwrap().clone();
+        reads.sort();
+        let distinct: Vec<Topic> = BTreeSet::<Topic>::from_iter(reads.iter().cloned())
+            .into_iter()
+            .collect();
+        assert_eq!(reads, distinct, "each topic read once");
+        assert_eq!(reads.len(), 5);
+        let in_order: Vec<String> = (1..=6).map(|n| format!("e{n}")).collect();
+        assert_eq!(pushed_ids(&pusher, "a"), in_order);
+        // "c" watches w1 and blue: still once per event, and o1 (blue's other war) too.
+        let mut c_wants = in_order.clone();
+        c_wants.push("o1".into());
+        assert_eq!(pushed_ids(&pusher, "c"), c_wants);
+        assert_eq!(pushed_ids(&pusher, "d"), vec!["o1".to_owned()]);
+        assert!(reports[..6].iter().all(|r| r.delivered == 2), "{reports:?}");
+        assert_eq!(reports[6].delivered, 2);
+    }
+
+    #[tokio::test]
+    async fn a_gone_connection_in_a_batch_is_forgotten_once_and_gets_nothing_more() {
+        let (rt, pusher, counted) = counted(&[]).await;
+        pusher.gone.lock().unwrap().insert("a".into());
+        let batch: Vec<EventEnvelope> = (1..=3)
+            .map(|n| event_of(&format!("e{n}"), "w1", ["red", "blue"]))
+            .collect();
+        let reports: Vec<FanoutReport> = rt
+            .fan_out_all(&batch)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            reports.iter().map(|r| r.stale_removed).collect::<Vec<_>>(),
+            [1, 0, 0]
+        );
+        assert!(reports.iter().all(|r| r.delivered == 1));
+        let w1 = Topic::War(WarId::new("w1").unwrap());
+        assert_eq!(counted.inner.subscribers(&w1).await.unwrap(), vec!["c"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_subscriber_read_fails_only_the_events_that_need_it() {
+        let grey = Topic::Clan(ClanId::new("grey").unwrap());
+        let (rt, pusher, _) = counted(&[grey]).await;
+        let batch = vec![
+            event_of("e1", "w1", ["red", "blue"]),
+            event_of("o1", "other", ["grey", "blue"]),
+            event_of("e2", "w1", ["red", "blue"]),
+        ];
+        let reports = rt.fan_out_all(&batch).await;
+        assert!(reports[0].is_ok() && reports[2].is_ok(), "{reports:?}");
+        let failed = reports[1].as_ref().unwrap_err();
+        assert_eq!(failed.class(), crate::ErrorClass::Unavailable, "{failed}");
+        // The failed event reached nobody (it is retried whole); the others were delivered.
+        assert_eq!(pushed_ids(&pusher, "d"), Vec::<String>::new());
+        assert_eq!(pushed_ids(&pusher, "c"), vec!["e1", "e2"]);
     }
 }

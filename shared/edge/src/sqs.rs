@@ -15,21 +15,65 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    let mut failures = Vec::new();
+    let mut failed = Vec::new();
     clanwar_aws::calls::reset();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("sqs_record", message_id = %id);
         if let Err(err) = handle(record).instrument(span).await {
             tracing::warn!(message_id = %id, error = %err, "record failed; SQS will retry it");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            failures.push(failure);
+            failed.push(id);
         }
     }
     crate::telemetry::aws_calls("sqs", &clanwar_aws::calls::snapshot(), &[]);
+    retry_these(failed)
+}
+
+/// Handles the records of `event` together: `decode` reads each record (one it cannot read
+/// fails alone), and `handle` takes all the decoded values at once and answers one result per
+/// value, in order. The response names every record that failed.
+pub async fn whole_batch<T, D, F, Fut, E>(event: SqsEvent, decode: D, handle: F) -> SqsBatchResponse
+where
+    D: Fn(&SqsMessage) -> Result<T, E>,
+    F: FnOnce(Vec<T>) -> Fut,
+    Fut: Future<Output = Vec<Result<(), E>>>,
+    E: std::fmt::Display,
+{
+    clanwar_aws::calls::reset();
+    let mut failed = Vec::new();
+    let mut decoded = Vec::new();
+    for record in &event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        match decode(record) {
+            Ok(value) => decoded.push((id, value)),
+            Err(err) => {
+                tracing::warn!(message_id = %id, error = %err, "record unreadable; SQS will retry it");
+                failed.push(id);
+            }
+        }
+    }
+    let (ids, values): (Vec<String>, Vec<T>) = decoded.into_iter().unzip();
+    for (id, result) in ids.into_iter().zip(handle(values).await) {
+        if let Err(err) = result {
+            tracing::warn!(message_id = %id, error = %err, "record failed; SQS will retry it");
+            failed.push(id);
+        }
+    }
+    crate::telemetry::aws_calls("sqs", &clanwar_aws::calls::snapshot(), &[]);
+    retry_these(failed)
+}
+
+/// The batch response that hands `ids` back to SQS.
+fn retry_these(ids: Vec<String>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
+    response.batch_item_failures = ids
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
     response
 }
 

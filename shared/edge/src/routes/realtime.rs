@@ -4,8 +4,9 @@
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use clanwar_domain::ids::PlayerId;
-use clanwar_domain::realtime::{FanoutReport, Realtime, SubscribeRequest};
+use clanwar_domain::realtime::{Realtime, SubscribeRequest};
 use clanwar_domain::session::{AuthError, Sessions};
 use clanwar_domain::{DomainError, DomainResult};
 use serde::{Deserialize, Serialize};
@@ -204,19 +205,34 @@ pub async fn authorize(
     }
 }
 
-/// Pushes the domain event carried by one fan-out queue message (an EventBridge event whose
-/// `detail` is the envelope).
-pub async fn fan_out(realtime: &Realtime, body: &str) -> DomainResult<FanoutReport> {
-    let event = crate::sqs::bus_event(body)?;
-    let report = realtime.fan_out(&event).await?;
-    tracing::info!(
-        event_id = %event.event_id,
-        event_type = event.event_type(),
-        delivered = report.delivered,
-        stale_removed = report.stale_removed,
-        "event pushed"
-    );
-    Ok(report)
+/// Pushes the domain events carried by a batch of fan-out queue messages (each an EventBridge
+/// event whose `detail` is the envelope) with one [`Realtime::fan_out_all`]; a message that is
+/// not an event, or whose event could not be pushed, goes back to the queue.
+pub async fn fan_out(realtime: &Realtime, batch: SqsEvent) -> SqsBatchResponse {
+    crate::sqs::whole_batch(
+        batch,
+        |record| crate::sqs::bus_event(record.body.as_deref().unwrap_or_default()),
+        |events| async move {
+            let reports = realtime.fan_out_all(&events).await;
+            events
+                .iter()
+                .zip(reports)
+                .map(|(event, report)| {
+                    let report = report?;
+                    tracing::info!(
+                        event_id = %event.event_id,
+                        event_type = event.event_type(),
+                        delivered = report.delivered,
+                        stale_removed = report.stale_removed,
+                        failed = report.failed,
+                        "event pushed"
+                    );
+                    Ok(())
+                })
+                .collect::<Vec<DomainResult<()>>>()
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -332,5 +348,57 @@ mod tests {
         // The answer is what API Gateway reads.
         let wire = serde_json::to_value(&allowed).unwrap();
         assert!(wire["principalId"].is_string() && wire["policyDocument"].is_object());
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_pushed_whole_and_only_its_unreadable_record_goes_back_to_the_queue() {
+        use clanwar_domain::ids::WarId;
+        use clanwar_domain::realtime::Topic;
+        let connections = Arc::new(MemoryConnections::default());
+        let pusher = Arc::new(RecordingPusher::default());
+        let rt = Realtime {
+            connections: connections.clone(),
+            pusher: pusher.clone(),
+            store: Arc::new(MemoryStore::new()),
+        };
+        let war = Topic::War(WarId::new("w1").unwrap());
+        connections.subscribe("c-1", &war).await.unwrap();
+        let envelope = |id: &str| {
+            json!({"detail-type": "WarPhaseChanged", "source": "clanwar", "detail": {
+                "event_id": id, "type": "WarPhaseChanged", "schema_version": 1,
+                "occurred_at": "2026-01-01T00:00:00Z", "war_id": "w1", "clan_ids": [],
+                "detail": {"from": "ACTIVE", "to": "ENDING", "version": 3}}})
+            .to_string()
+        };
+        let batch: SqsEvent = serde_json::from_value(json!({"Records": [
+            {"messageId": "m1", "body": envelope("e1")},
+            {"messageId": "m2", "body": "{not json"},
+            {"messageId": "m3", "body": envelope("e2")},
+        ]}))
+        .unwrap();
+        let response = fan_out(&rt, batch).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m2"]);
+        let pushed: Vec<Value> = pusher
+            .pushed
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(c, body)| {
+                assert_eq!(c, "c-1");
+                serde_json::from_slice(body).unwrap()
+            })
+            .collect();
+        assert_eq!(
+            pushed
+                .iter()
+                .map(|p| p["event_id"].clone())
+                .collect::<Vec<_>>(),
+            [json!("e1"), json!("e2")]
+        );
     }
 }
