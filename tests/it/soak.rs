@@ -35,7 +35,7 @@ struct Counts {
 /// How long each pushed event took from its `occurred_at` to a subscribed client (the war's
 /// attacking leader, connected once the war is declared), in milliseconds.
 #[derive(Default)]
-struct PushLatencies(std::sync::Mutex<Vec<f64>>);
+struct PushLatencies(std::sync::Mutex<Vec<(String, f64)>>);
 
 impl PushLatencies {
     /// Records the latency of every event pushed on `socket` until the task is aborted.
@@ -49,25 +49,37 @@ impl PushLatencies {
                 };
                 let at = chrono::DateTime::parse_from_rfc3339(at).expect("occurred_at");
                 let ms = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_microseconds();
-                latencies
-                    .0
-                    .lock()
-                    .unwrap()
-                    .push(ms.unwrap_or(i64::MAX) as f64 / 1e3);
+                let kind = push["type"].as_str().unwrap_or_default().to_owned();
+                let ms = ms.unwrap_or(i64::MAX) as f64 / 1e3;
+                latencies.0.lock().unwrap().push((kind, ms));
             }
         }))
     }
 
-    /// `{count, p50_ms, p95_ms, max_ms}` of what was seen.
+    /// `{count, p50_ms, p95_ms, max_ms, by_type}` of what was seen.
     fn summary(&self) -> Value {
-        let mut all = self.0.lock().unwrap().clone();
-        all.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            all.get(((all.len() as f64 - 1.0) * q).round() as usize)
-                .copied()
-        };
-        json!({ "count": all.len(), "p50_ms": at(0.5), "p95_ms": at(0.95), "max_ms": all.last() })
+        let seen = self.0.lock().unwrap().clone();
+        let mut by_type: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for (kind, ms) in &seen {
+            by_type.entry(kind.clone()).or_default().push(*ms);
+        }
+        let mut all = summary_of(seen.into_iter().map(|(_, ms)| ms).collect());
+        all["by_type"] = by_type
+            .into_iter()
+            .map(|(kind, ms)| (kind, summary_of(ms)))
+            .collect();
+        all
     }
+}
+
+/// `{count, p50_ms, p95_ms, max_ms}` of `ms`.
+fn summary_of(mut ms: Vec<f64>) -> Value {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        ms.get(((ms.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
+    json!({ "count": ms.len(), "p50_ms": at(0.5), "p95_ms": at(0.95), "max_ms": ms.last() })
 }
 
 /// A spawned task that stops with its owner.
