@@ -9,7 +9,7 @@
 # violated invariants and 5xx answers, which must be zero (the run fails otherwise).
 #
 # Settings: SOAK_SECONDS (default 300; new wars start until then, the last ones finish),
-# SOAK_WARS (wars side by side, default 3), SOAK_AWS_PORT / SOAK_API_PORT / SOAK_WS_PORT /
+# SOAK_WARS (wars side by side, default 3), SOAK_FAULTS=0 (the same load without injected faults), SOAK_AWS_PORT / SOAK_API_PORT / SOAK_WS_PORT /
 # SOAK_WS_MGMT_PORT.
 set -euo pipefail
 

@@ -116,6 +116,8 @@ struct Soak {
     queue: String,
     table: String,
     websocket: String,
+    /// Whether faults are armed (`SOAK_FAULTS=0`: the same load without them).
+    faults: bool,
     counts: Counts,
     pushes: Arc<PushLatencies>,
     violations: std::sync::Mutex<Vec<String>>,
@@ -249,6 +251,9 @@ impl Soak {
                 json!({"function": function, "operation": "TransactWriteItems",
                 "fault": "timeout_after_write", "times": 1, "body_contains": att}),
             );
+        }
+        if !self.faults {
+            rules.clear();
         }
         let counted = rules.len();
         let faults = ArmedFaults::arm(&t, Value::Array(rules));
@@ -475,6 +480,7 @@ async fn soak() {
         queue: resources.queue_url("ScoreEventsQueue"),
         table: resources.name("WarTable"),
         websocket: resources.url("WebSocketApi"),
+        faults: std::env::var("SOAK_FAULTS").map_or(true, |v| v != "0"),
         counts: Counts::default(),
         pushes: Arc::default(),
         violations: Default::default(),
@@ -497,6 +503,7 @@ async fn soak() {
     let violations = soak.violations.lock().unwrap().clone();
     let report = json!({
         "seconds": began.elapsed().as_secs(),
+        "faults": soak.faults,
         "rounds": round,
         "wars": c.wars.load(Ordering::Relaxed),
         "requests": c.requests.load(Ordering::Relaxed),

@@ -41,7 +41,8 @@ def main() -> int:
         f"Written by `make soak` (`scripts/soak.sh`, `tests/it/soak.rs`) on "
         f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
         f"{os.cpu_count()} cores (load average at the end {load}), against its own local stack "
-        f"(moto + the real function binaries). {verdict}",
+        f"(moto + the real function binaries). {verdict}"
+        + ("" if r.get("faults", True) else " **Run with `SOAK_FAULTS=0`: no faults armed.**"),
         "",
         "What each war goes through: two clans and a territory registered; faults armed for "
         "its calls (`clanwar_aws::faults`): every AWS call of every function throttled with "

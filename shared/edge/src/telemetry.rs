@@ -83,6 +83,11 @@ pub const INGESTION_LAG_MEAN_METRIC: &str = "ScoreIngestionLagMean";
 /// REWARDS_FAILED.
 pub const REWARD_SAGA_DURATION_METRIC: &str = "RewardSagaDuration";
 
+/// `PushLag`, milliseconds: from an event's `occurred_at` to its push to the subscribed
+/// WebSocket clients (the batch's largest). The target is about a second, as for live reads
+/// (SPEC §6: ≤ 1 s stale under load).
+pub const PUSH_LAG_METRIC: &str = "PushLag";
+
 /// The metric values of a batch's lag `(max, mean)` in milliseconds.
 pub fn ingestion_lag(war_id: &str, lag_ms: Option<(i64, i64)>) {
     if let Some((max, mean)) = lag_ms {

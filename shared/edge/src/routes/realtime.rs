@@ -2,6 +2,7 @@
 //! `$connect` authorizer (`ws-authorizer`) and the `event-handler` that pushes every domain event
 //! arriving on the fan-out queue.
 
+use crate::telemetry;
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
@@ -207,29 +208,54 @@ pub async fn authorize(
 
 /// Pushes the domain events carried by a batch of fan-out queue messages (each an EventBridge
 /// event whose `detail` is the envelope) with one [`Realtime::fan_out_all`]; a message that is
-/// not an event, or whose event could not be pushed, goes back to the queue.
+/// not an event, or whose event could not be pushed, goes back to the queue. Each pushed event
+/// is logged with its lag (`lag_ms`: from `occurred_at` to pushed; `queued_ms`: from the
+/// message's arrival on the queue), and the batch's largest lag is the `PushLag` metric.
 pub async fn fan_out(realtime: &Realtime, batch: SqsEvent) -> SqsBatchResponse {
     crate::sqs::whole_batch(
         batch,
-        |record| crate::sqs::bus_event(record.body.as_deref().unwrap_or_default()),
-        |events| async move {
+        |record| {
+            let event = crate::sqs::bus_event(record.body.as_deref().unwrap_or_default())?;
+            let sent = record
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|ms| ms.parse::<i64>().ok());
+            Ok::<_, DomainError>((event, sent))
+        },
+        |records| async move {
+            let events: Vec<_> = records.iter().map(|(event, _)| event.clone()).collect();
             let reports = realtime.fan_out_all(&events).await;
-            events
+            let now = chrono::Utc::now();
+            let mut worst: Option<i64> = None;
+            let results = records
                 .iter()
                 .zip(reports)
-                .map(|(event, report)| {
+                .map(|((event, sent), report)| {
                     let report = report?;
+                    let lag_ms = (now - event.occurred_at).num_milliseconds();
+                    worst = worst.max(Some(lag_ms));
                     tracing::info!(
                         event_id = %event.event_id,
                         event_type = event.event_type(),
                         delivered = report.delivered,
                         stale_removed = report.stale_removed,
                         failed = report.failed,
+                        lag_ms,
+                        queued_ms = sent.map(|ms| now.timestamp_millis() - ms),
                         "event pushed"
                     );
                     Ok(())
                 })
-                .collect::<Vec<DomainResult<()>>>()
+                .collect::<Vec<DomainResult<()>>>();
+            if let Some(lag) = worst {
+                telemetry::metric(
+                    telemetry::PUSH_LAG_METRIC,
+                    lag as f64,
+                    "Milliseconds",
+                    &[("Stage", telemetry::stage())],
+                );
+            }
+            results
         },
     )
     .await
