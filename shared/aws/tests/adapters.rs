@@ -856,6 +856,137 @@ async fn disconnecting_deletes_the_connection_and_its_subscriptions_resending_un
     assert_eq!(sent[1], vec![sent[0][0].clone()]);
 }
 
+// ---- Key prefixes the IAM conditions rely on ----------------------------------------------
+//
+// infra/template.yaml holds the WebSocket functions and the outbox relay to some partitions
+// with `dynamodb:LeadingKeys`; these tests pin that their adapters touch no other partition.
+
+/// Every partition key a request body names: items, keys and `:pk`-style key values.
+fn partition_keys(body: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    match body {
+        serde_json::Value::Object(map) => {
+            for (name, value) in map {
+                let is_key = name == "pk" || name == ":pk";
+                if let (true, Some(pk)) = (is_key, value.get("S").and_then(|v| v.as_str())) {
+                    found.push(pk.to_owned());
+                } else {
+                    found.extend(partition_keys(value));
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|v| found.extend(partition_keys(v)))
+        }
+        _ => {}
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_connections_adapter_touches_only_connection_and_subscription_partitions() {
+    let put = mock!(aws_sdk_dynamodb::Client::put_item)
+        .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+    let update = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| {
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build()
+    });
+    let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+        let mut item = key("WSCONN#c1", "WSCONN");
+        item.insert("player_id".into(), AttributeValue::S("p1".into()));
+        item.insert("topics".into(), AttributeValue::Ss(vec!["war:w1".into()]));
+        aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder()
+            .set_item(Some(item))
+            .build()
+    });
+    let write = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_output(|| {
+        aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder().build()
+    });
+    let query = mock!(aws_sdk_dynamodb::Client::query).then_output(|| {
+        aws_sdk_dynamodb::operation::query::QueryOutput::builder()
+            .items(key("WSTOPIC#war:w1", "c1"))
+            .build()
+    });
+    let wire = WireLog::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk().await)
+        .interceptor(interceptor(&[&put, &update, &get, &write, &query]))
+        .interceptor(wire.clone())
+        .build();
+    let connections = DynamoDbConnections::new(aws_sdk_dynamodb::Client::from_conf(config), TABLE);
+    let player = clanwar_domain::ids::PlayerId::new("p1").unwrap();
+    let topic = clanwar_domain::realtime::Topic::War(war_id());
+
+    connections
+        .connect("c1", &player, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(connections.player_of("c1").await.unwrap(), Some(player));
+    connections.subscribe("c1", &topic).await.unwrap();
+    assert_eq!(connections.subscribers(&topic).await.unwrap(), vec!["c1"]);
+    connections.disconnect("c1").await.unwrap();
+
+    for rule in [&put, &update, &get, &write, &query] {
+        assert!(rule.num_calls() > 0, "every operation was exercised");
+    }
+    let keys: Vec<String> = wire.bodies().iter().flat_map(partition_keys).collect();
+    assert!(keys.len() >= 6, "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|pk| pk.starts_with("WSCONN#") || pk.starts_with("WSTOPIC#")),
+        "only WSCONN# / WSTOPIC# partitions (the template's LeadingKeys): {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_outbox_adapter_touches_only_outbox_partitions() {
+    // One entry written under an earlier partition count: the sweep moves it first.
+    let stray = event(7);
+    let body = serde_json::to_string(&stray).unwrap();
+    let home = clanwar_domain::hash::shard_of(stray.event_id.as_str(), 32);
+    let old_partition = format!("OUTBOX#{}", (home + 1) % 32);
+    let query = mock!(aws_sdk_dynamodb::Client::query).then_compute_response(move |req| {
+        let pk = req
+            .expression_attribute_values()
+            .and_then(|v| v.get(":pk"))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let builder = aws_sdk_dynamodb::operation::query::QueryOutput::builder();
+        MockResponse::Output(if pk == old_partition {
+            let mut item = key(&old_partition, "2026-02-01T00:00:07.000000Z#evt-007");
+            item.insert("event".into(), AttributeValue::S(body.clone()));
+            builder.items(item).build()
+        } else {
+            builder.build()
+        })
+    });
+    let transact = mock!(aws_sdk_dynamodb::Client::transact_write_items).then_output(|| {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+            .build()
+    });
+    let write = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_output(|| {
+        aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder().build()
+    });
+    let wire = WireLog::default();
+    let store = store_on_the_wire(&[&query, &transact, &write], wire.clone()).await;
+
+    let pending = store.pending(10).await.unwrap();
+    store.acknowledge(&pending).await.unwrap();
+
+    assert_eq!(pending, vec![stray]);
+    assert_eq!(
+        transact.num_calls(),
+        1,
+        "the stray entry was moved to its partition"
+    );
+    assert_eq!(write.num_calls(), 1);
+    let keys: Vec<String> = wire.bodies().iter().flat_map(partition_keys).collect();
+    assert!(keys.len() >= 32 + 3, "{keys:?}");
+    assert!(
+        keys.iter().all(|pk| pk.starts_with("OUTBOX#")),
+        "only OUTBOX# partitions (the template's LeadingKeys): {keys:?}"
+    );
+}
+
 // ---- EventBridge -----------------------------------------------------------------------------
 
 #[tokio::test]
