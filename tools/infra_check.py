@@ -28,6 +28,7 @@ Offline checks (each failure says what is wrong and where):
               policies, exported): evaluated (Allow, explicit Deny) against every HttpApi route:
               game servers reach every route but /admin/* and PUT /clans/{clan_id}, the guild
               service only that upsert, operators only /admin/*
+  secrets     no function variable named like a secret is a literal; such parameters NoEcho
   operations  every queue has a DLQ + redrive (or is one); every DLQ has a depth alarm; every
               function has a /aws/lambda/<FunctionName> log group with retention; every
               ClanWars alarm's metric is emitted by the Rust code; alarms notify AlarmTopic
@@ -735,6 +736,39 @@ def check_iam(template: dict, report: Report, root: Path = ROOT) -> None:
                          + (f" (justified: {WILDCARD_RESOURCE_ACTIONS[allowed]})" if allowed else
                             " - scope it to its resources (or, if the action has no resource-"
                             "level permissions, list it in WILDCARD_RESOURCE_ACTIONS with why)"))
+
+
+# ----- secrets -------------------------------------------------------------------------------
+
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|(^|_)KEY($|_)|"
+                          r"SIGNING|TOKEN", re.I)
+# A literal that is no secret even under such a name: a number (a TTL, a refresh period).
+_NOT_A_SECRET_VALUE = re.compile(r"[0-9]+")
+
+
+def check_secrets(template: dict, report: Report) -> None:
+    """No secret in the template: a function variable named like one is never a literal (it
+    is a Ref / Sub of a generated secret or a parameter), and a parameter named like one has
+    NoEcho."""
+    merged = Stack(template)
+    for logical_id, resource in merged.resources.items():
+        if resource["Type"] != FUNCTION_TYPE:
+            continue
+        variables = ((resource.get("Properties") or {}).get("Environment") or {}) \
+            .get("Variables") or {}
+        for name, value in variables.items():
+            if not _SECRET_NAME.search(name):
+                continue
+            literal = not isinstance(value, dict) and \
+                not _NOT_A_SECRET_VALUE.fullmatch(str(value))
+            report.check("secrets", not literal,
+                         f"{logical_id}: {name} is not a literal in the template"
+                         + (" - a secret-looking value is written into the template; keep it "
+                            "in Secrets Manager and pass its ARN" if literal else ""))
+    for name, parameter in (template.get("Parameters") or {}).items():
+        if _SECRET_NAME.search(name) and not re.search(r"(Seconds|Days|Ttl)$", name):
+            report.check("secrets", str((parameter or {}).get("NoEcho")).lower() == "true",
+                         f"parameter {name} has NoEcho: true (it looks like a secret)")
 
 
 # ----- functions -----------------------------------------------------------------------------
@@ -1447,6 +1481,16 @@ def self_test() -> int:
         found = failures_after(change)
         expect(any(expected in f for f in found),
                f"{change.__name__} is caught ({expected!r}); got {found[:3]}")
+    leaky = json.loads(json.dumps(real))
+    leaky["Resources"]["WsAuthorizerFunction"]["Properties"]["Environment"]["Variables"][
+        "SESSION_SIGNING_KEY"] = "hunter2-hunter2"
+    found = Report()
+    check_secrets(leaky, found)
+    expect(any("SESSION_SIGNING_KEY is not a literal" in f for f in found.failures),
+           f"a literal secret in a function's environment is caught: {found.failures}")
+    found = Report()
+    check_secrets(real, found)
+    expect(not found.failures, f"the real template has no literal secret: {found.failures}")
     for problem in problems:
         print(f"FAIL self-test: {problem}")
     print(f"infra_check self-test: {'OK' if not problems else f'{len(problems)} failed'}")
@@ -1461,6 +1505,7 @@ def run_offline(template_path: Path, report: Report) -> dict:
     check_functions(template, report, template_dir)
     check_workflows(template, report, template_dir)
     check_iam(template, report)
+    check_secrets(template, report)
     check_routes(template, report)
     check_invoke_policies(template, report)
     check_operations(template, report)
