@@ -40,38 +40,59 @@ impl EventBridgePublisher {
 
 #[async_trait]
 impl EventPublisher for EventBridgePublisher {
+    /// Every batch of ten at once (a burst, such as a war's end, costs one round trip, not one
+    /// per ten events; EventBridge keeps no order between entries anyway).
     async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PublishError> {
+        let outcomes = futures_util::future::join_all(
+            events
+                .chunks(MAX_ENTRIES)
+                .map(|chunk| self.put_chunk(chunk)),
+        )
+        .await;
         let mut failed: Vec<EventId> = Vec::new();
         let mut message = String::new();
-        for chunk in events.chunks(MAX_ENTRIES) {
-            let entries: Vec<_> = chunk.iter().filter_map(|e| self.entry(e).ok()).collect();
-            match self
-                .client
-                .put_events()
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(out) if out.failed_entry_count() == 0 => {}
-                // Entries come back in request order; a failed one carries an error code.
-                Ok(out) => {
-                    for (event, result) in chunk.iter().zip(out.entries()) {
-                        if let Some(code) = result.error_code() {
-                            message = format!("{code}: {}", result.error_message().unwrap_or(""));
-                            failed.push(event.event_id.clone());
-                        }
-                    }
-                }
-                Err(err) => {
-                    message = aws_sdk_eventbridge::error::DisplayErrorContext(&err).to_string();
-                    failed.extend(chunk.iter().map(|e| e.event_id.clone()));
-                }
-            }
+        for (ids, why) in outcomes.into_iter().flatten() {
+            failed.extend(ids);
+            message = why;
         }
         if failed.is_empty() {
             Ok(())
         } else {
             Err(PublishError { failed, message })
+        }
+    }
+}
+
+impl EventBridgePublisher {
+    /// One `PutEvents` of at most ten entries; the ids it did not deliver, and why.
+    async fn put_chunk(&self, chunk: &[EventEnvelope]) -> Option<(Vec<EventId>, String)> {
+        let entries: Vec<_> = chunk.iter().filter_map(|e| self.entry(e).ok()).collect();
+        match self
+            .client
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) if out.failed_entry_count() == 0 => None,
+            // Entries come back in request order; a failed one carries an error code.
+            Ok(out) => {
+                let mut message = String::new();
+                let failed = chunk
+                    .iter()
+                    .zip(out.entries())
+                    .filter_map(|(event, result)| {
+                        let code = result.error_code()?;
+                        message = format!("{code}: {}", result.error_message().unwrap_or(""));
+                        Some(event.event_id.clone())
+                    })
+                    .collect();
+                Some((failed, message))
+            }
+            Err(err) => Some((
+                chunk.iter().map(|e| e.event_id.clone()).collect(),
+                aws_sdk_eventbridge::error::DisplayErrorContext(&err).to_string(),
+            )),
         }
     }
 }
