@@ -14,15 +14,21 @@ Offline checks (each failure says what is wrong and where):
   workflows   statemachines/*.asl.json <-> DefinitionUri; every ${Name} substituted, every
               substitution used, no account id / region literal; the state machine's policies
               allow its Task resources (Lambda invoke, SQS send)
-  iam         per function: the actions its code calls (REQUIREMENTS below, keyed by what
-              its src/*.rs constructs) are allowed on the right resources, and nothing else is
-              granted (least privilege; SAM policy templates expanded, POLICY_TEMPLATES)
+  iam         per function: an own AWS::IAM::Role (Role: !GetAtt; SAM's generated roles attach
+              AWS managed policies with Resource "*"), no AWS managed policy; the actions its
+              code calls (REQUIREMENTS below, keyed by what its src/*.rs constructs; the key
+              prefixes where a path touches only some) and what Lambda itself needs (its own
+              log group, its event sources, X-Ray) are allowed on the right resources (and keys,
+              for grants with a dynamodb:LeadingKeys condition), nothing else is granted, a
+              table grant used only by key-scoped paths carries the LeadingKeys condition, and
+              no grant has Resource "*" but the WILDCARD_RESOURCE_ACTIONS
   routes      HttpApi events <-> docs/openapi.json operations, and each route is in the Rust
               route table (clanwar_edge::routes::all_routes) of the function serving it
   invoke      GameServerInvokePolicy / GuildServiceInvokePolicy / OperatorInvokePolicy (managed
               policies, exported): evaluated (Allow, explicit Deny) against every HttpApi route:
               game servers reach every route but /admin/* and PUT /clans/{clan_id}, the guild
               service only that upsert, operators only /admin/*
+  secrets     no function variable named like a secret is a literal; such parameters NoEcho
   operations  every queue has a DLQ + redrive (or is one); every DLQ has a depth alarm; every
               function has a /aws/lambda/<FunctionName> log group with retention; every
               ClanWars alarm's metric is emitted by the Rust code; alarms notify AlarmTopic
@@ -79,6 +85,13 @@ class Requirement:
     why: str
     env: tuple[str, ...]  # environment variables the code requires with it
     needs: tuple[tuple[str, str], ...]  # (action, resource kind)
+    # Partition-key prefixes of every item these calls touch (string constants of
+    # shared/aws/src/keys.rs or the function's own sources); empty: any key (the store's
+    # records of every kind). A policy may hold them to these with dynamodb:LeadingKeys.
+    keys: tuple[str, ...] = ()
+    # A marker that, also present, means the function uses another path instead (the relay
+    # builds the same deps but calls only the outbox port).
+    excluded_by: str | None = None
 
 
 REQUIREMENTS: tuple[Requirement, ...] = (
@@ -88,11 +101,21 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         ("TABLE_NAME", "EVENT_BUS_NAME"),
         tuple((a, "table") for a in STORE_ITEM_ACTIONS)
         + (("dynamodb:Query", "table"), ("dynamodb:Query", "indexes")),
+        excluded_by=r"\bclanwar_edge::outbox::",
     ),
     Requirement(
         r"\bclanwar_edge::outbox::", "the outbox relay: publishes the outbox's events (every "
         "other function only writes them to the table)", ("EVENT_BUS_NAME",),
         (("events:PutEvents", "bus"),),
+    ),
+    Requirement(
+        r"\bclanwar_edge::outbox::", "the outbox relay's outbox port (shared/aws/src/outbox.rs, "
+        "services/outbox.rs deliver/relay): the sweep's Query of each partition, moving an "
+        "entry to its partition (TransactWriteItems Put + Delete), deleting published entries "
+        "(BatchWriteItem)", ("TABLE_NAME",),
+        tuple((a, "table") for a in ("dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                                     "dynamodb:BatchWriteItem")),
+        keys=("OUTBOX#",),
     ),
     Requirement(
         r"\broutes::wars::", "routes::wars: declarations start the declare-war saga (with_"
@@ -114,12 +137,24 @@ REQUIREMENTS: tuple[Requirement, ...] = (
          ("states:StopExecution", "exec:LIFECYCLE_STATE_MACHINE_ARN")),
     ),
     Requirement(
-        r"\broutes::realtime::handle_ws\b", "realtime_from_env() + handle_ws: connect, "
-        "subscribe (checked against the war and its clans), disconnect",
-        ("TABLE_NAME", "WS_MANAGEMENT_ENDPOINT"),
-        tuple((a, "table") for a in ("dynamodb:PutItem", "dynamodb:UpdateItem",
-                                     "dynamodb:GetItem", "dynamodb:BatchGetItem",
-                                     "dynamodb:BatchWriteItem")),
+        r"\broutes::realtime::handle_ws\b", "realtime_from_env() + handle_ws: connect PutItem "
+        "(the connection), subscribe PutItem (the subscription), disconnect BatchWriteItem "
+        "(deletes of both)", ("TABLE_NAME", "WS_MANAGEMENT_ENDPOINT"),
+        (("dynamodb:PutItem", "table"), ("dynamodb:BatchWriteItem", "table")),
+        keys=("WSCONN#", "WSTOPIC#"),
+    ),
+    Requirement(
+        r"\broutes::realtime::handle_ws\b", "handle_ws: the connection's player and topics "
+        "(GetItem in subscribe and disconnect), its topics (UpdateItem in subscribe)",
+        ("TABLE_NAME",), (("dynamodb:GetItem", "table"), ("dynamodb:UpdateItem", "table")),
+        keys=("WSCONN#",),
+    ),
+    Requirement(
+        r"\broutes::realtime::handle_ws\b", "handle_ws subscribe: the war or clan subscribed "
+        "to (DynamoDbStore GetItem) and the war's clans (BatchGetItem), Realtime::subscribe",
+        ("TABLE_NAME",),
+        (("dynamodb:GetItem", "table"), ("dynamodb:BatchGetItem", "table")),
+        keys=("WAR#", "CLAN#"),
     ),
     Requirement(
         r"\bsessions_from_env\(", "sessions_from_env(): the session signing keys "
@@ -127,17 +162,32 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         (("secretsmanager:GetSecretValue", "secret"),),
     ),
     Requirement(
-        r"\broutes::realtime::fan_out\b", "realtime_from_env() + fan_out: subscribers, pushes, "
-        "forgetting gone connections", ("TABLE_NAME", "WS_MANAGEMENT_ENDPOINT"),
-        tuple((a, "table") for a in ("dynamodb:Query", "dynamodb:GetItem",
-                                     "dynamodb:BatchWriteItem"))
-        + (("execute-api:ManageConnections", "connections"),),
+        r"\broutes::realtime::fan_out\b", "realtime_from_env() + fan_out: subscribers (Query "
+        "of a topic's partition)", ("TABLE_NAME", "WS_MANAGEMENT_ENDPOINT"),
+        (("dynamodb:Query", "table"),), keys=("WSTOPIC#",),
+    ),
+    Requirement(
+        r"\broutes::realtime::fan_out\b", "fan_out: forgetting a gone connection (GetItem of "
+        "its topics)", ("TABLE_NAME",), (("dynamodb:GetItem", "table"),), keys=("WSCONN#",),
+    ),
+    Requirement(
+        r"\broutes::realtime::fan_out\b", "fan_out: forgetting a gone connection "
+        "(BatchWriteItem deletes of it and its subscriptions)", ("TABLE_NAME",),
+        (("dynamodb:BatchWriteItem", "table"),), keys=("WSCONN#", "WSTOPIC#"),
+    ),
+    Requirement(
+        r"\broutes::realtime::fan_out\b", "fan_out: pushes (PostToConnection)",
+        ("WS_MANAGEMENT_ENDPOINT",), (("execute-api:ManageConnections", "connections"),),
     ),
     Requirement(
         r"\bDynamoDbLedger\b", "economy-simulator ledger (functions/economy-simulator/src/"
-        "ledger.rs)", ("TABLE_NAME",),
-        tuple((a, "table") for a in ("dynamodb:GetItem", "dynamodb:PutItem",
-                                     "dynamodb:UpdateItem")),
+        "ledger.rs): reads and counts of its entries (ECON#) and failure switches (ECONCFG#)",
+        ("TABLE_NAME",), (("dynamodb:GetItem", "table"), ("dynamodb:UpdateItem", "table")),
+        keys=("ECON#", "ECONCFG#"),
+    ),
+    Requirement(
+        r"\bDynamoDbLedger\b", "economy-simulator ledger: a grant's new entry (PutItem ECON#)",
+        ("TABLE_NAME",), (("dynamodb:PutItem", "table"),), keys=("ECON#",),
     ),
     Requirement(
         r"\.send_task_success\(\)", "answers task tokens (SendTaskSuccess)", (),
@@ -148,6 +198,30 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         (("states:SendTaskFailure", "*"),),
     ),
 )
+
+# Actions a function policy may grant on Resource "*", each with the reason: they have no
+# resource-level permissions (Service Authorization Reference), or the resource is unknowable.
+# Any other action on "*" fails the check.
+WILDCARD_RESOURCE_ACTIONS: dict[str, str] = {
+    "xray:PutTraceSegments": "X-Ray has no resource-level permissions (Tracing: Active)",
+    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions (Tracing: Active)",
+    "states:SendTaskSuccess": "a task token of a service integration (the reward saga's "
+                              "sqs:sendMessage.waitForTaskToken) names no resource IAM can scope",
+    "states:SendTaskFailure": "as SendTaskSuccess",
+}
+
+# What Lambda itself does with a function's role, per event source type: (action, resource
+# attribute of the source). Only what the service needs: AWS's managed execution roles grant
+# the same actions on "*".
+EVENT_SOURCE_NEEDS: dict[str, tuple[str, ...]] = {
+    "SQS": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+    "DynamoDB": ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                 "dynamodb:ListStreams"),
+}
+LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+TRACING_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+# Where the key prefixes of REQUIREMENTS are defined (besides the function's own sources).
+KEY_SOURCES = ("shared/aws/src/keys.rs",)
 
 # Excess grants the checker reports as warnings instead of failures, for resources another
 # piece of work owns (logical id -> why). Remove an entry once its policy is exact.
@@ -328,8 +402,16 @@ class Grant:
     action: str  # may contain wildcards
     resource: str  # may contain wildcards
     source: str  # where in the template
+    # A dynamodb:LeadingKeys pattern (StringLike) the item's partition key must match; None:
+    # no condition. A statement with several patterns becomes one grant per pattern.
+    leading_key: str | None = None
 
-    def allows(self, action: str, resource: str) -> bool:
+    def allows(self, action: str, resource: str, key: str | None = None) -> bool:
+        """Whether this grant allows `action` on `resource` for an item with partition key
+        `key` (None: any key, which a key-conditioned grant never covers)."""
+        if self.leading_key is not None and (key is None or
+                                             not _iam_match(self.leading_key, key)):
+            return False
         return _iam_match(self.action.lower(), action.lower()) and \
             _iam_match(self.resource, resource)
 
@@ -398,10 +480,35 @@ def _statement_grants(document: dict, where: str, errors: list[str]) -> list[Gra
             errors.append(f"{where}.Statement[{number}]: NotAction/NotResource cannot be "
                           "checked")
             continue
+        keys: list[str | None] = [None]
+        condition = statement.get("Condition")
+        if condition is not None:
+            keys = _leading_keys(condition)
+            if not keys:
+                errors.append(f"{where}.Statement[{number}]: Condition {condition!r} cannot be "
+                              "checked (only ForAllValues:StringLike / StringEquals on "
+                              "dynamodb:LeadingKeys)")
+                continue
         for action in _as_list(statement.get("Action") or []):
             for resource in _as_list(statement.get("Resource") or []):
-                grants.append(Grant(str(action), str(resource), f"{where}.Statement[{number}]"))
+                for key in keys:
+                    grants.append(Grant(str(action), str(resource),
+                                        f"{where}.Statement[{number}]", key))
     return grants
+
+
+def _leading_keys(condition: Any) -> list[str | None]:
+    """The dynamodb:LeadingKeys patterns of a Condition, or [] if it is anything else."""
+    if not isinstance(condition, dict) or len(condition) != 1:
+        return []
+    (operator, clause), = condition.items()
+    if operator not in ("ForAllValues:StringLike", "ForAllValues:StringEquals") or \
+            not isinstance(clause, dict) or set(clause) != {"dynamodb:LeadingKeys"}:
+        return []
+    patterns = [str(p) for p in _as_list(clause["dynamodb:LeadingKeys"])]
+    if operator.endswith("StringEquals"):  # literal: escape the wildcards of the matcher
+        patterns = [re.sub(r"([*?\[])", r"[\1]", p) for p in patterns]
+    return patterns
 
 
 def _function_sources(package_dir: Path) -> str:
@@ -447,8 +554,91 @@ def _needed_resources(kind: str, env: dict[str, str], stack: Stack) -> list[str]
     raise ValueError(f"unknown resource kind {kind}")
 
 
+def role_grants(stack: Stack, role_id: str, owner: str) -> tuple[list[Grant], list[str]]:
+    """The Allow grants of a template AWS::IAM::Role: its ManagedPolicyArns (policies of this
+    template only: an AWS managed policy cannot be checked and grants on "*") and its inline
+    Policies."""
+    grants: list[Grant] = []
+    errors: list[str] = []
+    props = stack.resources[role_id].get("Properties") or {}
+    for index, arn in enumerate(_as_list(stack.resolve(props.get("ManagedPolicyArns") or []))):
+        where = f"{owner} role {role_id}.ManagedPolicyArns[{index}]"
+        managed = _managed_policy(stack, str(arn))
+        if managed is None:
+            errors.append(f"{where}: {arn!r} is not an AWS::IAM::ManagedPolicy of this template "
+                          "(AWS managed policies grant their actions on Resource \"*\")")
+            continue
+        logical_id, document = managed
+        grants += _statement_grants(document, f"{where} ({logical_id})", errors)
+    for index, policy in enumerate(_as_list(stack.resolve(props.get("Policies") or []))):
+        where = f"{owner} role {role_id}.Policies[{index}]"
+        if not isinstance(policy, dict) or "PolicyDocument" not in policy:
+            errors.append(f"{where}: unrecognised inline policy {policy!r}")
+            continue
+        grants += _statement_grants(policy["PolicyDocument"], where, errors)
+    if props.get("PermissionsBoundary") is not None:
+        errors.append(f"{owner} role {role_id}: PermissionsBoundary cannot be checked")
+    return grants, errors
+
+
+def function_role(stack: Stack, logical_id: str, raw_props: dict) -> tuple[str | None, str]:
+    """The template role a function runs with, or None and why not."""
+    role = raw_props.get("Role")
+    if role is None:
+        return None, ("no Role: SAM would generate one with AWS managed policies granting on "
+                      "Resource \"*\" (AWSLambdaBasicExecutionRole; AWSXrayWriteOnlyAccess with "
+                      "Tracing; AWSLambdaSQSQueueExecutionRole / AWSLambdaDynamoDBExecutionRole "
+                      "for its event sources) - give it Role: !GetAtt <its AWS::IAM::Role>.Arn")
+    target = role.get("Fn::GetAtt") if isinstance(role, dict) else None
+    if isinstance(target, str):
+        target = target.split(".", 1)
+    if not (isinstance(target, list) and len(target) == 2 and target[1] == "Arn"
+            and stack.resources.get(target[0], {}).get("Type") == "AWS::IAM::Role"):
+        return None, f"Role {role!r} is not !GetAtt <an AWS::IAM::Role of this template>.Arn"
+    role_id = target[0]
+    if stack.resources[role_id].get("Condition") != stack.resources[logical_id].get("Condition"):
+        return None, f"its role {role_id} has another Condition than the function"
+    return role_id, ""
+
+
+def runtime_needs(stack: Stack, logical_id: str, props: dict) -> list[tuple[str, str, str]]:
+    """What Lambda itself does with the function's role: write its own log group, read its
+    event sources, send to a stream source's on-failure destination, send traces."""
+    needs = []
+    name = stack.created[logical_id].ref
+    group = f"/aws/lambda/{name}"
+    stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}:log-stream:2026/01/01/[$LATEST]x"
+    for action in LOG_ACTIONS:
+        needs.append((action, stream, f"Lambda writes the function's logs to {group}"))
+    if props.get("Tracing") == "Active":
+        for action in TRACING_ACTIONS:
+            needs.append((action, "*", "Tracing: Active (X-Ray)"))
+    for event_id, event in (props.get("Events") or {}).items():
+        kind = event.get("Type")
+        if kind not in EVENT_SOURCE_NEEDS:
+            continue
+        source = (event.get("Properties") or {}).get("Queue" if kind == "SQS" else "Stream")
+        arn = str(stack.resolve(source))
+        for action in EVENT_SOURCE_NEEDS[kind]:
+            needs.append((action, arn, f"the {kind} event source {event_id}"))
+        failure = (((event.get("Properties") or {}).get("DestinationConfig") or {})
+                   .get("OnFailure") or {})
+        if failure.get("Type") == "SQS":
+            needs.append(("sqs:SendMessage", str(stack.resolve(failure.get("Destination"))),
+                          f"the on-failure destination of {event_id}"))
+    return needs
+
+
+def _key_defined(prefix: str, sources: str, root: Path) -> bool:
+    """Whether a key prefix is a string constant of the key design or the function's code."""
+    texts = [sources] + [(root / p).read_text(encoding="utf-8") for p in KEY_SOURCES
+                         if (root / p).is_file()]
+    return any(f'"{prefix}' in text for text in texts)
+
+
 def check_iam(template: dict, report: Report, root: Path = ROOT) -> None:
     stack = symbolic_stack(template)
+    merged = Stack(template)  # Globals merged into the functions (Tracing)
     for logical_id, resource in stack.resources.items():
         if resource["Type"] != FUNCTION_TYPE:
             continue
@@ -460,40 +650,125 @@ def check_iam(template: dict, report: Report, root: Path = ROOT) -> None:
         props = resource.get("Properties") or {}
         env = {k: str(v) for k, v in (stack.resolve(
             (props.get("Environment") or {}).get("Variables") or {})).items()}
-        grants, errors = policy_grants(stack, props.get("Policies"), logical_id)
+        who = f"{logical_id} ({binary})"
+        role_id, why_not = function_role(stack, logical_id, props)
+        if not report.check("iam", role_id is not None,
+                            f"{who} runs with its own role" + (f" - {why_not}" if why_not
+                                                                else f" ({role_id})")):
+            continue
+        if props.get("Policies") is not None:
+            report.fail("iam", f"{who}: Policies are ignored when Role is set - move them to "
+                               f"{role_id}")
+        grants, errors = role_grants(stack, role_id, logical_id)
         for error in errors:
             report.fail("iam", error)
-        needs: list[tuple[str, str, str]] = []  # action, resource, why
+        # (action, resource, partition key sample or None, why)
+        needs: list[tuple[str, str, str | None, str]] = []
+        keyed_only: dict[tuple[str, str], bool] = {}  # (action, arn) -> every need is keyed
         for req in REQUIREMENTS:
             if not re.search(req.marker, sources):
                 continue
+            if req.excluded_by and re.search(req.excluded_by, sources):
+                continue
             for var in req.env:
                 report.check("iam", var in env,
-                             f"{logical_id} ({binary}): {req.why} needs environment variable "
+                             f"{who}: {req.why} needs environment variable "
                              f"{var}" + ("" if var in env else " - missing from the template"))
+            for prefix in req.keys:
+                report.check("iam", _key_defined(prefix, sources, root),
+                             f"{who}: key prefix {prefix} of '{req.why}' is a string constant "
+                             f"of {', '.join(KEY_SOURCES)} or the function's code"
+                             + ("" if _key_defined(prefix, sources, root) else
+                                " - not found: the requirement no longer matches the keys"))
             for action, kind in req.needs:
                 for arn in _needed_resources(kind, env, stack):
-                    needs.append((action, arn, req.why))
-        for action, arn, why in needs:
-            ok = any(g.allows(action, arn) for g in grants)
-            report.check("iam", ok, f"{logical_id} ({binary}) may call {action} on {arn}"
-                         + ("" if ok else f" - NOT ALLOWED by its Policies (needed by {why})"))
+                    samples: list[str | None] = [f"{p}sample" for p in req.keys] or [None]
+                    for key in samples:
+                        needs.append((action, arn, key, req.why))
+                    keyed_only[(action, arn)] = keyed_only.get((action, arn), True) \
+                        and bool(req.keys)
+        for action, arn, why in runtime_needs(stack, logical_id,
+                                              merged.resources[logical_id].get("Properties")
+                                              or {}):
+            needs.append((action, arn, None, why))
+        for action, arn, key, why in needs:
+            ok = any(g.allows(action, arn, key) for g in grants)
+            report.check("iam", ok, f"{who} may call {action} on {arn}"
+                         + (f" for key {key}" if key else "")
+                         + ("" if ok else f" - NOT ALLOWED by its role (needed by {why})"))
         unused: dict[str, dict[str, list[str]]] = {}  # source -> resource -> actions
         for grant in grants:
-            if not any(grant.allows(action, arn) for action, arn, _ in needs):
-                unused.setdefault(grant.source, {}).setdefault(grant.resource, []) \
-                    .append(grant.action)
+            if not any(grant.allows(action, arn, key) for action, arn, key, _ in needs):
+                what = grant.resource + (f" (LeadingKeys {grant.leading_key})"
+                                         if grant.leading_key else "")
+                unused.setdefault(grant.source, {}).setdefault(what, []).append(grant.action)
         for source, by_resource in unused.items():
             excess = "; ".join(f"{', '.join(actions)} on {resource}"
                                for resource, actions in by_resource.items())
-            message = (f"{logical_id} ({binary}): {source} grants what its code never calls "
+            message = (f"{who}: {source} grants what its code never calls "
                        f"(least privilege): {excess}")
             if logical_id in LEAST_PRIVILEGE_PENDING:
                 report.warn("iam", f"{message} [pending: {LEAST_PRIVILEGE_PENDING[logical_id]}]")
             else:
                 report.fail("iam", message)
         if not unused:
-            report.check("iam", True, f"{logical_id} ({binary}): every grant is used")
+            report.check("iam", True, f"{who}: every grant is used")
+        # A table grant without a key condition whose every use is key-scoped could be held to
+        # those keys.
+        for grant in grants:
+            if grant.leading_key is not None or not grant.action.lower().startswith("dynamodb:"):
+                continue
+            used = [(a, r) for a, r, k, _ in needs if grant.allows(a, r, k)]
+            if used and all(keyed_only.get(u, False) for u in used):
+                prefixes = sorted({k for a, r, k, _ in needs if (a, r) in used and k})
+                report.fail("iam", f"{who}: {grant.source} grants {grant.action} on "
+                                   f"{grant.resource} for every key, but its code only touches "
+                                   f"{', '.join(p.removesuffix('sample') for p in prefixes)}"
+                                   " - add a dynamodb:LeadingKeys condition")
+        # Resource "*" only for the actions that cannot be scoped.
+        for grant in grants:
+            if grant.resource != "*":
+                continue
+            allowed = next((a for a in WILDCARD_RESOURCE_ACTIONS
+                            if a.lower() == grant.action.lower()), None)
+            report.check("iam", allowed is not None,
+                         f"{who}: {grant.source} grants {grant.action} on Resource \"*\""
+                         + (f" (justified: {WILDCARD_RESOURCE_ACTIONS[allowed]})" if allowed else
+                            " - scope it to its resources (or, if the action has no resource-"
+                            "level permissions, list it in WILDCARD_RESOURCE_ACTIONS with why)"))
+
+
+# ----- secrets -------------------------------------------------------------------------------
+
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|(^|_)KEY($|_)|"
+                          r"SIGNING|TOKEN", re.I)
+# A literal that is no secret even under such a name: a number (a TTL, a refresh period).
+_NOT_A_SECRET_VALUE = re.compile(r"[0-9]+")
+
+
+def check_secrets(template: dict, report: Report) -> None:
+    """No secret in the template: a function variable named like one is never a literal (it
+    is a Ref / Sub of a generated secret or a parameter), and a parameter named like one has
+    NoEcho."""
+    merged = Stack(template)
+    for logical_id, resource in merged.resources.items():
+        if resource["Type"] != FUNCTION_TYPE:
+            continue
+        variables = ((resource.get("Properties") or {}).get("Environment") or {}) \
+            .get("Variables") or {}
+        for name, value in variables.items():
+            if not _SECRET_NAME.search(name):
+                continue
+            literal = not isinstance(value, dict) and \
+                not _NOT_A_SECRET_VALUE.fullmatch(str(value))
+            report.check("secrets", not literal,
+                         f"{logical_id}: {name} is not a literal in the template"
+                         + (" - a secret-looking value is written into the template; keep it "
+                            "in Secrets Manager and pass its ARN" if literal else ""))
+    for name, parameter in (template.get("Parameters") or {}).items():
+        if _SECRET_NAME.search(name) and not re.search(r"(Seconds|Days|Ttl)$", name):
+            report.check("secrets", str((parameter or {}).get("NoEcho")).lower() == "true",
+                         f"parameter {name} has NoEcho: true (it looks like a secret)")
 
 
 # ----- functions -----------------------------------------------------------------------------
@@ -1136,6 +1411,86 @@ def self_test() -> int:
     expect(not invoke_allowed(fenced, admin), "an explicit Deny wins over the Allow")
     expect(invoke_allowed(fenced, admin.replace("/admin/wars", "/wars")),
            "... and leaves the game routes reachable")
+    # Key conditions, roles and the Resource "*" rule.
+    conditioned = Grant("dynamodb:GetItem", table, "x", "WSCONN#*")
+    expect(conditioned.allows("dynamodb:GetItem", table, "WSCONN#c1"), "a key in the pattern")
+    expect(not conditioned.allows("dynamodb:GetItem", table, "WAR#w1"), "a key outside it")
+    expect(not conditioned.allows("dynamodb:GetItem", table), "any key is not a key pattern")
+    expect(Grant("dynamodb:GetItem", table, "x").allows("dynamodb:GetItem", table, "WAR#w1"),
+           "an unconditioned grant covers every key")
+    expect(_leading_keys({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["A#*"]}})
+           == ["A#*"], "LeadingKeys patterns are read")
+    expect(_leading_keys({"StringEquals": {"aws:SourceVpc": "v"}}) == [],
+           "other conditions are not understood (so they are reported)")
+    expect(function_role(stack, "F", {})[0] is None, "a function without Role is refused")
+    template["Resources"]["R"] = {"Type": "AWS::IAM::Role", "Condition": "IsOn", "Properties": {
+        "ManagedPolicyArns": ["arn:aws:iam::aws:policy/service-role/"
+                              "AWSLambdaSQSQueueExecutionRole", {"Ref": "P"}]}}
+    stack = symbolic_stack(template)
+    expect(function_role(stack, "F", {"Role": {"Fn::GetAtt": ["R", "Arn"]}})[0] == "R",
+           "Role: !GetAtt <role>.Arn is the function's role")
+    grants, errors = role_grants(stack, "R", "F")
+    expect(len(errors) == 1 and "AWS managed" in errors[0], f"AWS managed policy refused: {errors}")
+    expect(any("(P)" in g.source for g in grants), "the role's template managed policy expands")
+    # The real template, broken on purpose: each change must be caught.
+    real = load_template(ROOT / "infra/template.yaml")
+
+    def failures_after(change) -> list[str]:
+        broken = json.loads(json.dumps(real))
+        change(broken["Resources"])
+        found = Report()
+        check_iam(broken, found)
+        return found.failures
+
+    def statements(resources: dict, role: str) -> list[dict]:
+        return resources[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+    def drop_condition(resources: dict) -> None:
+        for statement in statements(resources, "EventHandlerRole"):
+            statement.pop("Condition", None)
+
+    def narrow_keys(resources: dict) -> None:
+        for statement in statements(resources, "WsConnectionsRole"):
+            keys = (statement.get("Condition") or {}).get("ForAllValues:StringLike", {})
+            if "CLAN#*" in keys.get("dynamodb:LeadingKeys", []):
+                keys["dynamodb:LeadingKeys"].remove("CLAN#*")
+
+    def wildcard(resources: dict) -> None:
+        statements(resources, "BattleManagerRole").append(
+            {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": "*"})
+
+    def managed(resources: dict) -> None:
+        resources["ScoreCalculatorRole"]["Properties"]["ManagedPolicyArns"].append(
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole")
+
+    def sam_role(resources: dict) -> None:
+        del resources["TerritoryManagerFunction"]["Properties"]["Role"]
+
+    def other_log_group(resources: dict) -> None:
+        statements(resources, "AllianceManagerRole")[0]["Resource"] = {
+            "Fn::GetAtt": ["BattleManagerLogGroup", "Arn"]}
+
+    for change, expected in ((drop_condition, "add a dynamodb:LeadingKeys condition"),
+                             (narrow_keys, "for key CLAN#sample - NOT ALLOWED"),
+                             (wildcard, 'dynamodb:GetItem on Resource "*" - scope it'),
+                             (managed, "AWSLambdaSQSQueueExecutionRole' is not an"),
+                             (sam_role, "TerritoryManagerFunction (territory-manager) runs with "
+                                        "its own role - no Role"),
+                             (other_log_group, "AllianceManagerFunction (alliance-manager) may "
+                                               "call logs:PutLogEvents")):
+        found = failures_after(change)
+        expect(any(expected in f for f in found),
+               f"{change.__name__} is caught ({expected!r}); got {found[:3]}")
+    leaky = json.loads(json.dumps(real))
+    leaky["Resources"]["WsAuthorizerFunction"]["Properties"]["Environment"]["Variables"][
+        "SESSION_SIGNING_KEY"] = "hunter2-hunter2"
+    found = Report()
+    check_secrets(leaky, found)
+    expect(any("SESSION_SIGNING_KEY is not a literal" in f for f in found.failures),
+           f"a literal secret in a function's environment is caught: {found.failures}")
+    found = Report()
+    check_secrets(real, found)
+    expect(not found.failures, f"the real template has no literal secret: {found.failures}")
     for problem in problems:
         print(f"FAIL self-test: {problem}")
     print(f"infra_check self-test: {'OK' if not problems else f'{len(problems)} failed'}")
@@ -1150,6 +1505,7 @@ def run_offline(template_path: Path, report: Report) -> dict:
     check_functions(template, report, template_dir)
     check_workflows(template, report, template_dir)
     check_iam(template, report)
+    check_secrets(template, report)
     check_routes(template, report)
     check_invoke_policies(template, report)
     check_operations(template, report)

@@ -175,7 +175,7 @@ async fn freeze_other_rules(war_id: &str, kill_base_points: Option<i64>) {
             "sk",
             aws_sdk_dynamodb::types::AttributeValue::S("WAR".into()),
         )
-        // The record is stored under `data` (see `clanwar_aws::dynamodb`).
+        // The record is stored under `data` (see `clanwar_aws`'s `store` module).
         .expression_attribute_names("#d", "data");
     let update = match kill_base_points {
         Some(points) => update
@@ -591,7 +591,7 @@ impl Economy {
 
     /// The status of the reward saga's execution `name`, once it is no longer running.
     async fn finished(&self, name: &str) -> String {
-        let arn = clanwar_aws::stepfunctions::execution_arn(&self.rewards_arn, name);
+        let arn = clanwar_aws::workflows::execution_arn(&self.rewards_arn, name);
         wait_until(&format!("reward run {name}"), SLACK, || async {
             match self
                 .sfn

@@ -12,7 +12,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use aws_sdk_sfn::types::ExecutionStatus;
-use clanwar_aws::stepfunctions::execution_arn;
+use clanwar_aws::workflows::execution_arn;
 use clanwar_aws::{
     DynamoDbStore, EventBridgePublisher, StateMachines, StepFunctionsWorkflows, TableConfig,
 };

@@ -81,6 +81,23 @@ pub(crate) fn outbox_partition(shard: u32) -> String {
     format!("{OUTBOX_PREFIX}{shard}")
 }
 
+/// A WebSocket connection's record (its player and the topics it subscribed to).
+pub(crate) fn connection_key(connection: &str) -> (String, String) {
+    (format!("{CONNECTION_PREFIX}{connection}"), "WSCONN".into())
+}
+pub(crate) const CONNECTION_PREFIX: &str = "WSCONN#";
+
+/// One subscription: the topic's partition, sorted by connection id.
+pub(crate) fn subscription_key(topic: &str, connection: &str) -> (String, String) {
+    (topic_partition(topic), connection.to_owned())
+}
+
+/// The partition of a topic's subscriptions.
+pub(crate) fn topic_partition(topic: &str) -> String {
+    format!("{TOPIC_PREFIX}{topic}")
+}
+pub(crate) const TOPIC_PREFIX: &str = "WSTOPIC#";
+
 /// The shard an input always lands on (the domain's one stable hash).
 pub(crate) use clanwar_domain::hash::shard_of;
 

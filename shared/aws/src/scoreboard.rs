@@ -8,18 +8,17 @@
 //! judged again against what the table now holds, and written again — a bounded number of
 //! passes with jittered backoff, then `Contention` (503 with a retry hint at the edge).
 
-use crate::dynamodb::{corrupt, key_item, n, number, s, string, DynamoDbStore, TransactFailure};
+use crate::attributes::{corrupt, key_item, n, number, s, string, Item};
+use crate::dynamodb::{DynamoDbStore, TransactFailure};
 use crate::keys::*;
 use crate::score_plan::{judge, Judgement, Known, Pair, PairState, Role};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use clanwar_domain::ids::{BattleId, ClanId, PlayerId, WarId};
 use clanwar_domain::ledger::{LedgerEntry, LedgerFilter};
 use clanwar_domain::ports::*;
 use futures_util::future::{join_all, try_join_all};
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-type Item = HashMap<String, AttributeValue>;
 
 /// Passes of one batch: the optimistic write, then re-judged retries of what was cancelled.
 const MAX_PASSES: u32 = 5;

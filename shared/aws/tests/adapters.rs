@@ -1,6 +1,8 @@
 //! Adapter tests without an emulator: the SDK clients answer from `aws-smithy-mocks` rules, so
 //! each test pins the requests an adapter sends and how it maps what AWS answers — cancellation
-//! reasons, unprocessed keys and items, `FailedEntryCount`, throttling, idempotent starts — in
+//! reasons (a lost condition, a sealed tally, competing and throttled transactions), unprocessed
+//! keys and items (re-sent, bounded), `FailedEntryCount`, throttling (retried by the SDK, then a
+//! retryable outage), idempotent starts — in
 //! cases an emulator cannot be made to produce on demand. The clients are built from the same
 //! loader the functions use (`clanwar_aws::sdk::defaults`), so the SDK's retry policy is the
 //! production one.
@@ -16,15 +18,21 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use chrono::{TimeZone, Utc};
-use clanwar_aws::{DynamoDbStore, EventBridgePublisher, StateMachines, StepFunctionsWorkflows};
+use clanwar_aws::{
+    DynamoDbConnections, DynamoDbStore, EventBridgePublisher, StateMachines, StepFunctionsWorkflows,
+};
+use clanwar_domain::error::{DomainError, ErrorClass};
 use clanwar_domain::events::{DomainEvent, EventEnvelope};
 use clanwar_domain::ids::{ClanId, EventId, WarId};
 use clanwar_domain::ports::{
-    EventPublisher, Outbox, RecordKey, Store, StoreError, Transaction, WorkflowStarter,
+    ApplyOutcome, EventPublisher, Outbox, PlayerPoints, RecordKey, ScoreBoard, ScoreDelta, Store,
+    StoreError, Transaction, WorkflowStarter,
 };
+use clanwar_domain::realtime::Connections;
 use clanwar_domain::testkit;
 use clanwar_domain::war::WarStatus;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 const TABLE: &str = "clanwar-test";
@@ -320,6 +328,280 @@ async fn a_store_that_keeps_failing_is_unavailable_after_the_sdk_retries() {
     );
 }
 
+/// The cancellation DynamoDB answers: one reason per item, in item order, each from `code`.
+fn cancelled(
+    req: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput,
+    code: impl Fn(&aws_sdk_dynamodb::types::TransactWriteItem) -> &'static str,
+) -> aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError {
+    let reasons = req
+        .transact_items()
+        .iter()
+        .map(|item| CancellationReason::builder().code(code(item)).build())
+        .collect();
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        aws_sdk_dynamodb::types::error::TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons))
+            .build(),
+    )
+}
+
+/// The partition key an item of a transaction writes.
+fn item_pk(item: &aws_sdk_dynamodb::types::TransactWriteItem) -> String {
+    if let Some(put) = item.put() {
+        s(put.item(), "pk")
+    } else if let Some(update) = item.update() {
+        s(update.key(), "pk")
+    } else if let Some(delete) = item.delete() {
+        s(delete.key(), "pk")
+    } else {
+        String::new()
+    }
+}
+
+fn war_id() -> WarId {
+    WarId::new("w1").unwrap()
+}
+
+/// A scoring delta of one player: its marker, a clan-counter shard and the player's item.
+fn score_delta(id: &str) -> ScoreDelta {
+    ScoreDelta {
+        war_id: war_id(),
+        shards: 4,
+        dedupe_id: id.into(),
+        players: vec![PlayerPoints {
+            player_id: clanwar_domain::ids::PlayerId::new("p1").unwrap(),
+            clan_id: ClanId::new("att").unwrap(),
+            points: 10,
+        }],
+        clans: vec![(ClanId::new("att").unwrap(), 10)],
+        battle_kill: None,
+        farm_guard: None,
+        ledger: None,
+    }
+}
+
+#[tokio::test]
+async fn a_competing_or_throttled_transaction_is_a_conflict_that_names_no_losing_write() {
+    // `TransactionConflict` (another transaction held an item) and `ThrottlingError` (an item's
+    // partition was throttled) cancel the whole transaction without any condition failing:
+    // the caller's optimistic retry (reload, apply again) is what fixes both.
+    for code in ["TransactionConflict", "ThrottlingError"] {
+        let rule = mock!(aws_sdk_dynamodb::Client::transact_write_items).then_compute_response(
+            move |req| {
+                MockResponse::Error(cancelled(req, |item| {
+                    if item_pk(item).starts_with("WAR#") {
+                        code
+                    } else {
+                        "None"
+                    }
+                }))
+            },
+        );
+        let store = store(&[&rule]).await;
+
+        let err = store.commit(clan_and_war()).await.unwrap_err();
+
+        assert!(
+            matches!(err, StoreError::Conflict { index: None }),
+            "{code}: {err:?}"
+        );
+        assert!(
+            matches!(DomainError::from(err).class(), ErrorClass::Conflict),
+            "{code}: a concurrent modification, not an outage"
+        );
+        assert_eq!(
+            rule.num_calls(),
+            1,
+            "{code}: the SDK does not resend a cancelled transaction"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_score_write_refused_by_the_seal_is_sealed_and_one_refused_by_its_marker_a_conflict() {
+    let mut tx = Transaction::new();
+    tx.score(score_delta("evt-1"));
+    // The clan-counter shard fails its condition only once the final tally sealed it.
+    let sealed =
+        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_compute_response(|req| {
+            MockResponse::Error(cancelled(req, |item| {
+                if item_pk(item).starts_with("SCORE#") {
+                    "ConditionalCheckFailed"
+                } else {
+                    "None"
+                }
+            }))
+        });
+    let err = store(&[&sealed])
+        .await
+        .commit(tx.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Sealed(w) if *w == war_id()),
+        "{err:?}"
+    );
+
+    // The exactly-once marker fails when the delta was applied before: a plain conflict.
+    let replayed =
+        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_compute_response(|req| {
+            MockResponse::Error(cancelled(req, |item| {
+                if item_pk(item).starts_with("APPLIED#") {
+                    "ConditionalCheckFailed"
+                } else {
+                    "None"
+                }
+            }))
+        });
+    let err = store(&[&replayed]).await.commit(tx).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { index: Some(0) }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_score_chunk_cancelled_by_a_competing_transaction_is_judged_again_and_applied() {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let transact = mock!(aws_sdk_dynamodb::Client::transact_write_items).then_compute_response(
+        move |req| {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                MockResponse::Error(cancelled(req, |item| {
+                    if item_pk(item).starts_with("PSCORE#") {
+                        "TransactionConflict"
+                    } else {
+                        "None"
+                    }
+                }))
+            } else {
+                MockResponse::Output(
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+                        .build(),
+                )
+            }
+        },
+    );
+    // The second pass reads the delta's exactly-once records first: none exists yet.
+    let read = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(|| {
+        aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput::builder().build()
+    });
+    let store = store(&[&transact, &read]).await;
+
+    let outcomes = store.apply_batch(vec![score_delta("evt-1")]).await.unwrap();
+
+    assert_eq!(outcomes, vec![ApplyOutcome::Applied]);
+    assert_eq!(
+        transact.num_calls(),
+        2,
+        "the cancelled chunk went round once more"
+    );
+    assert_eq!(
+        read.num_calls(),
+        1,
+        "its records were read back before the retry"
+    );
+}
+
+#[tokio::test]
+async fn a_score_chunk_refused_by_the_seal_is_sealed_without_a_retry() {
+    let transact =
+        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_compute_response(|req| {
+            MockResponse::Error(cancelled(req, |item| {
+                if item_pk(item).starts_with("SCORE#") {
+                    "ConditionalCheckFailed"
+                } else {
+                    "None"
+                }
+            }))
+        });
+    let store = store(&[&transact]).await;
+
+    let outcomes = store.apply_batch(vec![score_delta("evt-1")]).await.unwrap();
+
+    assert_eq!(outcomes, vec![ApplyOutcome::Sealed]);
+    assert_eq!(transact.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_score_batch_that_keeps_conflicting_ends_in_retryable_contention_after_bounded_passes() {
+    let transact =
+        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_compute_response(|req| {
+            MockResponse::Error(cancelled(req, |_| "TransactionConflict"))
+        });
+    let read = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(|| {
+        aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput::builder().build()
+    });
+    let store = store(&[&transact, &read]).await;
+
+    let err = store
+        .apply_batch(vec![score_delta("evt-1")])
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, StoreError::Contention { attempts: 5 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        transact.num_calls(),
+        5,
+        "one optimistic pass and four re-judged ones"
+    );
+    assert_eq!(
+        DomainError::from(err).class(),
+        ErrorClass::Unavailable,
+        "contention is answered 503 with a retry hint"
+    );
+}
+
+#[tokio::test]
+async fn a_read_that_stays_throttled_is_a_retryable_outage_after_the_sdk_retries() {
+    for code in [
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+    ] {
+        let rule = mock!(aws_sdk_dynamodb::Client::get_item)
+            .sequence()
+            .http_response(move || dynamodb_error(400, code))
+            .repeatedly()
+            .build();
+        let store = store(&[&rule]).await;
+
+        let err = store.get(&RecordKey::War(war_id())).await.unwrap_err();
+
+        assert!(
+            matches!(err, StoreError::Unavailable { .. }),
+            "{code}: {err:?}"
+        );
+        assert_eq!(
+            rule.num_calls(),
+            3,
+            "{code}: the SDK retries a throttled call"
+        );
+        assert_eq!(
+            DomainError::from(err).class(),
+            ErrorClass::Unavailable,
+            "{code}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_read_that_recovers_is_answered() {
+    let rule = mock!(aws_sdk_dynamodb::Client::get_item)
+        .sequence()
+        .http_response(|| dynamodb_error(400, "ProvisionedThroughputExceededException"))
+        .output(|| aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build())
+        .build();
+    let store = store(&[&rule]).await;
+
+    let found = store.get(&RecordKey::War(war_id())).await.unwrap();
+
+    assert!(found.is_none());
+    assert_eq!(rule.num_calls(), 2);
+}
+
 // ---- DynamoDB: batches -----------------------------------------------------------------------
 
 fn stored_clan(name: &str) -> HashMap<String, AttributeValue> {
@@ -459,6 +741,252 @@ async fn acknowledging_the_outbox_resends_only_the_unprocessed_deletes() {
     assert_eq!(sent[1], vec![sent[0][2].clone()]);
 }
 
+#[tokio::test]
+async fn acknowledging_gives_up_with_contention_when_deletes_stay_unprocessed() {
+    let rule = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_compute_response(|req| {
+        let requests = req.request_items().and_then(|r| r.get(TABLE)).cloned();
+        MockResponse::Output(
+            aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder()
+                .unprocessed_items(TABLE, requests.unwrap_or_default())
+                .build(),
+        )
+    });
+    let store = store(&[&rule]).await;
+    let events: Vec<EventEnvelope> = (1..=3).map(event).collect();
+
+    let err = store.acknowledge(&events).await.unwrap_err();
+
+    assert!(matches!(err, StoreError::Contention { .. }), "{err:?}");
+    let calls = rule.num_calls();
+    assert!(
+        (2..=16).contains(&calls),
+        "bounded: gave up after {calls} rounds"
+    );
+}
+
+#[tokio::test]
+async fn acknowledging_more_than_25_events_sends_batches_of_at_most_25() {
+    let sizes = Seen::default();
+    let recorder = sizes.clone();
+    let rule = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+        .match_requests(move |req| {
+            let n = req
+                .request_items()
+                .and_then(|r| r.get(TABLE))
+                .map_or(0, Vec::len);
+            recorder.push(n)
+        })
+        .then_output(|| {
+            aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder().build()
+        });
+    let store = store(&[&rule]).await;
+    let events: Vec<EventEnvelope> = (0..60).map(event).collect();
+
+    store.acknowledge(&events).await.expect("acknowledged");
+
+    let mut sizes = sizes.all();
+    sizes.sort_unstable();
+    assert_eq!(sizes, vec![10, 25, 25]);
+}
+
+// ---- DynamoDB: WebSocket connections --------------------------------------------------------
+
+#[tokio::test]
+async fn disconnecting_deletes_the_connection_and_its_subscriptions_resending_unprocessed_ones() {
+    let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+        let mut item = key("WSCONN#c1", "WSCONN");
+        item.insert(
+            "topics".into(),
+            AttributeValue::Ss(vec!["war:w1".into(), "clan:att".into()]),
+        );
+        aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder()
+            .set_item(Some(item))
+            .build()
+    });
+    let sent = Seen::default();
+    let recorder = sent.clone();
+    let write = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+        .match_requests(move |req| {
+            let keys: Vec<(String, String)> = req
+                .request_items()
+                .and_then(|r| r.get(TABLE))
+                .map(|requests| {
+                    requests
+                        .iter()
+                        .filter_map(|r| r.delete_request())
+                        .map(|d| (s(d.key(), "pk"), s(d.key(), "sk")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            recorder.push(keys)
+        })
+        .then_compute_response(|req| {
+            let requests = req.request_items().and_then(|r| r.get(TABLE)).cloned();
+            let requests = requests.unwrap_or_default();
+            let builder =
+                aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder();
+            // The first call leaves its first delete unprocessed.
+            MockResponse::Output(if requests.len() > 1 {
+                builder
+                    .unprocessed_items(TABLE, vec![requests[0].clone()])
+                    .build()
+            } else {
+                builder.build()
+            })
+        });
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk().await)
+        .interceptor(interceptor(&[&get, &write]))
+        .build();
+    let connections = DynamoDbConnections::new(aws_sdk_dynamodb::Client::from_conf(config), TABLE);
+
+    connections.disconnect("c1").await.expect("disconnected");
+
+    let sent = sent.all();
+    assert_eq!(sent.len(), 2, "one batch, then the left-over delete");
+    let mut first = sent[0].clone();
+    first.sort();
+    assert_eq!(
+        first,
+        vec![
+            ("WSCONN#c1".to_owned(), "WSCONN".to_owned()),
+            ("WSTOPIC#clan:att".to_owned(), "c1".to_owned()),
+            ("WSTOPIC#war:w1".to_owned(), "c1".to_owned()),
+        ]
+    );
+    assert_eq!(sent[1], vec![sent[0][0].clone()]);
+}
+
+// ---- Key prefixes the IAM conditions rely on ----------------------------------------------
+//
+// infra/template.yaml holds the WebSocket functions and the outbox relay to some partitions
+// with `dynamodb:LeadingKeys`; these tests pin that their adapters touch no other partition.
+
+/// Every partition key a request body names: items, keys and `:pk`-style key values.
+fn partition_keys(body: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    match body {
+        serde_json::Value::Object(map) => {
+            for (name, value) in map {
+                let is_key = name == "pk" || name == ":pk";
+                if let (true, Some(pk)) = (is_key, value.get("S").and_then(|v| v.as_str())) {
+                    found.push(pk.to_owned());
+                } else {
+                    found.extend(partition_keys(value));
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|v| found.extend(partition_keys(v)))
+        }
+        _ => {}
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_connections_adapter_touches_only_connection_and_subscription_partitions() {
+    let put = mock!(aws_sdk_dynamodb::Client::put_item)
+        .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+    let update = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| {
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build()
+    });
+    let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+        let mut item = key("WSCONN#c1", "WSCONN");
+        item.insert("player_id".into(), AttributeValue::S("p1".into()));
+        item.insert("topics".into(), AttributeValue::Ss(vec!["war:w1".into()]));
+        aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder()
+            .set_item(Some(item))
+            .build()
+    });
+    let write = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_output(|| {
+        aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder().build()
+    });
+    let query = mock!(aws_sdk_dynamodb::Client::query).then_output(|| {
+        aws_sdk_dynamodb::operation::query::QueryOutput::builder()
+            .items(key("WSTOPIC#war:w1", "c1"))
+            .build()
+    });
+    let wire = WireLog::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk().await)
+        .interceptor(interceptor(&[&put, &update, &get, &write, &query]))
+        .interceptor(wire.clone())
+        .build();
+    let connections = DynamoDbConnections::new(aws_sdk_dynamodb::Client::from_conf(config), TABLE);
+    let player = clanwar_domain::ids::PlayerId::new("p1").unwrap();
+    let topic = clanwar_domain::realtime::Topic::War(war_id());
+
+    connections
+        .connect("c1", &player, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(connections.player_of("c1").await.unwrap(), Some(player));
+    connections.subscribe("c1", &topic).await.unwrap();
+    assert_eq!(connections.subscribers(&topic).await.unwrap(), vec!["c1"]);
+    connections.disconnect("c1").await.unwrap();
+
+    for rule in [&put, &update, &get, &write, &query] {
+        assert!(rule.num_calls() > 0, "every operation was exercised");
+    }
+    let keys: Vec<String> = wire.bodies().iter().flat_map(partition_keys).collect();
+    assert!(keys.len() >= 6, "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|pk| pk.starts_with("WSCONN#") || pk.starts_with("WSTOPIC#")),
+        "only WSCONN# / WSTOPIC# partitions (the template's LeadingKeys): {keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_outbox_adapter_touches_only_outbox_partitions() {
+    // One entry written under an earlier partition count: the sweep moves it first.
+    let stray = event(7);
+    let body = serde_json::to_string(&stray).unwrap();
+    let home = clanwar_domain::hash::shard_of(stray.event_id.as_str(), 32);
+    let old_partition = format!("OUTBOX#{}", (home + 1) % 32);
+    let query = mock!(aws_sdk_dynamodb::Client::query).then_compute_response(move |req| {
+        let pk = req
+            .expression_attribute_values()
+            .and_then(|v| v.get(":pk"))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let builder = aws_sdk_dynamodb::operation::query::QueryOutput::builder();
+        MockResponse::Output(if pk == old_partition {
+            let mut item = key(&old_partition, "2026-02-01T00:00:07.000000Z#evt-007");
+            item.insert("event".into(), AttributeValue::S(body.clone()));
+            builder.items(item).build()
+        } else {
+            builder.build()
+        })
+    });
+    let transact = mock!(aws_sdk_dynamodb::Client::transact_write_items).then_output(|| {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+            .build()
+    });
+    let write = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_output(|| {
+        aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder().build()
+    });
+    let wire = WireLog::default();
+    let store = store_on_the_wire(&[&query, &transact, &write], wire.clone()).await;
+
+    let pending = store.pending(10).await.unwrap();
+    store.acknowledge(&pending).await.unwrap();
+
+    assert_eq!(pending, vec![stray]);
+    assert_eq!(
+        transact.num_calls(),
+        1,
+        "the stray entry was moved to its partition"
+    );
+    assert_eq!(write.num_calls(), 1);
+    let keys: Vec<String> = wire.bodies().iter().flat_map(partition_keys).collect();
+    assert!(keys.len() >= 32 + 3, "{keys:?}");
+    assert!(
+        keys.iter().all(|pk| pk.starts_with("OUTBOX#")),
+        "only OUTBOX# partitions (the template's LeadingKeys): {keys:?}"
+    );
+}
+
 // ---- EventBridge -----------------------------------------------------------------------------
 
 #[tokio::test]
@@ -537,6 +1065,50 @@ async fn a_put_events_call_that_fails_reports_its_whole_chunk() {
     assert_eq!(
         err.failed, ids,
         "the first ten landed; the last two stay in the outbox"
+    );
+}
+
+#[tokio::test]
+async fn put_events_throttled_as_a_call_is_retried_and_throttled_entries_are_reported() {
+    // A throttled call (the whole request) is the SDK's to retry...
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let rule = mock!(aws_sdk_eventbridge::Client::put_events)
+        .sequence()
+        .http_response(|| {
+            HttpResponse::new(
+                StatusCode::try_from(400).unwrap(),
+                SdkBody::from(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#),
+            )
+        })
+        .output(move || {
+            use aws_sdk_eventbridge::types::PutEventsResultEntry;
+            counter.fetch_add(1, Ordering::SeqCst);
+            // ...while throttled entries (FailedEntryCount) stay in the outbox for the relay.
+            aws_sdk_eventbridge::operation::put_events::PutEventsOutput::builder()
+                .failed_entry_count(1)
+                .entries(PutEventsResultEntry::builder().event_id("eb-1").build())
+                .entries(
+                    PutEventsResultEntry::builder()
+                        .error_code("ThrottlingException")
+                        .error_message("Rate exceeded")
+                        .build(),
+                )
+                .build()
+        })
+        .build();
+    let publisher = publisher(&[&rule]).await;
+    let events: Vec<EventEnvelope> = (1..=2).map(event).collect();
+
+    let err = publisher.publish(&events).await.unwrap_err();
+
+    assert_eq!(rule.num_calls(), 2, "the throttled call was sent again");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(err.failed, vec![events[1].event_id.clone()]);
+    assert!(
+        err.message.contains("ThrottlingException"),
+        "{}",
+        err.message
     );
 }
 

@@ -31,7 +31,7 @@ pub async fn relay_stream(
         if record.event_name != "INSERT" {
             continue;
         }
-        match clanwar_aws::dynamodb::outbox_event(&record.change.new_image) {
+        match clanwar_aws::outbox::outbox_event(&record.change.new_image) {
             Ok(Some(envelope)) => sequenced.push((record.change.sequence_number, envelope)),
             Ok(None) => {}
             Err(err) => tracing::error!(error = %err, "undecodable outbox entry skipped"),

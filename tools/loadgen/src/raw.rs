@@ -1,7 +1,7 @@
 //! The raw emulator calls of each operation, made directly with the AWS SDK against the
 //! emulator: the same DynamoDB operations on the same kinds of items, in the same sequence of
 //! round trips (calls side by side within one), as the functions make them
-//! (`shared/aws/src/dynamodb.rs`, `scoreboard.rs`, `score_plan.rs`). Run at the same rates
+//! (`shared/aws/src/store.rs`, `unit_of_work.rs`, `scoreboard.rs`, `score_plan.rs`). Run at the same rates
 //! as the API steps, they show what the calls alone cost on this machine, so that the API's
 //! latency can be set against them.
 //!

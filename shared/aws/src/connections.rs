@@ -1,15 +1,14 @@
-//! Adapters of the real-time ports: WebSocket connections and subscriptions in the DynamoDB
-//! table (with TTL: API Gateway drops a connection after two hours at most), and pushes
-//! through API Gateway's management API (`@connections`), where 410 Gone means "forget it".
+//! DynamoDB adapter of the connections port: WebSocket connections and their subscriptions in
+//! the table (with TTL: API Gateway drops a connection after two hours at most).
 
+use crate::attributes::{key_item, s};
+use crate::keys::{connection_key, subscription_key, topic_partition};
 use async_trait::async_trait;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use chrono::{DateTime, Duration, Utc};
 use clanwar_domain::ids::PlayerId;
 use clanwar_domain::ports::StoreError;
-use clanwar_domain::realtime::{Connections, PushError, Pusher, Topic};
-use std::collections::HashMap;
+use clanwar_domain::realtime::{Connections, Topic};
 
 /// API Gateway closes WebSocket connections after 2 hours; keep records a little longer.
 const CONNECTION_TTL_HOURS: i64 = 3;
@@ -29,24 +28,6 @@ impl DynamoDbConnections {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn connection_key(connection: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), s(format!("WSCONN#{connection}"))),
-        ("sk".to_owned(), s("WSCONN")),
-    ])
-}
-
-fn subscription_key(topic: &str, connection: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), s(format!("WSTOPIC#{topic}"))),
-        ("sk".to_owned(), s(connection)),
-    ])
-}
-
 fn expires(at: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(
         (at + Duration::hours(CONNECTION_TTL_HOURS))
@@ -63,7 +44,7 @@ impl Connections for DynamoDbConnections {
         player: &PlayerId,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut item = connection_key(connection);
+        let mut item = key_item(connection_key(connection));
         item.insert("player_id".into(), s(player.to_string()));
         item.insert("connected_at".into(), s(at.to_rfc3339()));
         item.insert("expires_at".into(), expires(at));
@@ -82,7 +63,7 @@ impl Connections for DynamoDbConnections {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(connection_key(connection)))
+            .set_key(Some(key_item(connection_key(connection))))
             .projection_expression("player_id")
             .send()
             .await
@@ -96,14 +77,14 @@ impl Connections for DynamoDbConnections {
         PlayerId::new(raw)
             .map(Some)
             .map_err(|e| StoreError::Corrupt {
-                key: format!("WSCONN#{connection}"),
+                key: connection_key(connection).0,
                 message: e.to_string(),
             })
     }
 
     async fn subscribe(&self, connection: &str, topic: &Topic) -> Result<(), StoreError> {
         let topic = topic.to_string();
-        let mut item = subscription_key(&topic, connection);
+        let mut item = key_item(subscription_key(&topic, connection));
         item.insert("expires_at".into(), expires(Utc::now()));
         self.client
             .put_item()
@@ -116,7 +97,7 @@ impl Connections for DynamoDbConnections {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(connection_key(connection)))
+            .set_key(Some(key_item(connection_key(connection))))
             .update_expression("ADD topics :t")
             .expression_attribute_values(":t", AttributeValue::Ss(vec![topic]))
             .send()
@@ -130,7 +111,7 @@ impl Connections for DynamoDbConnections {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(connection_key(connection)))
+            .set_key(Some(key_item(connection_key(connection))))
             .send()
             .await
             .map_err(|e| StoreError::unavailable("GetItem connection", e))?;
@@ -140,9 +121,9 @@ impl Connections for DynamoDbConnections {
             .unwrap_or_default();
         let mut keys: Vec<_> = topics
             .iter()
-            .map(|t| subscription_key(t, connection))
+            .map(|t| key_item(subscription_key(t, connection)))
             .collect();
-        keys.push(connection_key(connection));
+        keys.push(key_item(connection_key(connection)));
         // BatchWriteItem takes 25 requests a call.
         for chunk in keys.chunks(25) {
             let requests = chunk
@@ -183,7 +164,7 @@ impl Connections for DynamoDbConnections {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("WSTOPIC#{topic}")))
+                .expression_attribute_values(":pk", s(topic_partition(&topic.to_string())))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -199,49 +180,5 @@ impl Connections for DynamoDbConnections {
             }
         }
         Err(crate::dynamodb::too_many_pages("Query subscribers"))
-    }
-}
-
-/// Pushes through the WebSocket API's management endpoint.
-#[derive(Debug, Clone)]
-pub struct ApiGatewayPusher {
-    client: aws_sdk_apigatewaymanagement::Client,
-}
-
-impl ApiGatewayPusher {
-    /// `endpoint`: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` in AWS.
-    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-            .endpoint_url(endpoint)
-            .build();
-        Self {
-            client: aws_sdk_apigatewaymanagement::Client::from_conf(config),
-        }
-    }
-}
-
-#[async_trait]
-impl Pusher for ApiGatewayPusher {
-    async fn push(&self, connection: &str, payload: &[u8]) -> Result<(), PushError> {
-        let result = self
-            .client
-            .post_to_connection()
-            .connection_id(connection)
-            .data(Blob::new(payload))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_gone_exception()) =>
-            {
-                Err(PushError::Gone)
-            }
-            Err(err) => Err(PushError::Failed(
-                aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err).to_string(),
-            )),
-        }
     }
 }
