@@ -4,7 +4,6 @@
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{BattleId, TerritoryId, WarId};
-use crate::ports::SideKills;
 use crate::spatial::validate_coordinate;
 use crate::territory::Position;
 use crate::war::{Side, War};
@@ -165,6 +164,13 @@ impl Battle {
         self.winner_side = Some(winner);
         Ok(())
     }
+}
+
+/// Kills per side in a battle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideKills {
+    pub attacker: i64,
+    pub defender: i64,
 }
 
 #[cfg(test)]

@@ -2,12 +2,10 @@
 //! Each failed rule has its own error code. The store re-checks the race-prone ones (pair lock,
 //! clan versions, territory versions) at commit time, so a concurrent declaration cannot slip by.
 
-use crate::clan::{Clan, Role};
+use crate::clan::{require_role, Clan, Role};
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::ids::{ClanId, PlayerId, TerritoryId};
-use crate::ports::PairLock;
-use crate::services::require_role;
+use crate::ids::{ClanId, PlayerId, TerritoryId, WarId};
 use crate::territory::Territory;
 use crate::war::PhaseDurations;
 use chrono::{DateTime, Duration, Utc};
@@ -270,6 +268,42 @@ pub fn rule_of(err: &DomainError) -> Option<u8> {
         IdempotencyKeyReused => 12,
         _ => return None,
     })
+}
+
+/// The war history of one pair of clans (rules 4 and 6 of SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLock {
+    pub first: ClanId,
+    pub second: ClanId,
+    /// The pair's war that is not yet ENDED/CANCELLED, if any.
+    pub active_war_id: Option<WarId>,
+    pub last_ended_at: Option<DateTime<Utc>>,
+    pub version: u64,
+}
+
+impl PairLock {
+    pub fn new(a: &ClanId, b: &ClanId) -> Self {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        Self {
+            first: first.clone(),
+            second: second.clone(),
+            active_war_id: None,
+            last_ended_at: None,
+            version: 0,
+        }
+    }
+}
+
+/// A remembered declaration for rule 12.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub clan_id: ClanId,
+    pub key: String,
+    /// Fingerprint of the request body: the same key with another body is refused.
+    pub request_hash: String,
+    pub war_id: WarId,
+    pub expires_at: DateTime<Utc>,
+    pub version: u64,
 }
 
 #[cfg(test)]

@@ -2,11 +2,9 @@
 //! hold), recorded in the same transaction as its points, so a war's totals can be audited and
 //! recomputed from it. `recompute` is the one rule that turns a ledger into totals.
 
-use crate::config::Rules;
 use crate::ids::{ClanId, PlayerId, WarId};
-use crate::scoring;
-use crate::war::{Outcome, Side, War, WinnerSide};
-use chrono::{DateTime, Duration, Utc};
+use crate::status::Side;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -73,32 +71,6 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
-    /// An entry of `war`, kept until its end deadline plus `rules.ledger_retention_days`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        war: &War,
-        rules: &Rules,
-        event_id: impl Into<String>,
-        kind: EffectKind,
-        occurred_at: DateTime<Utc>,
-        player_id: Option<PlayerId>,
-        clan_id: ClanId,
-        side: Side,
-        points: i64,
-    ) -> Self {
-        Self {
-            event_id: event_id.into(),
-            kind,
-            occurred_at,
-            player_id,
-            clan_id,
-            side,
-            points,
-            retained_until: retention_end(war, rules),
-            voided_by: None,
-        }
-    }
-
     pub fn matches(&self, filter: &LedgerFilter) -> bool {
         filter
             .player_id
@@ -106,12 +78,6 @@ impl LedgerEntry {
             .is_none_or(|p| self.player_id.as_ref() == Some(p))
             && filter.clan_id.as_ref().is_none_or(|c| &self.clan_id == c)
     }
-}
-
-/// When a war's ledger entries may expire: the war's end deadline plus the retention. A war
-/// that ends early (surrender) keeps them a little longer, never shorter.
-pub fn retention_end(war: &War, rules: &Rules) -> DateTime<Utc> {
-    war.phase_deadlines.ended_at + Duration::days(rules.ledger_retention_days)
 }
 
 /// The order of entries within a ledger page: newest `occurred_at` first, then by id.
@@ -251,48 +217,12 @@ pub fn voided_by(entry: &LedgerEntry, voids: &[Void]) -> Option<u32> {
         .map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX))
 }
 
-/// A war's result as its ledger makes it, after `voids`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rescored {
-    pub totals: Totals,
-    pub winner: WinnerSide,
-    pub outcome: Outcome,
-    /// `(clan, rating before the war, rating after it)` for every clan of the war.
-    pub ratings: Vec<(ClanId, i32, i32)>,
-}
-
-/// The war's result from its ledger without the voided entries: totals, winner (higher side
-/// score; tie → more territories held at the end, `held`; tie → draw, as at the final tally)
-/// and the Elo change from the ratings the clans had *before* the war. Pure and
-/// deterministic: the same ledger, voids and inputs always give the same result.
-pub fn rescore(
-    war: &War,
-    entries: &[LedgerEntry],
-    voids: &[Void],
-    held: (usize, usize),
-    ratings_before: &BTreeMap<ClanId, i32>,
-    rules: &Rules,
-) -> Rescored {
-    let kept = entries
-        .iter()
-        .filter(|e| !voids.iter().any(|v| v.covers(e)));
-    let mut totals = recompute(kept);
-    // Sides as the war defines them (an entry's side is the side its clan was on).
-    let (attacker, defender) = scoring::side_totals(war, &totals.clans);
-    (totals.attacker, totals.defender) = (attacker, defender);
-    let (winner, outcome) = scoring::decide_winner(attacker, defender, held.0, held.1);
-    let ratings = scoring::side_rating_changes(war, ratings_before, winner, rules.elo_k);
-    Rescored {
-        totals,
-        winner,
-        outcome,
-        ratings,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Rules;
+    use crate::scoring::{rescore, Rescored};
+    use crate::war::{Outcome, War, WinnerSide};
 
     fn entry(
         id: &str,

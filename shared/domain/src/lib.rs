@@ -12,6 +12,7 @@ pub mod hash;
 pub mod ids;
 pub mod ledger;
 pub mod memory;
+pub mod port_error;
 pub mod ports;
 pub mod realtime;
 pub mod retry;
@@ -20,6 +21,7 @@ pub mod scoring;
 pub mod services;
 pub mod session;
 pub mod spatial;
+pub mod status;
 pub mod territory;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

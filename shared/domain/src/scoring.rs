@@ -7,9 +7,9 @@
 use crate::clan::DEFAULT_RATING;
 use crate::config::Rules;
 use crate::error::DomainError;
-use crate::ids::{BattleId, ClanId, EventId, PlayerId, TerritoryId};
+use crate::ids::{BattleId, ClanId, EventId, PlayerId, TerritoryId, WarId};
+use crate::ledger::{recompute, Totals, Void};
 use crate::ledger::{EffectKind, LedgerEntry};
-use crate::ports::{FarmGuard, PlayerPoints, ScoreDelta};
 use crate::territory::Territory;
 use crate::war::{Capture, Outcome, Side, War, WinnerSide};
 use chrono::{DateTime, Duration, Utc};
@@ -536,6 +536,169 @@ pub fn side_rating_changes(
 /// Whether a throttled `ScoreSnapshot` may go out: none yet, or the last is old enough.
 pub fn snapshot_due(last: Option<DateTime<Utc>>, now: DateTime<Utc>, min_interval_s: i64) -> bool {
     last.is_none_or(|last| now - last >= Duration::seconds(min_interval_s))
+}
+
+/// Points to add for one player.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerPoints {
+    pub player_id: PlayerId,
+    pub clan_id: ClanId,
+    pub points: i64,
+}
+
+/// "This killer may score on this victim only if they have not within the window."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FarmGuard {
+    pub killer_id: PlayerId,
+    pub victim_id: PlayerId,
+    pub occurred_at: DateTime<Utc>,
+    pub window_s: i64,
+}
+
+/// An exactly-once increment of a war's score counters, keyed by `dedupe_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreDelta {
+    pub war_id: WarId,
+    /// The war's counter shard count ([`War::score_shards`]).
+    pub shards: u32,
+    /// Applying the same id twice is a no-op (the event id, or an id derived from the action).
+    pub dedupe_id: String,
+    pub players: Vec<PlayerPoints>,
+    /// Clan totals to add (players' points are not added to clans implicitly).
+    pub clans: Vec<(ClanId, i64)>,
+    /// A kill recorded against a battle's per-side tally.
+    pub battle_kill: Option<(BattleId, Side)>,
+    pub farm_guard: Option<FarmGuard>,
+    /// The war-ledger entry of an accepted effect, recorded with its points (and only if
+    /// they are applied); `None` for internal slots such as snapshot claims.
+    pub ledger: Option<Box<LedgerEntry>>,
+}
+
+/// What applying a [`ScoreDelta`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied,
+    /// The dedupe id was applied before: nothing changed.
+    Duplicate,
+    /// The farm guard refused it: nothing changed but the dedupe id is remembered.
+    Farmed,
+    /// The war's counters are sealed (its final tally ran): nothing changed.
+    Sealed,
+}
+
+/// A player's points in a war.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerScore {
+    pub player_id: PlayerId,
+    pub clan_id: ClanId,
+    pub points: i64,
+}
+
+/// The `limit` best players: most points first, ties by player id (every score board ranks so).
+pub fn leaderboard(mut players: Vec<PlayerScore>, limit: usize) -> Vec<PlayerScore> {
+    players.sort_by(|a, b| {
+        b.points
+            .cmp(&a.points)
+            .then_with(|| a.player_id.cmp(&b.player_id))
+    });
+    players.truncate(limit);
+    players
+}
+
+/// Ledger entries are made by the scoring rules, for a war.
+impl LedgerEntry {
+    /// An entry of `war`, kept until its end deadline plus `rules.ledger_retention_days`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        war: &War,
+        rules: &Rules,
+        event_id: impl Into<String>,
+        kind: EffectKind,
+        occurred_at: DateTime<Utc>,
+        player_id: Option<PlayerId>,
+        clan_id: ClanId,
+        side: Side,
+        points: i64,
+    ) -> Self {
+        Self {
+            event_id: event_id.into(),
+            kind,
+            occurred_at,
+            player_id,
+            clan_id,
+            side,
+            points,
+            retained_until: retention_end(war, rules),
+            voided_by: None,
+        }
+    }
+}
+
+/// When a war's ledger entries may expire: the war's end deadline plus the retention. A war
+/// that ends early (surrender) keeps them a little longer, never shorter.
+pub fn retention_end(war: &War, rules: &Rules) -> DateTime<Utc> {
+    war.phase_deadlines.ended_at + Duration::days(rules.ledger_retention_days)
+}
+
+/// A war's result as its ledger makes it, after `voids`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rescored {
+    pub totals: Totals,
+    pub winner: WinnerSide,
+    pub outcome: Outcome,
+    /// `(clan, rating before the war, rating after it)` for every clan of the war.
+    pub ratings: Vec<(ClanId, i32, i32)>,
+}
+
+/// The war's result from its ledger without the voided entries: totals, winner (higher side
+/// score; tie → more territories held at the end, `held`; tie → draw, as at the final tally)
+/// and the Elo change from the ratings the clans had *before* the war. Pure and
+/// deterministic: the same ledger, voids and inputs always give the same result.
+pub fn rescore(
+    war: &War,
+    entries: &[LedgerEntry],
+    voids: &[Void],
+    held: (usize, usize),
+    ratings_before: &BTreeMap<ClanId, i32>,
+    rules: &Rules,
+) -> Rescored {
+    let kept = entries
+        .iter()
+        .filter(|e| !voids.iter().any(|v| v.covers(e)));
+    let mut totals = recompute(kept);
+    // Sides as the war defines them (an entry's side is the side its clan was on).
+    let (attacker, defender) = side_totals(war, &totals.clans);
+    (totals.attacker, totals.defender) = (attacker, defender);
+    let (winner, outcome) = decide_winner(attacker, defender, held.0, held.1);
+    let ratings = side_rating_changes(war, ratings_before, winner, rules.elo_k);
+    Rescored {
+        totals,
+        winner,
+        outcome,
+        ratings,
+    }
+}
+
+/// The war's view of its score board.
+impl War {
+    /// Players' points as the war counts them now: the counters' values, with the rescored
+    /// players' points after voids (a player voided down to nothing is left out).
+    pub fn rescored(&self, players: Vec<PlayerScore>) -> Vec<PlayerScore> {
+        if self.rescored_players.is_empty() {
+            return players;
+        }
+        players
+            .into_iter()
+            .filter_map(|mut p| match self.rescored_players.get(&p.player_id) {
+                Some(points) if *points <= 0 => None,
+                Some(points) => {
+                    p.points = *points;
+                    Some(p)
+                }
+                None => Some(p),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

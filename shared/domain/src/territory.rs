@@ -2,9 +2,11 @@
 //! Pure functions over the aggregate; `services::territories` loads, checks and commits.
 
 use crate::config::Rules;
+use crate::error::validate_label;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ClanId, TerritoryId, WarId};
-use crate::spatial::{cell_of, validate_coordinate, CellId};
+pub use crate::spatial::Position;
+use crate::spatial::{cell_of, distance, validate_coordinate, CellId};
 use crate::war::{Side, War, WarStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,14 +19,6 @@ pub const MAX_REGION_LEN: usize = 64;
 pub const MAX_TIER: u8 = 3;
 /// Highest resource yield per hour accepted from the world service.
 pub const MAX_RESOURCE_YIELD: u32 = 1_000_000;
-
-/// A point on the world map, in metres.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Position {
-    pub x: f64,
-    pub y: f64,
-}
 
 /// A territory on the world map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,28 +53,6 @@ pub struct TerritoryInput {
     pub resource_yield: u32,
     #[serde(default)]
     pub owner_clan_id: Option<ClanId>,
-}
-
-/// The one rule for every display name (clans, alliances, territories, regions): not blank, at
-/// most `max` characters, no control characters (NUL, escape sequences, ...) — 400 naming
-/// `field` otherwise.
-pub fn validate_label(field: &str, value: &str, max: usize) -> DomainResult<()> {
-    if value.trim().is_empty() {
-        return Err(DomainError::invalid(field, "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
 }
 
 impl TerritoryInput {
@@ -282,6 +254,31 @@ impl Territory {
         self.defense_level += 1;
         Ok(self.defense_level)
     }
+}
+
+/// Keeps the candidates within `radius` of `center` (exact distance), nearest first; equal
+/// distances are ordered by territory id so pages and tests are deterministic.
+pub fn nearest_first(
+    center: Position,
+    radius: f64,
+    candidates: Vec<Territory>,
+) -> Vec<(Territory, f64)> {
+    let mut found: Vec<(Territory, f64)> = candidates
+        .into_iter()
+        .map(|t| {
+            let d = distance(center, t.position());
+            (t, d)
+        })
+        .filter(|(_, d)| *d <= radius)
+        .collect();
+    found.sort_by(|(a, da), (b, db)| {
+        da.total_cmp(db)
+            .then_with(|| a.territory_id.cmp(&b.territory_id))
+    });
+    // Each territory lives in exactly one cell; this only guards against an adapter returning
+    // the same item twice (e.g. from overlapping pages).
+    found.dedup_by(|(a, _), (b, _)| a.territory_id == b.territory_id);
+    found
 }
 
 #[cfg(test)]

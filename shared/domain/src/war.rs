@@ -5,77 +5,10 @@ use crate::clan::Clan;
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{BattleId, ClanId, TerritoryId, WarId};
+pub use crate::status::{RewardStatus, Side, WarStatus};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// Lifecycle states. The declaration order is the only allowed direction of travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum WarStatus {
-    Declared,
-    Preparation,
-    Active,
-    Ending,
-    Ended,
-    Cancelled,
-}
-
-impl WarStatus {
-    /// ENDED and CANCELLED never change again.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, WarStatus::Ended | WarStatus::Cancelled)
-    }
-
-    /// The phase a timer moves this one to, if any.
-    pub fn next_timed(self) -> Option<WarStatus> {
-        match self {
-            WarStatus::Declared => Some(WarStatus::Preparation),
-            WarStatus::Preparation => Some(WarStatus::Active),
-            WarStatus::Active => Some(WarStatus::Ending),
-            WarStatus::Ending => Some(WarStatus::Ended),
-            WarStatus::Ended | WarStatus::Cancelled => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WarStatus::Declared => "DECLARED",
-            WarStatus::Preparation => "PREPARATION",
-            WarStatus::Active => "ACTIVE",
-            WarStatus::Ending => "ENDING",
-            WarStatus::Ended => "ENDED",
-            WarStatus::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(raw.to_owned())).ok()
-    }
-}
-
-/// One side of a war.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Attacker,
-    Defender,
-}
-
-impl Side {
-    pub fn opponent(self) -> Side {
-        match self {
-            Side::Attacker => Side::Defender,
-            Side::Defender => Side::Attacker,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Attacker => "attacker",
-            Side::Defender => "defender",
-        }
-    }
-}
 
 /// Who won.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -337,16 +270,6 @@ pub struct Transition {
     pub version: u64,
 }
 
-/// Distribution state of the reward saga, mirrored on the war for reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RewardStatus {
-    Pending,
-    Distributing,
-    Distributed,
-    RewardsFailed,
-}
-
 /// The war aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct War {
@@ -475,28 +398,6 @@ impl War {
     /// The number of the last rescore (0: never rescored).
     pub fn rescore_number(&self) -> u32 {
         self.rescores.last().map_or(0, |r| r.rescore)
-    }
-
-    /// Players' points as the war counts them now: the counters' values, with the rescored
-    /// players' points after voids (a player voided down to nothing is left out).
-    pub fn rescored(
-        &self,
-        players: Vec<crate::ports::PlayerScore>,
-    ) -> Vec<crate::ports::PlayerScore> {
-        if self.rescored_players.is_empty() {
-            return players;
-        }
-        players
-            .into_iter()
-            .filter_map(|mut p| match self.rescored_players.get(&p.player_id) {
-                Some(points) if *points <= 0 => None,
-                Some(points) => {
-                    p.points = *points;
-                    Some(p)
-                }
-                None => Some(p),
-            })
-            .collect()
     }
 
     /// How late the war entered `status` against that phase's deadline (negative: early, by an

@@ -8,8 +8,8 @@ use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, PlayerId, TerritoryId, WarId};
 use crate::ledger::{EffectKind, LedgerEntry};
 use crate::ports::{RecordKey, ScoreDelta, StoreError, StoreExt, Transaction};
-use crate::spatial::{cells_covering, nearest_first, validate_query};
-use crate::territory::{CaptureChange, Position, Territory, TerritoryInput};
+use crate::spatial::{cells_covering, validate_query};
+use crate::territory::{nearest_first, CaptureChange, Position, Territory, TerritoryInput};
 use crate::war::{Capture, War};
 use chrono::{DateTime, Utc};
 
