@@ -11,6 +11,7 @@ pub mod events;
 pub mod hash;
 pub mod ids;
 pub mod ledger;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod port_error;
 pub mod ports;
@@ -22,8 +23,9 @@ pub mod services;
 pub mod session;
 pub mod spatial;
 pub mod status;
+pub mod system;
 pub mod territory;
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(any(test, feature = "testing"))]
 pub mod testkit;
 pub mod war;
 

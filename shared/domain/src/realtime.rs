@@ -231,6 +231,7 @@ impl Realtime {
 }
 
 /// In-memory connections and a recording pusher, for tests.
+#[cfg(any(test, feature = "testing"))]
 pub mod memory {
     use super::*;
     use std::collections::{BTreeMap, HashSet};

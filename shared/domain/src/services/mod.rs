@@ -9,6 +9,7 @@ use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, EventId, WarId};
+#[cfg(any(test, feature = "testing"))]
 use crate::memory::{FakeClock, MemoryPublisher, MemoryStore, MemoryWorkflows, SequentialIds};
 use crate::ports::{
     Clock, EventPublisher, IdGenerator, Outbox, RecordKey, ScoreBoard, Store, StoreExt,
@@ -48,6 +49,7 @@ impl std::fmt::Debug for Deps {
 }
 
 /// The in-memory fakes behind a [`Deps`], kept by tests to steer and inspect them.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone)]
 pub struct MemoryHandles {
     pub store: MemoryStore,
@@ -56,6 +58,7 @@ pub struct MemoryHandles {
     pub clock: FakeClock,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Deps {
     /// Services wired to in-memory fakes, at the fake clock's time.
     pub fn in_memory(rules: Rules, clock: FakeClock) -> (Self, MemoryHandles) {
@@ -80,7 +83,9 @@ impl Deps {
         };
         (deps, handles)
     }
+}
 
+impl Deps {
     /// A new envelope stamped now.
     pub fn event(
         &self,
