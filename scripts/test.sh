@@ -85,6 +85,9 @@ step "infrastructure definition (cfn-lint)"
 step "infrastructure definition vs the code (tools/infra_check.py)"
 .venv/bin/python tools/infra_check.py
 
+step "production builds carry no test doubles (scripts/check-no-test-doubles.sh)"
+scripts/check-no-test-doubles.sh
+
 step "emulator patches (exact, cheap transaction rollback)"
 .venv/bin/python tools/localaws/check_ddb_transactions.py
 .venv/bin/python tools/localaws/check_sqs_esm.py

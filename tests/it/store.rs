@@ -4,9 +4,10 @@
 use clanwar_aws::{DynamoDbStore, TableConfig};
 use clanwar_domain::config::Rules;
 use clanwar_domain::ids::{ClanId, PlayerId, WarId};
-use clanwar_domain::memory::{FakeClock, MemoryPublisher, MemoryWorkflows, UuidIds};
+use clanwar_domain::memory::{FakeClock, MemoryPublisher, MemoryWorkflows};
 use clanwar_domain::ports::{ApplyOutcome, Outbox, PlayerPoints, ScoreBoard, ScoreDelta};
 use clanwar_domain::services::Deps;
+use clanwar_domain::system::UuidIds;
 use clanwar_integration_tests::wait::{wait_until, Seen, PATIENCE};
 use clanwar_integration_tests::{aws_config, unique_tag, Resources};
 use std::sync::Arc;

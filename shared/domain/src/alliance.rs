@@ -130,7 +130,7 @@ impl Invitation {
 /// A trimmed, non-empty name of at most [`MAX_NAME_CHARS`] characters (400 otherwise).
 pub fn validate_name(raw: &str) -> DomainResult<String> {
     let name = raw.trim();
-    crate::territory::validate_label("name", name, MAX_NAME_CHARS)?;
+    crate::error::validate_label("name", name, MAX_NAME_CHARS)?;
     Ok(name.to_owned())
 }
 

@@ -1,5 +1,6 @@
 //! Clans as the guild service reports them, plus the war bookkeeping this service keeps on them.
 
+use crate::error::{DomainError, DomainResult};
 use crate::ids::{AllianceId, ClanId, PlayerId, WarId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -51,7 +52,7 @@ impl ClanSnapshot {
     /// Field checks (400s) before anything is written.
     pub fn validate(&self) -> crate::DomainResult<()> {
         use crate::DomainError;
-        crate::territory::validate_label("name", &self.name, MAX_CLAN_NAME_LEN)?;
+        crate::error::validate_label("name", &self.name, MAX_CLAN_NAME_LEN)?;
         if self.officer_ids.len() + self.member_ids.len() > MAX_ROSTER {
             return Err(DomainError::invalid(
                 "member_ids",
@@ -176,6 +177,22 @@ impl Clan {
     pub fn leave_war(&mut self, war_id: &WarId, ended_at: DateTime<Utc>) {
         self.active_war_ids.retain(|w| w != war_id);
         self.last_war_ended_at = Some(ended_at);
+    }
+}
+
+/// The actor must hold at least `min` in the clan (leader > officer > member).
+pub fn require_role(clan: &Clan, actor: &PlayerId, min: Role) -> DomainResult<()> {
+    match clan.role_of(actor) {
+        Some(role) if role >= min => Ok(()),
+        _ => Err(DomainError::Forbidden {
+            actor: actor.clone(),
+            clan_id: clan.clan_id.clone(),
+            required: match min {
+                Role::Leader => "leader",
+                Role::Officer => "leader or officer",
+                Role::Member => "a member",
+            },
+        }),
     }
 }
 

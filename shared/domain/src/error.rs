@@ -3,7 +3,8 @@
 //! business (`clanwar_edge::status`, one table); the domain knows no transport.
 
 use crate::ids::{AllianceId, BattleId, ClanId, IdError, PlayerId, TerritoryId, WarId};
-use crate::war::WarStatus;
+use crate::port_error::{StoreError, WorkflowError};
+use crate::status::{RewardStatus, WarStatus};
 use serde_json::{json, Value};
 
 /// The kinds of refusal of SPEC §10. Each has one HTTP status, decided at the edge.
@@ -128,7 +129,7 @@ pub enum DomainError {
     #[error("rewards of war {war_id} are {actual:?}; this needs {expected}")]
     InvalidRewardState {
         war_id: WarId,
-        actual: crate::war::RewardStatus,
+        actual: RewardStatus,
         expected: &'static str,
     },
 
@@ -215,9 +216,9 @@ pub enum DomainError {
 
     // ---- 503: retry -----------------------------------------------------------------------
     #[error("a dependency is unavailable; retry")]
-    Unavailable(#[source] crate::ports::StoreError),
+    Unavailable(#[source] StoreError),
     #[error("the workflow service is unavailable; retry")]
-    WorkflowUnavailable(#[source] crate::ports::WorkflowError),
+    WorkflowUnavailable(#[source] WorkflowError),
 }
 
 impl DomainError {
@@ -394,12 +395,12 @@ impl DomainError {
     }
 }
 
-impl From<crate::ports::StoreError> for DomainError {
-    fn from(err: crate::ports::StoreError) -> Self {
+impl From<StoreError> for DomainError {
+    fn from(err: StoreError) -> Self {
         match err {
-            crate::ports::StoreError::Conflict { .. } => DomainError::ConcurrentModification,
-            crate::ports::StoreError::Sealed(war_id) => DomainError::ScoringClosed(war_id),
-            crate::ports::StoreError::BadCursor => {
+            StoreError::Conflict { .. } => DomainError::ConcurrentModification,
+            StoreError::Sealed(war_id) => DomainError::ScoringClosed(war_id),
+            StoreError::BadCursor => {
                 DomainError::invalid("cursor", "not a cursor returned by this API")
             }
             other => DomainError::Unavailable(other),
@@ -408,6 +409,28 @@ impl From<crate::ports::StoreError> for DomainError {
 }
 
 pub type DomainResult<T> = Result<T, DomainError>;
+
+/// The one rule for every display name (clans, alliances, territories, regions): not blank, at
+/// most `max` characters, no control characters (NUL, escape sequences, ...) — 400 naming
+/// `field` otherwise.
+pub fn validate_label(field: &str, value: &str, max: usize) -> DomainResult<()> {
+    if value.trim().is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

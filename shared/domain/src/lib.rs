@@ -11,7 +11,9 @@ pub mod events;
 pub mod hash;
 pub mod ids;
 pub mod ledger;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
+pub mod port_error;
 pub mod ports;
 pub mod realtime;
 pub mod retry;
@@ -20,8 +22,10 @@ pub mod scoring;
 pub mod services;
 pub mod session;
 pub mod spatial;
+pub mod status;
+pub mod system;
 pub mod territory;
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(any(test, feature = "testing"))]
 pub mod testkit;
 pub mod war;
 

@@ -710,19 +710,6 @@ impl Clock for FakeClock {
     }
 }
 
-/// The real clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-    fn pause(&self, delay: std::time::Duration) -> futures_util::future::BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(delay))
-    }
-}
-
 /// Ids `id-1`, `id-2`, … : readable and deterministic in tests.
 #[derive(Debug, Default)]
 pub struct SequentialIds(AtomicU64);
@@ -730,16 +717,6 @@ pub struct SequentialIds(AtomicU64);
 impl IdGenerator for SequentialIds {
     fn new_id(&self) -> String {
         format!("id-{}", self.0.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-}
-
-/// Random v4 UUIDs.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UuidIds;
-
-impl IdGenerator for UuidIds {
-    fn new_id(&self) -> String {
-        uuid::Uuid::new_v4().to_string()
     }
 }
 

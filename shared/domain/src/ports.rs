@@ -1,63 +1,29 @@
 //! Port traits: everything the domain needs from the outside world. Adapters live in
 //! `crate::memory` (in-process fakes) and in the AWS adapter crate (DynamoDB, EventBridge, SFN).
 
+// The value types of the port signatures, re-exported so adapters name them in one place; each
+// lives with the module that owns it.
+pub use crate::battle::SideKills;
+pub use crate::declaration::{IdempotencyRecord, PairLock};
+pub use crate::port_error::{PublishError, StoreError, WorkflowError};
+pub use crate::scoring::{
+    leaderboard, ApplyOutcome, FarmGuard, PlayerPoints, PlayerScore, ScoreDelta,
+};
+
 use crate::alliance::{Alliance, Invitation};
 use crate::battle::Battle;
 use crate::clan::Clan;
 use crate::events::EventEnvelope;
-use crate::ids::{AllianceId, BattleId, ClanId, EventId, PlayerId, TerritoryId, WarId};
+use crate::ids::{AllianceId, BattleId, ClanId, PlayerId, TerritoryId, WarId};
 use crate::ledger::{LedgerEntry, LedgerFilter, LedgerWrite};
 use crate::rewards::RewardPlan;
 use crate::spatial::CellId;
 use crate::territory::Territory;
-use crate::war::{Side, War, WarStatus};
+use crate::war::{War, WarStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// Why a store call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A write's condition failed (stale version, record already exists, duplicate event).
-    /// `index` is the position of the failing write in the transaction, when known.
-    #[error("conditional write failed at write #{index:?}")]
-    Conflict { index: Option<usize> },
-    /// The backend could not be reached or refused the call; the operation may be retried.
-    #[error("store unavailable: {message}")]
-    Unavailable {
-        message: String,
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-    /// A page cursor that this store did not produce.
-    #[error("invalid page cursor")]
-    BadCursor,
-    /// The request itself is invalid for the backend (e.g. two writes to one key).
-    #[error("invalid store request: {0}")]
-    Invalid(String),
-    /// A stored item could not be decoded.
-    #[error("corrupt record {key}: {message}")]
-    Corrupt { key: String, message: String },
-    /// A score write reached counters that the end of the war sealed: nothing was written.
-    #[error("the score counters of war {0} are sealed")]
-    Sealed(WarId),
-    /// Competing writers kept cancelling this write; retrying later may succeed.
-    #[error("write contention persisted after {attempts} attempts")]
-    Contention { attempts: u32 },
-}
-
-impl StoreError {
-    pub fn unavailable(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Unavailable {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-}
 
 /// Identifies one stored record.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -84,42 +50,6 @@ impl RecordKey {
             RecordKey::Pair(b.clone(), a.clone())
         }
     }
-}
-
-/// The war history of one pair of clans (rules 4 and 6 of SPEC §3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PairLock {
-    pub first: ClanId,
-    pub second: ClanId,
-    /// The pair's war that is not yet ENDED/CANCELLED, if any.
-    pub active_war_id: Option<WarId>,
-    pub last_ended_at: Option<DateTime<Utc>>,
-    pub version: u64,
-}
-
-impl PairLock {
-    pub fn new(a: &ClanId, b: &ClanId) -> Self {
-        let (first, second) = if a <= b { (a, b) } else { (b, a) };
-        Self {
-            first: first.clone(),
-            second: second.clone(),
-            active_war_id: None,
-            last_ended_at: None,
-            version: 0,
-        }
-    }
-}
-
-/// A remembered declaration for rule 12.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdempotencyRecord {
-    pub clan_id: ClanId,
-    pub key: String,
-    /// Fingerprint of the request body: the same key with another body is refused.
-    pub request_hash: String,
-    pub war_id: WarId,
-    pub expires_at: DateTime<Utc>,
-    pub version: u64,
 }
 
 /// Anything the store keeps under a [`RecordKey`].
@@ -225,54 +155,6 @@ pub enum Expect {
     Absent,
     /// The stored record has exactly this version.
     Version(u64),
-}
-
-/// Points to add for one player.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlayerPoints {
-    pub player_id: PlayerId,
-    pub clan_id: ClanId,
-    pub points: i64,
-}
-
-/// "This killer may score on this victim only if they have not within the window."
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FarmGuard {
-    pub killer_id: PlayerId,
-    pub victim_id: PlayerId,
-    pub occurred_at: DateTime<Utc>,
-    pub window_s: i64,
-}
-
-/// An exactly-once increment of a war's score counters, keyed by `dedupe_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScoreDelta {
-    pub war_id: WarId,
-    /// The war's counter shard count ([`War::score_shards`]).
-    pub shards: u32,
-    /// Applying the same id twice is a no-op (the event id, or an id derived from the action).
-    pub dedupe_id: String,
-    pub players: Vec<PlayerPoints>,
-    /// Clan totals to add (players' points are not added to clans implicitly).
-    pub clans: Vec<(ClanId, i64)>,
-    /// A kill recorded against a battle's per-side tally.
-    pub battle_kill: Option<(BattleId, Side)>,
-    pub farm_guard: Option<FarmGuard>,
-    /// The war-ledger entry of an accepted effect, recorded with its points (and only if
-    /// they are applied); `None` for internal slots such as snapshot claims.
-    pub ledger: Option<Box<LedgerEntry>>,
-}
-
-/// What applying a [`ScoreDelta`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApplyOutcome {
-    Applied,
-    /// The dedupe id was applied before: nothing changed.
-    Duplicate,
-    /// The farm guard refused it: nothing changed but the dedupe id is remembered.
-    Farmed,
-    /// The war's counters are sealed (its final tally ran): nothing changed.
-    Sealed,
 }
 
 /// One write of a [`Transaction`].
@@ -470,32 +352,6 @@ pub trait Outbox: Send + Sync {
     async fn acknowledge(&self, events: &[EventEnvelope]) -> Result<(), StoreError>;
 }
 
-/// A player's points in a war.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlayerScore {
-    pub player_id: PlayerId,
-    pub clan_id: ClanId,
-    pub points: i64,
-}
-
-/// The `limit` best players: most points first, ties by player id (every score board ranks so).
-pub fn leaderboard(mut players: Vec<PlayerScore>, limit: usize) -> Vec<PlayerScore> {
-    players.sort_by(|a, b| {
-        b.points
-            .cmp(&a.points)
-            .then_with(|| a.player_id.cmp(&b.player_id))
-    });
-    players.truncate(limit);
-    players
-}
-
-/// Kills per side in a battle.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SideKills {
-    pub attacker: i64,
-    pub defender: i64,
-}
-
 /// Score counters (sharded on DynamoDB) and their reads. `shards` is always the war's own
 /// [`War::score_shards`].
 #[async_trait]
@@ -553,25 +409,10 @@ pub trait ScoreBoard: Send + Sync {
     async fn ledger_all(&self, war: &WarId, shards: u32) -> Result<Vec<LedgerEntry>, StoreError>;
 }
 
-/// Publishing failed for these events (they stay in the outbox).
-#[derive(Debug, thiserror::Error)]
-#[error("{} event(s) not published: {message}", failed.len())]
-pub struct PublishError {
-    pub failed: Vec<EventId>,
-    pub message: String,
-}
-
 /// Publishes committed events (EventBridge in AWS).
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: &[EventEnvelope]) -> Result<(), PublishError>;
-}
-
-/// A workflow could not be started or stopped.
-#[derive(Debug, thiserror::Error)]
-#[error("workflow call failed: {message}")]
-pub struct WorkflowError {
-    pub message: String,
 }
 
 /// Starts and stops the Step Functions workflows.

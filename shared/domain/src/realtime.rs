@@ -333,6 +333,7 @@ fn topics_of(event: &EventEnvelope) -> Vec<Topic> {
 }
 
 /// In-memory connections and a recording pusher, for tests.
+#[cfg(any(test, feature = "testing"))]
 pub mod memory {
     use super::*;
     use std::collections::{BTreeMap, HashSet};

@@ -6,7 +6,7 @@
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ClanId, PlayerId, WarId};
-use crate::ports::PlayerScore;
+use crate::scoring::PlayerScore;
 use crate::war::{RewardStatus, Side, War, WinnerSide};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -279,6 +279,7 @@ impl Sessions {
 }
 
 /// An in-memory key ring, for tests.
+#[cfg(any(test, feature = "testing"))]
 pub mod memory {
     use super::*;
     use std::sync::Mutex;

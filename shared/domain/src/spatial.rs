@@ -6,10 +6,17 @@
 
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::territory::{Position, Territory};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+
+/// A point on the world map, in metres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    pub x: f64,
+    pub y: f64,
+}
 
 /// Largest absolute world coordinate accepted, in metres. Far beyond any game map, and small
 /// enough that cell numbers and distances stay exact-ish in `f64` and fit in `i64`.
@@ -100,31 +107,6 @@ pub fn max_cells_covering(radius: f64, cell_size_m: f64) -> usize {
     side * side
 }
 
-/// Keeps the candidates within `radius` of `center` (exact distance), nearest first; equal
-/// distances are ordered by territory id so pages and tests are deterministic.
-pub fn nearest_first(
-    center: Position,
-    radius: f64,
-    candidates: Vec<Territory>,
-) -> Vec<(Territory, f64)> {
-    let mut found: Vec<(Territory, f64)> = candidates
-        .into_iter()
-        .map(|t| {
-            let d = distance(center, t.position());
-            (t, d)
-        })
-        .filter(|(_, d)| *d <= radius)
-        .collect();
-    found.sort_by(|(a, da), (b, db)| {
-        da.total_cmp(db)
-            .then_with(|| a.territory_id.cmp(&b.territory_id))
-    });
-    // Each territory lives in exactly one cell; this only guards against an adapter returning
-    // the same item twice (e.g. from overlapping pages).
-    found.dedup_by(|(a, _), (b, _)| a.territory_id == b.territory_id);
-    found
-}
-
 /// Checks that a coordinate is a finite number inside the world bounds.
 pub fn validate_coordinate(field: &str, value: f64) -> DomainResult<()> {
     if !value.is_finite() || value.abs() > MAX_ABS_COORDINATE_M {
@@ -156,6 +138,7 @@ pub fn validate_query(x: f64, y: f64, radius: f64, rules: &Rules) -> DomainResul
 mod tests {
     use super::*;
     use crate::ids::TerritoryId;
+    use crate::territory::{nearest_first, Territory};
     use proptest::prelude::*;
 
     fn at(id: &str, x: f64, y: f64) -> Territory {

@@ -7,11 +7,11 @@ use clanwar_aws::{
     SecretsManagerSessionKeys, StateMachines, StepFunctionsWorkflows, TableConfig,
 };
 use clanwar_domain::config::Rules;
-use clanwar_domain::memory::{SystemClock, UuidIds};
 use clanwar_domain::ports::WorkflowStarter;
 use clanwar_domain::realtime::Realtime;
 use clanwar_domain::services::Deps;
 use clanwar_domain::session::Sessions;
+use clanwar_domain::system::{SystemClock, UuidIds};
 use not_configured::NotConfigured;
 use std::sync::Arc;
 

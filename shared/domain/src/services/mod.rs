@@ -3,11 +3,13 @@
 //! caller's path: the table's stream hands committed outbox entries to the relay
 //! ([`outbox::deliver`]), and a periodic sweep ([`outbox::relay`]) catches any it missed.
 
-use crate::clan::{Clan, Role};
+pub use crate::clan::require_role;
+use crate::clan::Clan;
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
-use crate::ids::{ClanId, EventId, PlayerId, WarId};
+use crate::ids::{ClanId, EventId, WarId};
+#[cfg(any(test, feature = "testing"))]
 use crate::memory::{FakeClock, MemoryPublisher, MemoryStore, MemoryWorkflows, SequentialIds};
 use crate::ports::{
     Clock, EventPublisher, IdGenerator, Outbox, RecordKey, ScoreBoard, Store, StoreExt,
@@ -47,6 +49,7 @@ impl std::fmt::Debug for Deps {
 }
 
 /// The in-memory fakes behind a [`Deps`], kept by tests to steer and inspect them.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone)]
 pub struct MemoryHandles {
     pub store: MemoryStore,
@@ -55,6 +58,7 @@ pub struct MemoryHandles {
     pub clock: FakeClock,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Deps {
     /// Services wired to in-memory fakes, at the fake clock's time.
     pub fn in_memory(rules: Rules, clock: FakeClock) -> (Self, MemoryHandles) {
@@ -79,7 +83,9 @@ impl Deps {
         };
         (deps, handles)
     }
+}
 
+impl Deps {
     /// A new envelope stamped now.
     pub fn event(
         &self,
@@ -119,21 +125,5 @@ impl Deps {
             .load(RecordKey::War(id.clone()))
             .await?
             .ok_or_else(|| DomainError::WarNotFound(id.clone()))
-    }
-}
-
-/// The actor must hold at least `min` in the clan (leader > officer > member).
-pub fn require_role(clan: &Clan, actor: &PlayerId, min: Role) -> DomainResult<()> {
-    match clan.role_of(actor) {
-        Some(role) if role >= min => Ok(()),
-        _ => Err(DomainError::Forbidden {
-            actor: actor.clone(),
-            clan_id: clan.clan_id.clone(),
-            required: match min {
-                Role::Leader => "leader",
-                Role::Officer => "leader or officer",
-                Role::Member => "a member",
-            },
-        }),
     }
 }

@@ -4,7 +4,7 @@
 //! The war keeps its voids (in its rescoring audit trail); the ledger keeps every entry as
 //! scored and its reads mark the voided ones. Scores, clan totals, winner (with its tie-break
 //! on the territories held at the end) and the Elo change are recomputed from the whole ledger
-//! by [`ledger::rescore`], from what the tally kept on the war ([`crate::war::Tally`]), so the
+//! by [`crate::scoring::rescore`], from what the tally kept on the war ([`crate::war::Tally`]), so the
 //! result is exactly what the final tally would have given without the voided entries. Clans'
 //! ratings move by the difference, and `WarRescored` goes out with the state change; the reward
 //! plan follows from that event ([`super::rewards::RewardService::follow`]).
@@ -15,7 +15,7 @@ use crate::clan::Clan;
 use crate::error::{DomainError, DomainResult};
 use crate::events::DomainEvent;
 use crate::ids::{ClanId, PlayerId, WarId};
-use crate::ledger::{self, LedgerEntry, Void};
+use crate::ledger::{LedgerEntry, Void};
 use crate::ports::{RecordKey, Transaction};
 use crate::war::{Outcome, RatingChange, Rescore, ScoredResult, War, WarStatus};
 use serde::{Deserialize, Serialize};
@@ -147,7 +147,7 @@ impl RescoreService {
             ));
         }
         let rules = self.deps.rules_for(war);
-        if self.deps.clock.now() >= ledger::retention_end(war, &rules) {
+        if self.deps.clock.now() >= crate::scoring::retention_end(war, &rules) {
             return Err(unavailable("its ledger is past its retention"));
         }
         if let Some(clan) = &void.clan_id {
@@ -180,7 +180,7 @@ impl RescoreService {
             .iter()
             .map(|r| (r.clan_id.clone(), r.old_rating))
             .collect();
-        let mut result = ledger::rescore(
+        let mut result = crate::scoring::rescore(
             &war,
             entries,
             &voids,
@@ -513,7 +513,7 @@ mod tests {
         }
 
         /// The war's totals recomputed from its whole ledger minus its voids.
-        async fn recomputed(&self, war: &War) -> ledger::Totals {
+        async fn recomputed(&self, war: &War) -> crate::ledger::Totals {
             let entries = self
                 .deps
                 .scores
@@ -521,7 +521,7 @@ mod tests {
                 .await
                 .unwrap();
             let voids = war.voids();
-            let mut totals = ledger::recompute(
+            let mut totals = crate::ledger::recompute(
                 entries
                     .iter()
                     .filter(|e| !voids.iter().any(|v| v.covers(e))),

@@ -264,10 +264,11 @@ pub async fn fan_out(realtime: &Realtime, batch: SqsEvent) -> SqsBatchResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clanwar_domain::memory::{MemoryStore, SystemClock};
+    use clanwar_domain::memory::MemoryStore;
     use clanwar_domain::realtime::memory::{MemoryConnections, RecordingPusher};
     use clanwar_domain::realtime::Connections;
     use clanwar_domain::session::memory::sessions;
+    use clanwar_domain::system::SystemClock;
     use std::sync::Arc;
 
     fn realtime() -> (Realtime, Arc<MemoryConnections>) {
