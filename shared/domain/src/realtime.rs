@@ -262,13 +262,16 @@ impl Realtime {
             }
         }
 
-        let outcomes: Vec<(Vec<(usize, Delivery)>, Option<(usize, StoreError)>)> =
-            futures_util::stream::iter(queues)
-                .map(|(connection, queue)| self.push_in_order(connection, queue, &payloads))
-                .buffer_unordered(PUSH_CONCURRENCY)
-                .collect()
-                .await;
-        for (deliveries, forget_failed) in outcomes {
+        let outcomes: Vec<ConnectionOutcome> = futures_util::stream::iter(queues)
+            .map(|(connection, queue)| self.push_in_order(connection, queue, &payloads))
+            .buffer_unordered(PUSH_CONCURRENCY)
+            .collect()
+            .await;
+        for ConnectionOutcome {
+            deliveries,
+            forget_failed,
+        } in outcomes
+        {
             for (i, delivery) in deliveries {
                 if let Ok(report) = &mut results[i] {
                     match delivery {
@@ -292,7 +295,7 @@ impl Realtime {
         connection: &str,
         queue: Vec<usize>,
         payloads: &[Vec<u8>],
-    ) -> (Vec<(usize, Delivery)>, Option<(usize, StoreError)>) {
+    ) -> ConnectionOutcome {
         let mut deliveries = Vec::with_capacity(queue.len());
         for i in queue {
             match self.pusher.push(connection, &payloads[i]).await {
@@ -300,7 +303,10 @@ impl Realtime {
                 Err(PushError::Gone) => {
                     deliveries.push((i, Delivery::Gone));
                     let forgotten = self.connections.disconnect(connection).await;
-                    return (deliveries, forgotten.err().map(|e| (i, e)));
+                    return ConnectionOutcome {
+                        deliveries,
+                        forget_failed: forgotten.err().map(|e| (i, e)),
+                    };
                 }
                 Err(PushError::Failed(reason)) => {
                     tracing::warn!(connection, reason, "push failed");
@@ -308,12 +314,22 @@ impl Realtime {
                 }
             }
         }
-        (deliveries, None)
+        ConnectionOutcome {
+            deliveries,
+            forget_failed: None,
+        }
     }
 }
 
 /// Connections pushed to (and distinct topics read) at once by one fan-out.
 pub const PUSH_CONCURRENCY: usize = 16;
+
+/// What one connection's pushes of a batch did: each event's delivery, and the event whose
+/// push found the connection gone if forgetting it then failed.
+struct ConnectionOutcome {
+    deliveries: Vec<(usize, Delivery)>,
+    forget_failed: Option<(usize, StoreError)>,
+}
 
 /// What became of one push.
 #[derive(Debug, Clone, Copy)]
