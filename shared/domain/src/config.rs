@@ -168,9 +168,29 @@ impl Rules {
                 _ => serde_json::from_str(raw).map_err(|_| format!("{key}: bad value {raw}"))?,
             };
         }
-        serde_json::from_value(json).map_err(|e| e.to_string())
+        let rules: Self = serde_json::from_value(json).map_err(|e| e.to_string())?;
+        rules.validate()?;
+        Ok(rules)
+    }
+
+    /// Refuses parameters no deployment can run with, naming the variable to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_REWARD_CHUNK_SIZE).contains(&self.reward_chunk_size) {
+            return Err(format!(
+                "CLANWAR_RULE_REWARD_CHUNK_SIZE: {} is out of range: grants per reward chunk \
+                 must be 1 to {MAX_REWARD_CHUNK_SIZE}",
+                self.reward_chunk_size
+            ));
+        }
+        Ok(())
     }
 }
+
+/// Most grants per reward-saga chunk. A chunk's grants are recorded in one transaction of the
+/// plan and travel whole in one Step Functions state and one economy (SQS) message, both
+/// limited to 256 KB: 100 grants of at most ~400 bytes each (ids are at most 64 characters)
+/// stay far below that.
+pub const MAX_REWARD_CHUNK_SIZE: usize = 100;
 
 /// The rules that govern one war once it is declared (issue 14, item 3): phase lengths and
 /// bounds, score weights, the anti-farming window, caps, Elo, the shard count and the reward
@@ -320,6 +340,26 @@ mod tests {
         assert_eq!(r.refarm_window(), Duration::minutes(5));
         assert_eq!((r.max_alliance_size, r.max_allies_per_side), (4, 2));
         assert_eq!(r.invitation_ttl(), Duration::hours(48));
+    }
+
+    #[test]
+    fn a_reward_chunk_size_out_of_range_is_refused_by_name() {
+        for bad in ["0", "101"] {
+            let err = Rules::default()
+                .with_overrides([("CLANWAR_RULE_REWARD_CHUNK_SIZE", bad)])
+                .unwrap_err();
+            assert!(
+                err.starts_with("CLANWAR_RULE_REWARD_CHUNK_SIZE: ") && err.contains("1 to 100"),
+                "{err}"
+            );
+        }
+        for good in ["1", "100"] {
+            let r = Rules::default()
+                .with_overrides([("CLANWAR_RULE_REWARD_CHUNK_SIZE", good)])
+                .unwrap();
+            assert_eq!(r.reward_chunk_size.to_string(), good);
+        }
+        assert_eq!(Rules::default().validate(), Ok(()));
     }
 
     #[test]

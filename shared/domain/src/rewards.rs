@@ -243,6 +243,12 @@ impl RewardPlan {
         Ok(changed)
     }
 
+    /// A previous run stopped during its compensation (some grant is REVOKED and the plan is
+    /// not finished): the saga resumes the compensation instead of granting.
+    pub fn resumes_compensation(&self) -> bool {
+        !self.is_finished() && self.count(GrantStatus::Revoked) > 0
+    }
+
     /// The name of the run to start for this plan, if a correction or a re-drive is waiting
     /// for its saga: `Some("r1")` while PENDING with a run.
     pub fn waiting_run(&self) -> Option<&str> {
@@ -504,6 +510,25 @@ pub fn superseded_chunks(plan: &RewardPlan, size: usize) -> Vec<Vec<Grant>> {
         .chunks(size.max(1))
         .map(<[Grant]>::to_vec)
         .collect()
+}
+
+/// The chunks a compensation revokes, last first: every chunk holding a GRANTED grant, and
+/// the first chunk still holding a PENDING one — the chunk in doubt, whose economy call failed
+/// after possibly paying part of it. Chunks run one at a time in order, so nothing after the
+/// chunk in doubt was ever sent.
+pub fn revocation_order(plan: &RewardPlan, size: usize) -> Vec<usize> {
+    let chunks = chunks(plan, size);
+    let in_doubt = chunks
+        .iter()
+        .position(|c| c.iter().any(|g| g.status == GrantStatus::Pending));
+    let mut order: Vec<usize> = chunks
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| Some(*i) == in_doubt || c.iter().any(|g| g.status == GrantStatus::Granted))
+        .map(|(i, _)| i)
+        .collect();
+    order.reverse();
+    order
 }
 
 #[cfg(test)]

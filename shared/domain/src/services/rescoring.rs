@@ -338,8 +338,8 @@ mod tests {
     use crate::rewards::GrantStatus;
     use crate::scoring::BattleEvent;
     use crate::services::clans::ClanService;
-    use crate::services::rewards::fake::MemoryEconomy;
-    use crate::services::rewards::{run_saga, RewardService};
+    use crate::services::rewards::steps::{self, Economy};
+    use crate::services::rewards::RewardService;
     use crate::services::scores::ScoreService;
     use crate::services::territories::TerritoryService;
     use crate::services::wars::WarService;
@@ -740,8 +740,10 @@ mod tests {
     async fn rewards_already_paid_are_corrected_by_a_second_run_and_paying_it_twice_changes_nothing(
     ) {
         let (w, ended) = World::ended().await;
-        let economy = MemoryEconomy::default();
-        let paid = run_saga(&w.deps, &economy, &ended.war_id).await.unwrap();
+        let economy = Economy::default();
+        let rewards = RewardService::new(w.deps.clone());
+        let distribute = || steps::distribute(&rewards, &economy, &ended.war_id);
+        let paid = distribute().await.unwrap().unwrap();
         assert_eq!(paid.status, RewardStatus::Distributed);
         // Winner pool 10_000 (cap 2_000 each), loser pool 2_000 split 1:1 between def-m0, -m1.
         assert_eq!(economy.paid(&player("att-m0")), 2_000);
@@ -752,10 +754,7 @@ mod tests {
             .await
             .unwrap();
         w.react_to_published().await;
-        let plan = RewardService::new(w.deps.clone())
-            .get(&ended.war_id)
-            .await
-            .unwrap();
+        let plan = rewards.get(&ended.war_id).await.unwrap();
         assert_eq!(
             (plan.status, plan.rescore, plan.run.as_deref()),
             (RewardStatus::Pending, 1, Some("r1"))
@@ -794,8 +793,12 @@ mod tests {
             ]
         );
 
-        // The run r1 (the same saga) pays the difference.
-        let corrected = run_saga(&w.deps, &economy, &ended.war_id).await.unwrap();
+        // The run r1 (the same saga) revokes the superseded grants and pays the difference.
+        let corrected = distribute().await.unwrap().unwrap();
+        assert!(corrected
+            .superseded
+            .iter()
+            .all(|g| g.status == GrantStatus::Revoked));
         assert_eq!(corrected.status, RewardStatus::Distributed);
         assert_eq!(economy.paid(&player("att-m0")), 0);
         assert_eq!(economy.paid(&player("att-m1")), 2_000);
@@ -804,10 +807,7 @@ mod tests {
         assert_eq!(economy.total_paid(), corrected.total_amount() as i64);
         w.react_to_published().await;
         let calls = economy.grant_calls();
-        assert_eq!(
-            run_saga(&w.deps, &economy, &ended.war_id).await.unwrap(),
-            corrected
-        );
+        assert_eq!(distribute().await.unwrap().unwrap(), corrected);
         assert_eq!(economy.grant_calls(), calls);
         assert_eq!(economy.total_paid(), 6_000);
     }
@@ -820,8 +820,12 @@ mod tests {
             .await
             .unwrap();
         w.react_to_published().await;
-        let economy = MemoryEconomy::default();
-        let plan = run_saga(&w.deps, &economy, &ended.war_id).await.unwrap();
+        let economy = Economy::default();
+        let rewards = RewardService::new(w.deps.clone());
+        let plan = steps::distribute(&rewards, &economy, &ended.war_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (plan.status, plan.rescore, plan.run.clone()),
             (RewardStatus::Distributed, 1, None)

@@ -1,15 +1,17 @@
 //! `reward-distributor`: the rewards route of the HTTP API, and the steps of the
 //! reward-distribution state machine (`statemachines/reward-distribution.asl.json`).
 //!
-//! The state machine runs the same algorithm as the domain's in-process `RewardSaga`: plan →
-//! begin → grant chunk by chunk (through the economy service, SQS callback pattern) → complete;
-//! a chunk failing after its retries compensates by revoking every chunk up to and including
-//! the one in doubt, last first, then marks the plan REWARDS_FAILED. Every step is idempotent,
-//! so Step Functions may retry any of them and a re-run never pays twice.
+//! The state machine is the reward saga (there is no other implementation of it): plan →
+//! begin → revoke superseded chunks → grant chunk by chunk (through the economy service, SQS
+//! callback pattern) → complete; a chunk failing after its retries compensates by revoking every
+//! chunk up to and including the one in doubt, last first, then marks the plan REWARDS_FAILED.
+//! Each task here is one call of a `RewardService` step; every step is idempotent, so Step
+//! Functions may retry any of them and a re-run never pays twice.
 
 use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use clanwar_domain::ids::{PlayerId, WarId};
-use clanwar_domain::rewards::{self, Grant, GrantStatus, RewardPlan};
+use clanwar_domain::rewards::{self, GrantStatus, RewardPlan};
+pub use clanwar_domain::services::rewards::Purpose;
 use clanwar_domain::services::rewards::{RewardService, RewardsView};
 use clanwar_domain::services::wars::ReasonRequest;
 use clanwar_domain::services::Deps;
@@ -77,19 +79,6 @@ pub enum RewardTask {
         #[serde(default)]
         failure: Failure,
     },
-}
-
-/// What a chunk is loaded for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Purpose {
-    /// Only PENDING grants: GRANTED ones are never sent again.
-    Grant,
-    /// Every grant not yet REVOKED: the granted ones and those in doubt (a failed call may
-    /// have paid before failing).
-    Revoke,
-    /// The superseded grants (of a rescore's correction) of the chunk not yet REVOKED.
-    Supersede,
 }
 
 /// A Step Functions error output.
@@ -178,14 +167,14 @@ pub struct Revocations {
 /// Runs one saga step; the output is what the state machine's `ResultSelector` reads.
 pub async fn task(deps: &Deps, task: RewardTask) -> DomainResult<serde_json::Value> {
     let service = RewardService::new(deps.clone());
-    let size = deps.rules.reward_chunk_size;
+    let size = service.chunk_size();
     let value = match task {
         RewardTask::Prepare { war_id } => {
             let plan = service.prepare(&war_id).await?;
             json(Prepared {
                 chunks: (0..rewards::chunks(&plan, size).len()).collect(),
                 superseded_chunks: (0..rewards::superseded_chunks(&plan, size).len()).collect(),
-                resume_compensation: !plan.is_finished() && plan.count(GrantStatus::Revoked) > 0,
+                resume_compensation: plan.resumes_compensation(),
                 grants: plan.grants.len(),
                 total_amount: plan.total_amount(),
                 war_id,
@@ -198,17 +187,10 @@ pub async fn task(deps: &Deps, task: RewardTask) -> DomainResult<serde_json::Val
             index,
             purpose,
         } => {
-            let plan = service.get(&war_id).await?;
-            let lines = match purpose {
-                Purpose::Supersede => superseded(&plan, size, index),
-                Purpose::Grant | Purpose::Revoke => chunk(&plan, size, index),
-            };
-            let grants: Vec<EconomyGrant> = lines
+            let grants: Vec<EconomyGrant> = service
+                .load_chunk(&war_id, index, purpose)
+                .await?
                 .iter()
-                .filter(|g| match purpose {
-                    Purpose::Grant => g.status == GrantStatus::Pending,
-                    Purpose::Revoke | Purpose::Supersede => g.status != GrantStatus::Revoked,
-                })
                 .map(|g| EconomyGrant {
                     player_id: g.player_id.clone(),
                     kind: g.kind.clone(),
@@ -223,34 +205,19 @@ pub async fn task(deps: &Deps, task: RewardTask) -> DomainResult<serde_json::Val
                 index,
             })
         }
-        RewardTask::RecordGranted { war_id, index } => {
-            let players = players(&service.get(&war_id).await?, size, index);
-            json(PlanSummary::from(
-                &service.record_granted(&war_id, &players).await?,
-            ))
-        }
-        RewardTask::RecordSuperseded { war_id, index } => {
-            let keys: Vec<String> = superseded(&service.get(&war_id).await?, size, index)
-                .iter()
-                .map(|g| g.idempotency_key(&war_id))
-                .collect();
-            json(PlanSummary::from(
-                &service.record_superseded(&war_id, &keys).await?,
-            ))
-        }
-        RewardTask::OrderRevocations { war_id } => {
-            let plan = service.get(&war_id).await?;
-            json(Revocations {
-                chunks: revocation_order(&plan, size),
-                war_id,
-            })
-        }
-        RewardTask::RecordRevoked { war_id, index } => {
-            let players = players(&service.get(&war_id).await?, size, index);
-            json(PlanSummary::from(
-                &service.record_revoked(&war_id, &players).await?,
-            ))
-        }
+        RewardTask::RecordGranted { war_id, index } => json(PlanSummary::from(
+            &service.record_granted_chunk(&war_id, index).await?,
+        )),
+        RewardTask::RecordSuperseded { war_id, index } => json(PlanSummary::from(
+            &service.record_superseded_chunk(&war_id, index).await?,
+        )),
+        RewardTask::OrderRevocations { war_id } => json(Revocations {
+            chunks: service.revocation_order(&war_id).await?,
+            war_id,
+        }),
+        RewardTask::RecordRevoked { war_id, index } => json(PlanSummary::from(
+            &service.record_revoked_chunk(&war_id, index).await?,
+        )),
         RewardTask::Complete { war_id } => {
             let before = service.get(&war_id).await?.status;
             let plan = service.complete(&war_id).await?;
@@ -300,50 +267,11 @@ fn json(value: impl Serialize) -> serde_json::Value {
     serde_json::to_value(value).expect("task outputs serialise")
 }
 
-fn chunk(plan: &RewardPlan, size: usize, index: usize) -> Vec<Grant> {
-    rewards::chunks(plan, size)
-        .into_iter()
-        .nth(index)
-        .unwrap_or_default()
-}
-
-fn superseded(plan: &RewardPlan, size: usize, index: usize) -> Vec<Grant> {
-    rewards::superseded_chunks(plan, size)
-        .into_iter()
-        .nth(index)
-        .unwrap_or_default()
-}
-
-fn players(plan: &RewardPlan, size: usize, index: usize) -> Vec<PlayerId> {
-    chunk(plan, size, index)
-        .into_iter()
-        .map(|g| g.player_id)
-        .collect()
-}
-
-/// The chunks a compensation revokes, last first: every chunk holding a GRANTED grant, and
-/// the first chunk still holding a PENDING one — the chunk in doubt, whose economy call failed
-/// after possibly paying part of it. Chunks run one at a time in order, so nothing after the
-/// chunk in doubt was ever sent.
-pub fn revocation_order(plan: &RewardPlan, size: usize) -> Vec<usize> {
-    let chunks = rewards::chunks(plan, size);
-    let in_doubt = chunks
-        .iter()
-        .position(|c| c.iter().any(|g| g.status == GrantStatus::Pending));
-    let mut order: Vec<usize> = chunks
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| Some(*i) == in_doubt || c.iter().any(|g| g.status == GrantStatus::Granted))
-        .map(|(i, _)| i)
-        .collect();
-    order.reverse();
-    order
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clanwar_domain::ids::ClanId;
+    use clanwar_domain::rewards::{revocation_order, Grant};
     use clanwar_domain::war::Side;
 
     fn plan(statuses: &[GrantStatus]) -> RewardPlan {
