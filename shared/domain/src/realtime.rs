@@ -262,12 +262,11 @@ impl Realtime {
             }
         }
 
-        let outcomes: Vec<(Vec<(usize, Delivery)>, Option<(usize, StoreError)>)> =
-            futures_util::stream::iter(queues)
-                .map(|(connection, queue)| self.push_in_order(connection, queue, &payloads))
-                .buffer_unordered(PUSH_CONCURRENCY)
-                .collect()
-                .await;
+        let outcomes: Vec<PushOutcome> = futures_util::stream::iter(queues)
+            .map(|(connection, queue)| self.push_in_order(connection, queue, &payloads))
+            .buffer_unordered(PUSH_CONCURRENCY)
+            .collect()
+            .await;
         for (deliveries, forget_failed) in outcomes {
             for (i, delivery) in deliveries {
                 if let Ok(report) = &mut results[i] {
@@ -292,7 +291,7 @@ impl Realtime {
         connection: &str,
         queue: Vec<usize>,
         payloads: &[Vec<u8>],
-    ) -> (Vec<(usize, Delivery)>, Option<(usize, StoreError)>) {
+    ) -> PushOutcome {
         let mut deliveries = Vec::with_capacity(queue.len());
         for i in queue {
             match self.pusher.push(connection, &payloads[i]).await {
@@ -314,6 +313,10 @@ impl Realtime {
 
 /// Connections pushed to (and distinct topics read) at once by one fan-out.
 pub const PUSH_CONCURRENCY: usize = 16;
+
+/// One connection's pushes: each event's delivery (by index), and the stale-connection
+/// removal that failed, if any.
+type PushOutcome = (Vec<(usize, Delivery)>, Option<(usize, StoreError)>);
 
 /// What became of one push.
 #[derive(Debug, Clone, Copy)]
