@@ -23,6 +23,7 @@ use clanwar_domain::ids::{ClanId, PlayerId, TerritoryId, WarId};
 use clanwar_domain::rewards::{GrantStatus, RewardPlan};
 use clanwar_domain::scoring::BattleEvent;
 use clanwar_domain::services::clans::ClanService;
+use clanwar_domain::services::declaration::DeclarationService;
 use clanwar_domain::services::rewards::RewardService;
 use clanwar_domain::services::scores::ScoreService;
 use clanwar_domain::services::territories::TerritoryService;
@@ -384,6 +385,10 @@ impl World {
 
     fn wars(&self) -> WarService {
         WarService::new(self.deps.clone())
+    }
+
+    fn declarations(&self) -> DeclarationService {
+        DeclarationService::new((&self.deps).into())
     }
 
     /// Declares through the declare-war saga, as `POST /wars` does.
@@ -902,7 +907,7 @@ async fn a_declaration_saga_that_cannot_start_the_timers_is_compensated() {
     let (w, mut tap) = World::new("wf-decl").await;
     // The war is written (saga steps 1+2) ...
     let war = w
-        .wars()
+        .declarations()
         .create(w.command([30, 30, 30, 30]))
         .await
         .expect("create")
@@ -948,7 +953,7 @@ async fn a_declaration_saga_that_cannot_start_the_timers_is_compensated() {
     tap.wait_for(&id, "WarCancelled", 1).await;
     // The pair is free again.
     let again = w
-        .wars()
+        .declarations()
         .create(w.command([30, 30, 30, 30]))
         .await
         .expect("declare again");
@@ -966,7 +971,7 @@ async fn a_war_whose_declaring_process_died_after_the_commit_still_runs_on_its_t
     // What a war-manager that died between its commit and starting the saga leaves behind:
     // the war, its territories contested, its events in the outbox, no execution.
     let war = w
-        .wars()
+        .declarations()
         .create(w.command([2, 30, 2, 2]))
         .await
         .expect("create")

@@ -20,6 +20,7 @@ use std::sync::Arc;
 pub mod alliances;
 pub mod battles;
 pub mod clans;
+pub mod declaration;
 pub mod outbox;
 pub mod rescoring;
 pub mod rewards;

@@ -18,10 +18,10 @@ use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use chrono::{DateTime, Utc};
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
 use clanwar_domain::ids::WarId;
+use clanwar_domain::services::declaration::{DeclarationService, Declared, DryRun, Violation};
 use clanwar_domain::services::rescoring::{RescoreService, VoidRequest};
 use clanwar_domain::services::wars::{
-    AdminAdvanceRequest, ClanRequest, Declared, DryRun, JoinRequest, OperatorOutcome,
-    ReasonRequest, Violation, WarService,
+    AdminAdvanceRequest, ClanRequest, JoinRequest, OperatorOutcome, ReasonRequest, WarService,
 };
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::{PhaseDeadlines, WarStatus};
@@ -45,7 +45,9 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
     let wars = WarService::new(deps.clone());
     match req.route.as_str() {
         "POST /wars" if dry_run(&req)? => HttpResponse::ok(DryRunAnswer::of(
-            &wars.dry_run(declare_command(&req)?).await?,
+            &DeclarationService::new(deps.into())
+                .dry_run(declare_command(&req)?)
+                .await?,
         )),
         "POST /wars" => {
             let declared = declare(&wars, &req).await.inspect_err(|err| {

@@ -10,17 +10,18 @@ use crate::services::territories::TerritoryService;
 use crate::services::MemoryHandles;
 use crate::territory::fixtures::input;
 use crate::war::{Outcome, PhaseDurations};
+use chrono::Duration;
 use std::sync::Arc;
 
 fn t0() -> DateTime<Utc> {
     "2026-05-01T10:00:00Z".parse().unwrap()
 }
 
-fn clan(id: &str) -> ClanId {
+pub(crate) fn clan(id: &str) -> ClanId {
     ClanId::new(id).unwrap()
 }
 
-fn player(id: &str) -> PlayerId {
+pub(crate) fn player(id: &str) -> PlayerId {
     PlayerId::new(id).unwrap()
 }
 
@@ -44,21 +45,22 @@ fn hourly() -> PhaseDurations {
     }
 }
 
-struct World {
-    deps: Deps,
-    h: MemoryHandles,
-    wars: WarService,
+pub(crate) struct World {
+    pub(crate) deps: Deps,
+    pub(crate) h: MemoryHandles,
+    pub(crate) wars: WarService,
+    pub(crate) declarations: DeclarationService,
 }
 
 impl World {
     /// What the war-endings queue's consumer does with every event published so far.
-    async fn react_to_published(&self) {
+    pub(crate) async fn react_to_published(&self) {
         for event in self.h.events.published() {
             self.wars.react(&event).await.unwrap();
         }
     }
 
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let (deps, h) = Deps::in_memory(rules(), FakeClock::at(t0()));
         let clans = ClanService::new(deps.clone());
         for id in ["att", "def", "ally", "other"] {
@@ -86,12 +88,13 @@ impl World {
         }
         Self {
             wars: WarService::new(deps.clone()),
+            declarations: DeclarationService::new((&deps).into()),
             deps,
             h,
         }
     }
 
-    fn command(&self, territories: &[&str], key: Option<&str>) -> DeclareCommand {
+    pub(crate) fn command(&self, territories: &[&str], key: Option<&str>) -> DeclareCommand {
         DeclareCommand {
             request: DeclareRequest {
                 attacker_clan_id: clan("att"),
@@ -107,7 +110,7 @@ impl World {
         }
     }
 
-    async fn declare(&self) -> War {
+    pub(crate) async fn declare(&self) -> War {
         self.wars
             .declare(self.command(&["t1", "t2"], None))
             .await
@@ -115,11 +118,11 @@ impl World {
             .war
     }
 
-    async fn clan(&self, id: &str) -> Clan {
+    pub(crate) async fn clan(&self, id: &str) -> Clan {
         self.deps.clan(&clan(id)).await.unwrap()
     }
 
-    async fn territory(&self, id: &str) -> Territory {
+    pub(crate) async fn territory(&self, id: &str) -> Territory {
         TerritoryService::new(self.deps.clone())
             .get(&TerritoryId::new(id).unwrap())
             .await
@@ -127,13 +130,13 @@ impl World {
     }
 
     /// Moves the clock to the deadline of `target` and advances the war there.
-    async fn reach(&self, war: &War, target: WarStatus) -> War {
+    pub(crate) async fn reach(&self, war: &War, target: WarStatus) -> War {
         let at = war.phase_deadlines.deadline_of(target).unwrap();
         self.h.clock.set(at);
         self.wars.advance(&war.war_id, target).await.unwrap().0
     }
 
-    async fn score(&self, war: &War, id: &str, clan_id: &str, points: i64) {
+    pub(crate) async fn score(&self, war: &War, id: &str, clan_id: &str, points: i64) {
         self.deps
             .scores
             .apply(ScoreDelta {
@@ -155,7 +158,7 @@ impl World {
     }
 
     /// Everything stored, for "nothing was written" checks.
-    async fn snapshot(&self) -> Vec<Option<Record>> {
+    pub(crate) async fn snapshot(&self) -> Vec<Option<Record>> {
         let mut keys = vec![
             RecordKey::Clan(clan("att")),
             RecordKey::Clan(clan("def")),
@@ -261,97 +264,6 @@ async fn a_second_war_between_the_pair_is_refused_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_dry_run_lists_every_failing_rule_with_its_clear_time_and_writes_nothing() {
-    let w = World::new().await;
-    // A first war between att and def ends: pair cooldown (72 h) and peace shield (24 h).
-    let war = w.declare().await;
-    for target in [WarStatus::Preparation, WarStatus::Active, WarStatus::Ending] {
-        w.reach(&war, target).await;
-    }
-    let ended_at = war.phase_deadlines.ended_at;
-    w.h.clock.set(ended_at);
-    w.wars.finish(&war.war_id).await.unwrap();
-    // att declares 5 times within a day on other clans (through the store: rule 11's state).
-    let mut att = w.clan("att").await;
-    let firsts: Vec<_> = (0..5).map(|i| ended_at - Duration::hours(4 - i)).collect();
-    att.recent_declarations = firsts.clone();
-    let mut tx = Transaction::new();
-    tx.update(&mut att);
-    w.deps.commit(tx).await.unwrap();
-    let now = ended_at + Duration::hours(1);
-    w.h.clock.set(now);
-
-    let before = w.snapshot().await;
-    let (commits, published, calls) = (
-        w.h.store.commits(),
-        w.h.events.published().len(),
-        w.h.workflows.calls().len(),
-    );
-    let mut cmd = w.command(&["t1", "nowhere"], None);
-    cmd.actor = player("att-m0"); // a plain member
-    let report = w.wars.dry_run(cmd.clone()).await.unwrap();
-    let found: Vec<_> = report
-        .violations
-        .iter()
-        .map(|v| (v.rule, v.code, v.clears_at))
-        .collect();
-    assert!(!report.valid);
-    assert_eq!(
-        found,
-        vec![
-            (Some(9), "TERRITORY_NOT_FOUND", None),
-            (Some(2), "FORBIDDEN_ROLE", None),
-            (
-                Some(6),
-                "PAIR_COOLDOWN_ACTIVE",
-                Some(ended_at + Duration::hours(72))
-            ),
-            (
-                Some(7),
-                "PEACE_SHIELD_ACTIVE",
-                Some(ended_at + Duration::hours(24))
-            ),
-            // 5 in the window: it clears when the oldest leaves it.
-            (
-                Some(11),
-                "DECLARATION_RATE_LIMITED",
-                Some(firsts[0] + Duration::hours(24))
-            ),
-        ]
-    );
-    // Nothing written, published or started.
-    assert_eq!(w.snapshot().await, before);
-    assert_eq!(w.h.store.commits(), commits);
-    assert_eq!(w.h.events.published().len(), published);
-    assert_eq!(w.h.workflows.calls().len(), calls);
-    // The real declaration answers the first of the same violations.
-    let err = w.wars.declare(cmd).await.unwrap_err();
-    assert_eq!(err.code(), report.violations[0].code);
-    assert_eq!(w.h.store.commits(), commits);
-}
-
-#[tokio::test]
-async fn a_dry_run_of_an_acceptable_declaration_is_valid_and_request_rules_are_listed_too() {
-    let w = World::new().await;
-    let commits = w.h.store.commits();
-    let report = w.wars.dry_run(w.command(&["t1"], Some("k"))).await.unwrap();
-    assert_eq!((report.valid, report.violations.len()), (true, 0));
-    assert_eq!(w.h.store.commits(), commits);
-    let war = w.wars.declare(w.command(&["t1"], Some("k"))).await.unwrap();
-    // Rule 12: the same key now replays that war.
-    let again = w.wars.dry_run(w.command(&["t1"], Some("k"))).await.unwrap();
-    assert_eq!(again.replays_war_id, Some(war.war.war_id));
-    let reused = w.wars.dry_run(w.command(&["t2"], Some("k"))).await.unwrap();
-    assert_eq!(reused.violations[0].code, "IDEMPOTENCY_KEY_REUSED");
-    // Same clan and no targets: both request rules, then the loaded ones.
-    let mut cmd = w.command(&[], None);
-    cmd.request.defender_clan_id = clan("att");
-    let report = w.wars.dry_run(cmd).await.unwrap();
-    let codes: Vec<_> = report.violations.iter().map(|v| v.code).collect();
-    assert_eq!(&codes[..2], ["SAME_CLAN", "INVALID_TARGET_TERRITORIES"]);
-}
-
-#[tokio::test]
 async fn unknown_clans_and_territories_are_not_found() {
     let w = World::new().await;
     let mut cmd = w.command(&["t1"], None);
@@ -392,7 +304,12 @@ async fn a_saga_that_cannot_start_compensates_the_declaration_completely() {
 async fn a_declaration_whose_caller_died_after_the_commit_still_gets_its_saga() {
     let w = World::new().await;
     // The request wrote the war and died before starting the saga.
-    let war = w.wars.create(w.command(&["t1"], None)).await.unwrap().war;
+    let war = w
+        .declarations
+        .create(w.command(&["t1"], None))
+        .await
+        .unwrap()
+        .war;
     assert!(w.h.workflows.calls().is_empty());
     w.react_to_published().await;
     let start = WorkflowCall::StartDeclaration(war.war_id.clone());
@@ -720,7 +637,11 @@ async fn an_operator_cancel_releases_everything_without_cooldown_or_shield_and_i
     assert_eq!(def.last_war_ended_at, None, "no peace shield");
     assert_eq!((att.rating, def.rating), (1_000, 1_000));
     // No cooldown either: the pair may declare again at once.
-    let report = w.wars.dry_run(w.command(&["t1"], None)).await.unwrap();
+    let report = w
+        .declarations
+        .dry_run(w.command(&["t1"], None))
+        .await
+        .unwrap();
     assert!(report.valid, "{report:?}");
     // The timers stop (from WarCancelled); a repeat changes nothing.
     w.react_to_published().await;
