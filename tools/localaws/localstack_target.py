@@ -79,6 +79,14 @@ def localstack_env(*, repo: Path, state_dir: Path, port: int, region: str, bin_d
             os.environ.get("LOCALSTACK_ESM_MAX_EMPTY_BACKOFF", "1"),
         "LAMBDA_EVENT_SOURCE_MAPPING_MAX_BACKOFF_ON_ERROR_SEC":
             os.environ.get("LOCALSTACK_ESM_MAX_ERROR_BACKOFF", "5"),
+        # The wait between two polls of a mapping. The stream poller reads at most BatchSize
+        # (100) records of one shard per poll, filters them afterwards, and the table's stream
+        # carries every write (outbox entries are a small part of it): at the default 1 s the
+        # relay fell behind during the score tests until a committed event took over 90 s to
+        # reach the bus. Lambda reads each shard four times a second, up to 1,000 records a
+        # read. (SQS mappings long-poll, so for them this only shortens a backlog.)
+        "LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC":
+            os.environ.get("LOCALSTACK_ESM_POLL_INTERVAL", "0.1"),
         "AWS_REGION": region,
         # read by the executor plugin (tools/localstack/executor)
         "PYTHONPATH": str(repo / "tools"),
