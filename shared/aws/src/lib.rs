@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod publisher;
 mod pusher;
 mod retry;
+mod reward_plan;
 mod score_plan;
 mod scoreboard;
 pub mod sdk;

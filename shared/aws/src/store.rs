@@ -1,11 +1,13 @@
-//! DynamoDB adapter of the store port: records as items (`keys.rs` names their keys), reads
-//! and queries, and `commit`: one `TransactWriteItems` (built in `unit_of_work.rs`) whose
+//! DynamoDB adapter of the store port: records as items (`keys.rs` names their keys; a reward
+//! plan is a header and chunk items, `reward_plan.rs`), reads and queries, and `commit`: one
+//! `TransactWriteItems` (built in `unit_of_work.rs`) whose
 //! cancellation reasons become conflicts (`ConditionalCheckFailed` names the write that lost),
 //! or a sealed score board when the seal condition of a counter shard failed.
 
 use crate::attributes::*;
 use crate::dynamodb::{DynamoDbStore, TransactFailure};
 use crate::keys::*;
+use crate::reward_plan::plans_in;
 use crate::score_plan::Role;
 use crate::unit_of_work::TxItems;
 use async_trait::async_trait;
@@ -50,6 +52,9 @@ pub(crate) fn decode_record(item: Item) -> Result<Record, StoreError> {
 #[async_trait]
 impl Store for DynamoDbStore {
     async fn get(&self, key: &RecordKey) -> Result<Option<Record>, StoreError> {
+        if let RecordKey::RewardPlan(war) = key {
+            return self.reward_plan(war).await;
+        }
         let out = self
             .client
             .get_item()
@@ -63,6 +68,13 @@ impl Store for DynamoDbStore {
     }
 
     async fn get_many(&self, keys: &[RecordKey]) -> Result<Fetched, StoreError> {
+        if keys.iter().any(|k| matches!(k, RecordKey::RewardPlan(_))) {
+            // A plan is many items (`reward_plan.rs`): each key is read on its own.
+            let reads = keys.iter().map(|key| self.get(key));
+            return Ok(Fetched::new(
+                futures_util::future::try_join_all(reads).await?,
+            ));
+        }
         let wanted: Vec<(String, String)> = keys.iter().map(record_key).collect();
         // One request may not name a key twice.
         let distinct: std::collections::BTreeSet<&(String, String)> = wanted.iter().collect();
@@ -81,9 +93,10 @@ impl Store for DynamoDbStore {
     }
 
     async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
+        let plans = self.plan_layouts(plans_in(&tx)).await?;
         let mut items = TxItems::default();
         for (index, write) in tx.writes.iter().enumerate() {
-            self.write_items(index, write, &mut items)?;
+            self.write_items(index, write, &plans, &mut items)?;
         }
         if items.items.is_empty() {
             return Ok(());

@@ -6,14 +6,15 @@
 use crate::attributes::*;
 use crate::dynamodb::DynamoDbStore;
 use crate::keys::*;
+use crate::reward_plan::Layout;
 use crate::score_plan::Role;
 use crate::store::record_item;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use chrono::Duration;
-use clanwar_domain::ids::{ClanId, PlayerId};
+use clanwar_domain::ids::{ClanId, PlayerId, WarId};
 use clanwar_domain::ports::*;
 use clanwar_domain::war::{Side, War};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Transaction items plus, for each, the index of the domain write it came from and its role.
 #[derive(Default)]
@@ -24,7 +25,7 @@ pub(crate) struct TxItems {
 }
 
 impl TxItems {
-    fn push(&mut self, owner: usize, item: TransactWriteItem) {
+    pub(crate) fn push(&mut self, owner: usize, item: TransactWriteItem) {
         self.push_with(owner, item, Role::Other);
     }
 
@@ -36,7 +37,7 @@ impl TxItems {
 }
 
 impl DynamoDbStore {
-    fn put(
+    pub(crate) fn put(
         &self,
         item: Item,
         condition: Option<(&str, Option<u64>)>,
@@ -53,20 +54,27 @@ impl DynamoDbStore {
             .build())
     }
 
-    fn expect_condition(expect: Expect) -> (&'static str, Option<u64>) {
+    pub(crate) fn expect_condition(expect: Expect) -> (&'static str, Option<u64>) {
         match expect {
             Expect::Absent => ("attribute_not_exists(pk)", None),
             Expect::Version(v) => ("ver = :v", Some(v)),
         }
     }
 
+    /// The items of one domain write. `plans`: the stored layouts of the reward plans the
+    /// transaction rewrites ([`DynamoDbStore::plan_layouts`]).
     pub(crate) fn write_items(
         &self,
         index: usize,
         write: &Write,
+        plans: &HashMap<WarId, Layout>,
         out: &mut TxItems,
     ) -> Result<(), StoreError> {
         match write {
+            Write::Put {
+                record: Record::RewardPlan(plan),
+                expect,
+            } => self.plan_items(index, plan, *expect, plans.get(&plan.war_id), out)?,
             Write::Put { record, expect } => {
                 let item = record_item(record)?;
                 out.push(
@@ -92,6 +100,9 @@ impl DynamoDbStore {
                     .delete(delete.build().map_err(invalid)?)
                     .build();
                 out.push(index, item);
+                if let RecordKey::RewardPlan(war) = key {
+                    self.plan_chunk_deletes(index, war, plans.get(war), out)?;
+                }
             }
             Write::Emit(event) => out.push(index, self.put(self.outbox_item(event)?, None)?),
             Write::Score(delta) => {

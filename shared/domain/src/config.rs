@@ -182,9 +182,21 @@ impl Rules {
                 self.reward_chunk_size
             ));
         }
+        if self.max_allies_per_side > MAX_ALLIES_PER_SIDE {
+            return Err(format!(
+                "CLANWAR_RULE_MAX_ALLIES_PER_SIDE: {} is out of range: at most \
+                 {MAX_ALLIES_PER_SIDE} allies a side",
+                self.max_allies_per_side
+            ));
+        }
         Ok(())
     }
 }
+
+/// Most allies a side may have. With 1,000 players a clan ([`crate::clan::MAX_ROSTER`]) a war
+/// has at most 8,000 players, and its reward plan, rewritten whole by a rescore's correction,
+/// still fits one store transaction (the DynamoDB adapter's chunks, `reward_plan.rs`).
+pub const MAX_ALLIES_PER_SIDE: usize = 3;
 
 /// Most grants per reward-saga chunk. A chunk's grants are recorded in one transaction of the
 /// plan and travel whole in one Step Functions state and one economy (SQS) message, both
@@ -360,6 +372,21 @@ mod tests {
             assert_eq!(r.reward_chunk_size.to_string(), good);
         }
         assert_eq!(Rules::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn more_allies_a_side_than_a_reward_plan_can_hold_are_refused_by_name() {
+        let err = Rules::default()
+            .with_overrides([("CLANWAR_RULE_MAX_ALLIES_PER_SIDE", "4")])
+            .unwrap_err();
+        assert!(
+            err.starts_with("CLANWAR_RULE_MAX_ALLIES_PER_SIDE: "),
+            "{err}"
+        );
+        let r = Rules::default()
+            .with_overrides([("CLANWAR_RULE_MAX_ALLIES_PER_SIDE", "3")])
+            .unwrap();
+        assert_eq!(r.max_allies_per_side, MAX_ALLIES_PER_SIDE);
     }
 
     #[test]

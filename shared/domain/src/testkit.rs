@@ -8,7 +8,7 @@ use crate::clan::{Clan, ClanSnapshot};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::*;
 use crate::ports::*;
-use crate::rewards::RewardPlan;
+use crate::rewards::{Grant, GrantStatus, RewardPlan};
 use crate::spatial::CellId;
 use crate::territory::Territory;
 use crate::war::{PhaseDurations, RewardStatus, Side, War, WarStatus};
@@ -34,6 +34,7 @@ pub async fn run_all(backend: &dyn Backend, tag: &str) {
     the_war_log_is_newest_first_filtered_and_paged(backend, tag).await;
     territories_are_found_by_cell(backend, tag).await;
     battles_and_invitations_are_listed(backend, tag).await;
+    the_largest_reward_plan_round_trips_through_its_steps(backend, tag).await;
 }
 
 fn at(minutes: i64) -> DateTime<Utc> {
@@ -609,4 +610,95 @@ pub async fn battles_and_invitations_are_listed(backend: &dyn Backend, tag: &str
             .len(),
         2
     );
+}
+
+/// The reward plan of the largest war (6,000 grants with ids as long as ids may be: more than
+/// one DynamoDB item, or one query page, holds) round-trips, and so does each step of its
+/// distribution and a correction that supersedes every grant; a stale step changes nothing.
+pub async fn the_largest_reward_plan_round_trips_through_its_steps(
+    backend: &dyn Backend,
+    tag: &str,
+) {
+    let grant = |i: usize| Grant {
+        player_id: PlayerId::new(format!("player-{i:0>57}")).expect("64 characters"),
+        clan_id: ClanId::new(format!("clan-{:0>59}", i % 6)).expect("64 characters"),
+        side: if i % 6 < 3 {
+            Side::Attacker
+        } else {
+            Side::Defender
+        },
+        kind: "victory".into(),
+        amount: 1_000 + i as u64,
+        status: GrantStatus::Pending,
+        rescore: 0,
+        attempt: 1,
+    };
+    let mut plan = RewardPlan {
+        war_id: id(tag, "largest-plan"),
+        status: RewardStatus::Pending,
+        attacker_pool: 5_000_000,
+        defender_pool: 1_000_000,
+        grants: (0..6_000).map(grant).collect(),
+        superseded: vec![],
+        rescore: 0,
+        attempt: 1,
+        run: None,
+        version: 0,
+    };
+    let key = RecordKey::RewardPlan(plan.war_id.clone());
+    let write = |plan: &mut RewardPlan| {
+        let mut tx = Transaction::new();
+        tx.upsert(plan);
+        tx
+    };
+    commit(backend, write(&mut plan)).await;
+    assert_eq!(
+        stored(backend, key.clone()).await,
+        Some(plan.clone().into()),
+        "inserted"
+    );
+
+    let before = plan.clone();
+    plan.begin().expect("begin");
+    let chunk: Vec<PlayerId> = plan.grants[4_990..]
+        .iter()
+        .map(|g| g.player_id.clone())
+        .collect();
+    plan.mark_granted(&chunk).expect("mark");
+    commit(backend, write(&mut plan)).await;
+    assert_eq!(
+        stored(backend, key.clone()).await,
+        Some(plan.clone().into()),
+        "one chunk granted"
+    );
+
+    let mut stale = before;
+    stale.grants[0].amount = 1;
+    assert!(
+        matches!(
+            backend.commit(write(&mut stale)).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a step on a stale plan is refused"
+    );
+    assert_eq!(
+        stored(backend, key.clone()).await,
+        Some(plan.clone().into()),
+        "unchanged"
+    );
+
+    let everyone: Vec<PlayerId> = plan.grants.iter().map(|g| g.player_id.clone()).collect();
+    plan.mark_granted(&everyone).expect("mark all");
+    plan.complete().expect("complete");
+    let mut target = plan.clone();
+    for grant in &mut target.grants {
+        grant.amount += 7;
+    }
+    assert!(
+        plan.correct(&target, 1).expect("correct"),
+        "every grant changes"
+    );
+    assert_eq!(plan.superseded.len(), 6_000);
+    commit(backend, write(&mut plan)).await;
+    assert_eq!(stored(backend, key).await, Some(plan.into()), "corrected");
 }
