@@ -24,6 +24,8 @@ use clanwar_domain::rewards::{GrantStatus, RewardPlan};
 use clanwar_domain::scoring::BattleEvent;
 use clanwar_domain::services::clans::ClanService;
 use clanwar_domain::services::declaration::DeclarationService;
+use clanwar_domain::services::lifecycle::LifecycleService;
+use clanwar_domain::services::membership::MembershipService;
 use clanwar_domain::services::rewards::RewardService;
 use clanwar_domain::services::scores::ScoreService;
 use clanwar_domain::services::territories::TerritoryService;
@@ -358,7 +360,7 @@ impl World {
             "tier": 1, "resource_yield": 10, "owner_clan_id": self.defender,
         }))
         .unwrap();
-        TerritoryService::new(self.deps.clone())
+        TerritoryService::new((&self.deps).into())
             .upsert(self.territory.clone(), input)
             .await
             .expect("seed territory");
@@ -385,6 +387,14 @@ impl World {
 
     fn wars(&self) -> WarService {
         WarService::new(self.deps.clone())
+    }
+
+    fn lifecycle(&self) -> LifecycleService {
+        LifecycleService::new((&self.deps).into())
+    }
+
+    fn membership(&self) -> MembershipService {
+        MembershipService::new((&self.deps).into())
     }
 
     fn declarations(&self) -> DeclarationService {
@@ -863,7 +873,7 @@ async fn surrender_mid_active_ends_the_war_at_once_stops_its_timers_and_starts_r
     w.score(&war, &w.defender).await;
 
     let ended = w
-        .wars()
+        .membership()
         .surrender(&id, &w.defender, &World::player(&w.defender, "officer"))
         .await
         .expect("surrender");
@@ -940,7 +950,7 @@ async fn a_declaration_saga_that_cannot_start_the_timers_is_compensated() {
     let cancelled = w.war(&id).await;
     assert_eq!(cancelled.status, WarStatus::Cancelled);
     assert_eq!(cancelled.outcome, Some(Outcome::DeclarationFailed));
-    let territory = TerritoryService::new(w.deps.clone())
+    let territory = TerritoryService::new((&w.deps).into())
         .get(&w.territory)
         .await
         .expect("territory");
@@ -958,7 +968,7 @@ async fn a_declaration_saga_that_cannot_start_the_timers_is_compensated() {
         .await
         .expect("declare again");
     assert_eq!(again.war.status, WarStatus::Declared);
-    w.wars()
+    w.lifecycle()
         .compensate_declaration(&again.war.war_id)
         .await
         .unwrap();

@@ -134,7 +134,7 @@ impl HttpRequest {
     pub fn operator(
         &self,
         reason: String,
-    ) -> DomainResult<clanwar_domain::services::wars::OperatorCommand> {
+    ) -> DomainResult<clanwar_domain::services::lifecycle::OperatorCommand> {
         let raw = self
             .headers
             .get("x-operator-id")
@@ -143,7 +143,7 @@ impl HttpRequest {
             field: "x-operator-id".into(),
             source,
         })?;
-        Ok(clanwar_domain::services::wars::OperatorCommand {
+        Ok(clanwar_domain::services::lifecycle::OperatorCommand {
             by,
             principal: self.principal.clone(),
             reason,

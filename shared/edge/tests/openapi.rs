@@ -18,6 +18,7 @@
 use clanwar_domain::config::{Bounds, Rules};
 use clanwar_domain::ids::WarId;
 use clanwar_domain::memory::FakeClock;
+use clanwar_domain::services::lifecycle::LifecycleService;
 use clanwar_domain::services::rewards::RewardService;
 use clanwar_domain::services::scores::ScoreService;
 use clanwar_domain::services::wars::WarService;
@@ -435,7 +436,10 @@ impl Api {
             .deadline_of(target)
             .expect("a timed phase");
         self.h.clock.set(at);
-        wars.advance(&id, target).await.expect("phase move");
+        LifecycleService::new((&self.deps).into())
+            .advance(&id, target)
+            .await
+            .expect("phase move");
     }
 }
 

@@ -12,9 +12,9 @@ use crate::config::Rules;
 use crate::declaration::{self, DeclarationContext, DeclareCommand};
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
-use crate::ids::{ClanId, EventId, WarId};
+use crate::ids::{ClanId, WarId};
 use crate::ports::{
-    Clock, IdGenerator, IdempotencyRecord, PairLock, RecordKey, Store, StoreExt, Transaction,
+    Clock, IdGenerator, IdempotencyRecord, PairLock, RecordKey, Store, Transaction,
 };
 use crate::territory::Territory;
 use crate::war::War;
@@ -340,11 +340,7 @@ impl DeclarationService {
     }
 
     async fn war(&self, id: &WarId) -> DomainResult<War> {
-        self.ports
-            .store
-            .load(RecordKey::War(id.clone()))
-            .await?
-            .ok_or_else(|| DomainError::WarNotFound(id.clone()))
+        super::load_war(&*self.ports.store, id).await
     }
 
     /// A new envelope stamped now.
@@ -354,8 +350,13 @@ impl DeclarationService {
         clan_ids: Vec<ClanId>,
         event: DomainEvent,
     ) -> EventEnvelope {
-        let id = EventId::new(self.ports.ids.new_id()).expect("generated ids are valid");
-        EventEnvelope::new(id, self.now(), war_id.cloned(), clan_ids, event)
+        super::envelope(
+            &*self.ports.ids,
+            &*self.ports.clock,
+            war_id,
+            clan_ids,
+            event,
+        )
     }
 
     /// Commits the transaction: state and outbox events together, or nothing.

@@ -15,12 +15,18 @@ use crate::ports::{
     Clock, EventPublisher, IdGenerator, Outbox, RecordKey, ScoreBoard, Store, StoreExt,
     Transaction, WorkflowStarter,
 };
+use crate::war::War;
 use std::sync::Arc;
 
 pub mod alliances;
 pub mod battles;
 pub mod clans;
+mod closing;
 pub mod declaration;
+#[cfg(test)]
+mod fixtures;
+pub mod lifecycle;
+pub mod membership;
 pub mod outbox;
 pub mod rescoring;
 pub mod rewards;
@@ -94,8 +100,7 @@ impl Deps {
         clan_ids: Vec<ClanId>,
         event: DomainEvent,
     ) -> EventEnvelope {
-        let id = EventId::new(self.ids.new_id()).expect("generated ids are valid");
-        EventEnvelope::new(id, self.clock.now(), war_id.cloned(), clan_ids, event)
+        envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
     }
 
     /// Commits the transaction: state and outbox events together, or nothing.
@@ -104,27 +109,56 @@ impl Deps {
     }
 
     pub async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {
-        self.store
-            .load(RecordKey::Clan(id.clone()))
-            .await?
-            .ok_or_else(|| DomainError::ClanNotFound(id.clone()))
+        load_clan(&*self.store, id).await
     }
 
-    /// The rules that govern `war`: its snapshot from the declaration over the deployment's
-    /// rules, or the deployment's own for a war declared before rulesets were snapshotted.
-    pub fn rules_for(&self, war: &crate::war::War) -> Arc<Rules> {
-        match &war.ruleset {
-            Some(ruleset) if ruleset.rules != self.rules.war_rules() => {
-                Arc::new(ruleset.rules.apply_to(&self.rules))
-            }
-            _ => self.rules.clone(),
+    /// The rules that govern `war` (see [`rules_for`]).
+    pub fn rules_for(&self, war: &War) -> Arc<Rules> {
+        rules_for(&self.rules, war)
+    }
+
+    pub async fn war(&self, id: &WarId) -> DomainResult<War> {
+        load_war(&*self.store, id).await
+    }
+}
+
+// What the services on their own ports structs share with `Deps`: one definition each.
+
+/// A new envelope stamped now, with a fresh event id.
+pub(crate) fn envelope(
+    ids: &dyn IdGenerator,
+    clock: &dyn Clock,
+    war_id: Option<&WarId>,
+    clan_ids: Vec<ClanId>,
+    event: DomainEvent,
+) -> EventEnvelope {
+    let id = EventId::new(ids.new_id()).expect("generated ids are valid");
+    EventEnvelope::new(id, clock.now(), war_id.cloned(), clan_ids, event)
+}
+
+/// The rules that govern `war`: its snapshot from the declaration over the deployment's
+/// `rules`, or the deployment's own for a war declared before rulesets were snapshotted.
+pub(crate) fn rules_for(rules: &Arc<Rules>, war: &War) -> Arc<Rules> {
+    match &war.ruleset {
+        Some(ruleset) if ruleset.rules != rules.war_rules() => {
+            Arc::new(ruleset.rules.apply_to(rules))
         }
+        _ => rules.clone(),
     }
+}
 
-    pub async fn war(&self, id: &WarId) -> DomainResult<crate::war::War> {
-        self.store
-            .load(RecordKey::War(id.clone()))
-            .await?
-            .ok_or_else(|| DomainError::WarNotFound(id.clone()))
-    }
+/// The clan, or `ClanNotFound`.
+pub(crate) async fn load_clan(store: &dyn Store, id: &ClanId) -> DomainResult<Clan> {
+    store
+        .load(RecordKey::Clan(id.clone()))
+        .await?
+        .ok_or_else(|| DomainError::ClanNotFound(id.clone()))
+}
+
+/// The war, or `WarNotFound`.
+pub(crate) async fn load_war(store: &dyn Store, id: &WarId) -> DomainResult<War> {
+    store
+        .load(RecordKey::War(id.clone()))
+        .await?
+        .ok_or_else(|| DomainError::WarNotFound(id.clone()))
 }

@@ -9,7 +9,7 @@
 //! ratings move by the difference, and `WarRescored` goes out with the state change; the reward
 //! plan follows from that event ([`super::rewards::RewardService::follow`]).
 
-use super::wars::OperatorCommand;
+use super::lifecycle::OperatorCommand;
 use super::Deps;
 use crate::clan::Clan;
 use crate::error::{DomainError, DomainResult};
@@ -338,6 +338,7 @@ mod tests {
     use crate::rewards::GrantStatus;
     use crate::scoring::BattleEvent;
     use crate::services::clans::ClanService;
+    use crate::services::lifecycle::LifecycleService;
     use crate::services::rewards::steps::{self, Economy};
     use crate::services::rewards::RewardService;
     use crate::services::scores::ScoreService;
@@ -441,7 +442,7 @@ mod tests {
                 clans.upsert(clan(id), snap).await.unwrap();
             }
             for (id, tier) in [("t1", 1), ("t2", 2)] {
-                TerritoryService::new(deps.clone())
+                TerritoryService::new((&deps).into())
                     .upsert(
                         TerritoryId::new(id).unwrap(),
                         input(Some("def"), 0.0, 0.0, tier),
@@ -450,6 +451,7 @@ mod tests {
                     .unwrap();
             }
             let wars = WarService::new(deps.clone());
+            let lifecycle = LifecycleService::new((&deps).into());
             let war = wars
                 .declare(DeclareCommand {
                     request: DeclareRequest {
@@ -478,7 +480,7 @@ mod tests {
                 (WarStatus::Active, d.active_at),
             ] {
                 h.clock.set(at);
-                wars.advance(&war.war_id, target).await.unwrap();
+                lifecycle.advance(&war.war_id, target).await.unwrap();
             }
             let at = d.active_at + Duration::minutes(10);
             let events: Vec<BattleEvent> = kills
@@ -491,9 +493,12 @@ mod tests {
                 .await
                 .unwrap();
             h.clock.set(d.ending_at);
-            wars.advance(&war.war_id, WarStatus::Ending).await.unwrap();
+            lifecycle
+                .advance(&war.war_id, WarStatus::Ending)
+                .await
+                .unwrap();
             h.clock.set(d.ended_at);
-            let (war, _) = wars.finish(&war.war_id).await.unwrap();
+            let (war, _) = lifecycle.finish(&war.war_id).await.unwrap();
             (Self { deps, h, wars }, war)
         }
 

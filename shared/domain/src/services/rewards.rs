@@ -160,7 +160,7 @@ impl RewardService {
     pub async fn redrive(
         &self,
         war_id: &WarId,
-        op: &super::wars::OperatorCommand,
+        op: &super::lifecycle::OperatorCommand,
     ) -> DomainResult<RewardPlan> {
         op.validate()?;
         let mut plan = self.get(war_id).await?;

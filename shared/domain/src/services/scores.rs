@@ -328,7 +328,7 @@ impl ScoreService {
             dedupe_id: dedupe_id.clone(),
             occurred_at: Some(event.occurred_at),
         };
-        match TerritoryService::new(self.deps.clone())
+        match TerritoryService::new((&self.deps).into())
             .capture(command)
             .await
         {

@@ -1,17 +1,24 @@
 //! Territory operations (SPEC §4): upsert by the world service, reads, the nearby query over the
 //! cell index, capture, fortify, and the release of a war's territories when it closes.
+//!
+//! Takes only the ports it uses ([`TerritoryPorts`]): the store, the clock (capture times,
+//! retry back-off), the id generator (event ids) and the deployment's rules.
 
 use super::{require_role, Deps};
 use crate::clan::{Clan, Role};
+use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, PlayerId, TerritoryId, WarId};
 use crate::ledger::{EffectKind, LedgerEntry};
-use crate::ports::{RecordKey, ScoreDelta, StoreError, StoreExt, Transaction};
+use crate::ports::{
+    Clock, IdGenerator, RecordKey, ScoreDelta, Store, StoreError, StoreExt, Transaction,
+};
 use crate::spatial::{cells_covering, validate_query};
 use crate::territory::{nearest_first, CaptureChange, Position, Territory, TerritoryInput};
 use crate::war::{Capture, War};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 /// Longest accepted capture dedupe id (it becomes part of a score-board key).
 /// Room for `api-capture#<territory id>#<Idempotency-Key>` (12 + 64 + 1 + 128 bytes).
@@ -47,20 +54,48 @@ enum Attempt {
     Conflict,
 }
 
+/// The ports the territory operations use.
+#[derive(Clone)]
+pub struct TerritoryPorts {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub rules: Arc<Rules>,
+}
+
+impl std::fmt::Debug for TerritoryPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerritoryPorts")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<&Deps> for TerritoryPorts {
+    fn from(deps: &Deps) -> Self {
+        Self {
+            store: deps.store.clone(),
+            clock: deps.clock.clone(),
+            ids: deps.ids.clone(),
+            rules: deps.rules.clone(),
+        }
+    }
+}
+
 /// Territory operations over the ports.
 #[derive(Debug, Clone)]
 pub struct TerritoryService {
-    deps: Deps,
+    ports: TerritoryPorts,
 }
 
 impl TerritoryService {
-    pub fn new(deps: Deps) -> Self {
-        Self { deps }
+    pub fn new(ports: TerritoryPorts) -> Self {
+        Self { ports }
     }
 
     async fn load(&self, id: &TerritoryId) -> DomainResult<Option<Territory>> {
         Ok(self
-            .deps
+            .ports
             .store
             .load(RecordKey::Territory(id.clone()))
             .await?)
@@ -78,7 +113,7 @@ impl TerritoryService {
     /// known yet: the guild and world services sync independently. No event: SPEC §9 has none.
     pub async fn upsert(&self, id: TerritoryId, input: TerritoryInput) -> DomainResult<Territory> {
         input.validate()?;
-        let rules = &self.deps.rules;
+        let rules = &self.ports.rules;
         let mut tx = Transaction::new();
         let territory = match self.load(&id).await? {
             Some(existing) if existing.matches_input(&input, rules) => return Ok(existing),
@@ -93,16 +128,16 @@ impl TerritoryService {
                 created
             }
         };
-        self.deps.commit(tx).await?;
+        self.ports.store.commit(tx).await?;
         Ok(territory)
     }
 
     /// Territories within `radius` of `(x, y)`, nearest first (ties by id), with their
     /// distances. Reads only the cells the circle touches.
     pub async fn nearby(&self, x: f64, y: f64, radius: f64) -> DomainResult<Vec<(Territory, f64)>> {
-        validate_query(x, y, radius, &self.deps.rules)?;
-        let cells = cells_covering(x, y, radius, self.deps.rules.cell_size_m);
-        let candidates = self.deps.store.territories_in_cells(&cells).await?;
+        validate_query(x, y, radius, &self.ports.rules)?;
+        let cells = cells_covering(x, y, radius, self.ports.rules.cell_size_m);
+        let candidates = self.ports.store.territories_in_cells(&cells).await?;
         Ok(nearest_first(Position { x, y }, radius, candidates))
     }
 
@@ -124,17 +159,17 @@ impl TerritoryService {
                 format!("must be 1..={MAX_DEDUPE_ID_LEN} bytes"),
             ));
         }
-        let skew = chrono::Duration::seconds(self.deps.rules.max_clock_skew_s);
+        let skew = chrono::Duration::seconds(self.ports.rules.max_clock_skew_s);
         if cmd
             .occurred_at
-            .is_some_and(|at| at > self.deps.clock.now() + skew)
+            .is_some_and(|at| at > self.ports.clock.now() + skew)
         {
             return Err(DomainError::invalid("occurred_at", "lies in the future"));
         }
         // Another write to the territory or war (another capture, a battle, a phase change)
         // winning the optimistic-lock race is re-tried on fresh reads.
         let cmd = &cmd;
-        crate::retry::optimistic(&*self.deps.clock, || async move {
+        crate::retry::optimistic(&*self.ports.clock, || async move {
             match self.try_capture(cmd).await? {
                 Attempt::Committed(receipt) => Ok(receipt),
                 Attempt::Duplicate => Err(DomainError::AlreadyOwner(cmd.clan_id.clone())),
@@ -156,7 +191,7 @@ impl TerritoryService {
         if cmd.actor.is_some() {
             keys.push(RecordKey::Clan(cmd.clan_id.clone()));
         }
-        let mut fetched = self.deps.store.get_many(&keys).await?;
+        let mut fetched = self.ports.store.get_many(&keys).await?;
         let territory: Option<Territory> = fetched.one()?;
         let war: Option<War> = fetched.one()?;
         if let Some(actor) = &cmd.actor {
@@ -168,8 +203,13 @@ impl TerritoryService {
         let mut territory =
             territory.ok_or_else(|| DomainError::TerritoryNotFound(cmd.territory_id.clone()))?;
         let mut war = war.ok_or_else(|| DomainError::WarNotFound(cmd.war_id.clone()))?;
-        let at = cmd.occurred_at.unwrap_or_else(|| self.deps.clock.now());
-        let change = territory.capture(&war, &cmd.clan_id, at, &self.deps.rules_for(&war))?;
+        let at = cmd.occurred_at.unwrap_or_else(|| self.ports.clock.now());
+        let change = territory.capture(
+            &war,
+            &cmd.clan_id,
+            at,
+            &super::rules_for(&self.ports.rules, &war),
+        )?;
         war.captures.push(Capture {
             territory_id: change.territory_id.clone(),
             from_clan_id: change.from.clone(),
@@ -189,7 +229,7 @@ impl TerritoryService {
             farm_guard: None,
             ledger: Some(Box::new(LedgerEntry::new(
                 &war,
-                &self.deps.rules,
+                &self.ports.rules,
                 cmd.dedupe_id.clone(),
                 EffectKind::Capture,
                 at,
@@ -202,7 +242,7 @@ impl TerritoryService {
         tx.update(&mut territory);
         tx.update(&mut war);
         tx.emit(self.captured_event(&war.war_id, &change));
-        match self.deps.store.commit(tx).await {
+        match self.ports.store.commit(tx).await {
             Ok(()) => Ok(Attempt::Committed(CaptureReceipt {
                 territory,
                 points: change.points,
@@ -219,7 +259,7 @@ impl TerritoryService {
         let clan_ids = std::iter::once(change.to.clone())
             .chain(change.from.clone())
             .collect();
-        self.deps.event(
+        self.event(
             Some(war_id),
             clan_ids,
             DomainEvent::TerritoryCaptured {
@@ -235,7 +275,7 @@ impl TerritoryService {
     /// Whether the territory is owned by the command's clan with that capture in the war's log.
     async fn capture_recorded(&self, cmd: &CaptureCommand) -> DomainResult<bool> {
         let territory = self.get(&cmd.territory_id).await?;
-        let war = self.deps.war(&cmd.war_id).await?;
+        let war = super::load_war(&*self.ports.store, &cmd.war_id).await?;
         Ok(territory.owner_clan_id.as_ref() == Some(&cmd.clan_id)
             && war
                 .captures
@@ -254,7 +294,7 @@ impl TerritoryService {
         actor: PlayerId,
     ) -> DomainResult<Territory> {
         let mut fetched = self
-            .deps
+            .ports
             .store
             .get_many(&[
                 RecordKey::Territory(id.clone()),
@@ -267,13 +307,13 @@ impl TerritoryService {
         let clan = clan.ok_or_else(|| DomainError::ClanNotFound(clan_id.clone()))?;
         require_role(&clan, &actor, Role::Officer)?;
         let mut war = self.contesting_war(&territory).await?;
-        let level = territory.fortify(&clan_id, war.as_ref(), &self.deps.rules)?;
+        let level = territory.fortify(&clan_id, war.as_ref(), &self.ports.rules)?;
         let mut tx = Transaction::new();
         tx.update(&mut territory);
         if let Some(war) = war.as_mut().filter(|w| !w.status.is_terminal()) {
             tx.update(war);
         }
-        tx.emit(self.deps.event(
+        tx.emit(self.event(
             territory.contested_by.as_ref(),
             vec![clan_id],
             DomainEvent::TerritoryFortified {
@@ -281,7 +321,7 @@ impl TerritoryService {
                 defense_level: level,
             },
         ));
-        self.deps.commit(tx).await?;
+        self.ports.store.commit(tx).await?;
         Ok(territory)
     }
 
@@ -289,8 +329,28 @@ impl TerritoryService {
     async fn contesting_war(&self, territory: &Territory) -> DomainResult<Option<War>> {
         match &territory.contested_by {
             None => Ok(None),
-            Some(war_id) => Ok(self.deps.store.load(RecordKey::War(war_id.clone())).await?),
+            Some(war_id) => Ok(self
+                .ports
+                .store
+                .load(RecordKey::War(war_id.clone()))
+                .await?),
         }
+    }
+
+    /// A new envelope stamped now.
+    fn event(
+        &self,
+        war_id: Option<&WarId>,
+        clan_ids: Vec<ClanId>,
+        event: DomainEvent,
+    ) -> EventEnvelope {
+        super::envelope(
+            &*self.ports.ids,
+            &*self.ports.clock,
+            war_id,
+            clan_ids,
+            event,
+        )
     }
 
     /// For the code that closes a war (end, surrender, cancellation, failed declaration): adds
@@ -314,7 +374,7 @@ impl TerritoryService {
                 continue;
             }
             tx.update(&mut territory);
-            tx.emit(self.deps.event(
+            tx.emit(self.event(
                 Some(&war.war_id),
                 war.all_clans(),
                 DomainEvent::TerritoryReleased {

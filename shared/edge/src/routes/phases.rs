@@ -3,6 +3,7 @@
 //! follows a war's end, driven by its events from the war-endings queue.
 
 use clanwar_domain::ids::WarId;
+use clanwar_domain::services::lifecycle::LifecycleService;
 use clanwar_domain::services::wars::WarService;
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::{Advance, War, WarStatus};
@@ -51,7 +52,9 @@ impl PhaseOutcome {
 pub async fn handle(deps: &Deps, task: PhaseTask) -> DomainResult<PhaseOutcome> {
     match task {
         PhaseTask::Advance { war_id, to } => {
-            let (war, advance) = WarService::new(deps.clone()).advance(&war_id, to).await?;
+            let (war, advance) = LifecycleService::new(deps.into())
+                .advance(&war_id, to)
+                .await?;
             if let (Advance::Moved { .. }, Some(late)) = (advance, war.lateness_of(to)) {
                 crate::telemetry::war_metric(
                     crate::telemetry::PHASE_LATENESS_METRIC,

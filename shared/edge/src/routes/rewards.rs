@@ -11,9 +11,9 @@
 use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
 use clanwar_domain::ids::{PlayerId, WarId};
 use clanwar_domain::rewards::{self, GrantStatus, RewardPlan};
+use clanwar_domain::services::lifecycle::ReasonRequest;
 pub use clanwar_domain::services::rewards::Purpose;
 use clanwar_domain::services::rewards::{RewardService, RewardsView};
-use clanwar_domain::services::wars::ReasonRequest;
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::RewardStatus;
 use clanwar_domain::DomainResult;

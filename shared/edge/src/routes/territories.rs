@@ -34,7 +34,7 @@ struct FortifyBody {
 }
 
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
-    let territories = TerritoryService::new(deps.clone());
+    let territories = TerritoryService::new(deps.into());
     match req.route.as_str() {
         "PUT /territories/{territory_id}" => {
             let input: TerritoryInput = req.json(MAX_BODY_BYTES)?;

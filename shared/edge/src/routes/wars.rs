@@ -5,7 +5,8 @@
 //! or the precise 4xx), then starts the declare-war saga under the war id; the saga starts the
 //! lifecycle workflow and makes sure `WarDeclared` reached EventBridge, and compensates (stops
 //! the lifecycle, cancels the war, releases what it held) if either fails. If even the saga
-//! cannot start, `WarService::declare` compensates in process and answers 503.
+//! cannot start, `WarService::declare` compensates in process
+//! (`LifecycleService::compensate_declaration`) and answers 503.
 //!
 //! Operator controls (`/admin/wars/{war_id}/advance | end | cancel | void`, guarded by the
 //! `OperatorInvokePolicy` in AWS) move, end or cancel a war now, or void ledger entries of an
@@ -19,10 +20,12 @@ use chrono::{DateTime, Utc};
 use clanwar_domain::declaration::{DeclareCommand, DeclareRequest};
 use clanwar_domain::ids::WarId;
 use clanwar_domain::services::declaration::{DeclarationService, Declared, DryRun, Violation};
-use clanwar_domain::services::rescoring::{RescoreService, VoidRequest};
-use clanwar_domain::services::wars::{
-    AdminAdvanceRequest, ClanRequest, JoinRequest, OperatorOutcome, ReasonRequest, WarService,
+use clanwar_domain::services::lifecycle::{
+    AdminAdvanceRequest, LifecycleService, OperatorOutcome, ReasonRequest,
 };
+use clanwar_domain::services::membership::{ClanRequest, JoinRequest, MembershipService};
+use clanwar_domain::services::rescoring::{RescoreService, VoidRequest};
+use clanwar_domain::services::wars::WarService;
 use clanwar_domain::services::Deps;
 use clanwar_domain::war::{PhaseDeadlines, WarStatus};
 use clanwar_domain::{DomainError, DomainResult};
@@ -43,6 +46,8 @@ pub const ROUTES: &[&str] = &[
 
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
     let wars = WarService::new(deps.clone());
+    let membership = MembershipService::new(deps.into());
+    let lifecycle = LifecycleService::new(deps.into());
     match req.route.as_str() {
         "POST /wars" if dry_run(&req)? => HttpResponse::ok(DryRunAnswer::of(
             &DeclarationService::new(deps.into())
@@ -64,26 +69,32 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
         "GET /wars/{war_id}" => HttpResponse::ok(wars.get(&req.id("war_id")?).await?),
         "POST /wars/{war_id}/join" => {
             let body: JoinRequest = req.json(MAX_BODY_BYTES)?;
-            HttpResponse::ok(wars.join(&req.id("war_id")?, body, &req.actor()?).await?)
+            HttpResponse::ok(
+                membership
+                    .join(&req.id("war_id")?, body, &req.actor()?)
+                    .await?,
+            )
         }
         "POST /wars/{war_id}/surrender" => {
             let body: ClanRequest = req.json(MAX_BODY_BYTES)?;
             HttpResponse::ok(
-                wars.surrender(&req.id("war_id")?, &body.clan_id, &req.actor()?)
+                membership
+                    .surrender(&req.id("war_id")?, &body.clan_id, &req.actor()?)
                     .await?,
             )
         }
         "POST /wars/{war_id}/cancel" => {
             let body: ClanRequest = req.json(MAX_BODY_BYTES)?;
             HttpResponse::ok(
-                wars.cancel(&req.id("war_id")?, &body.clan_id, &req.actor()?)
+                membership
+                    .cancel(&req.id("war_id")?, &body.clan_id, &req.actor()?)
                     .await?,
             )
         }
         "POST /admin/wars/{war_id}/advance" => {
             let body: AdminAdvanceRequest = req.json(MAX_BODY_BYTES)?;
             let op = req.operator(body.reason)?;
-            let done = wars
+            let done = lifecycle
                 .operator_advance(&req.id("war_id")?, body.to, &op)
                 .await?;
             HttpResponse::ok(OperatorOutcome::from(done))
@@ -91,13 +102,13 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
         "POST /admin/wars/{war_id}/end" => {
             let body: ReasonRequest = req.json(MAX_BODY_BYTES)?;
             let op = req.operator(body.reason)?;
-            let done = wars.operator_end(&req.id("war_id")?, &op).await?;
+            let done = lifecycle.operator_end(&req.id("war_id")?, &op).await?;
             HttpResponse::ok(OperatorOutcome::from(done))
         }
         "POST /admin/wars/{war_id}/cancel" => {
             let body: ReasonRequest = req.json(MAX_BODY_BYTES)?;
             let op = req.operator(body.reason)?;
-            let done = wars.operator_cancel(&req.id("war_id")?, &op).await?;
+            let done = lifecycle.operator_cancel(&req.id("war_id")?, &op).await?;
             HttpResponse::ok(OperatorOutcome::from(done))
         }
         "POST /admin/wars/{war_id}/void" => {
@@ -261,7 +272,7 @@ pub async fn task(deps: &Deps, task: DeclarationTask) -> DomainResult<Declaratio
             })
         }
         DeclarationTask::CancelDeclaration { war_id } => {
-            let status = match WarService::new(deps.clone())
+            let status = match LifecycleService::new(deps.into())
                 .compensate_declaration(&war_id)
                 .await
             {

@@ -1,5 +1,5 @@
 use crate::ports::Transaction;
-use crate::services::wars::tests::{clan, player, World};
+use crate::services::fixtures::{clan, player, World};
 use crate::war::WarStatus;
 use chrono::Duration;
 
@@ -13,7 +13,7 @@ async fn a_dry_run_lists_every_failing_rule_with_its_clear_time_and_writes_nothi
     }
     let ended_at = war.phase_deadlines.ended_at;
     w.h.clock.set(ended_at);
-    w.wars.finish(&war.war_id).await.unwrap();
+    w.lifecycle.finish(&war.war_id).await.unwrap();
     // att declares 5 times within a day on other clans (through the store: rule 11's state).
     let mut att = w.clan("att").await;
     let firsts: Vec<_> = (0..5).map(|i| ended_at - Duration::hours(4 - i)).collect();

@@ -929,7 +929,7 @@ async fn finish(w: &mut World) -> War {
     // The clans are in the registry already (`world_with`'s rosters).
     w.enter_ending().await;
     w.h.clock.set(w.war.phase_deadlines.ended_at);
-    let (war, _) = crate::services::wars::WarService::new(w.deps.clone())
+    let (war, _) = crate::services::lifecycle::LifecycleService::new((&w.deps).into())
         .finish(&war_id())
         .await
         .unwrap();

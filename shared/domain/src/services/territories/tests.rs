@@ -76,7 +76,7 @@ async fn world(status: WarStatus) -> World {
     tx.insert(&mut war);
     deps.commit(tx).await.unwrap();
     World {
-        svc: TerritoryService::new(deps.clone()),
+        svc: TerritoryService::new((&deps).into()),
         deps,
         h,
     }
@@ -351,7 +351,7 @@ async fn racing_service(w: &World, change: impl FnOnce(&mut War)) -> TerritorySe
     let store = RacingStore::new(w.h.store.clone());
     store.race_next_commit(race);
     deps.store = Arc::new(store);
-    TerritoryService::new(deps)
+    TerritoryService::new((&deps).into())
 }
 
 #[tokio::test]
