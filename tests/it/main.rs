@@ -7,6 +7,7 @@ mod faults;
 mod hostile;
 mod liveops;
 mod realtime;
+mod reward_scale;
 mod scores;
 mod soak;
 mod stack;

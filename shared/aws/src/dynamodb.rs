@@ -45,11 +45,17 @@ pub struct TableConfig {
 pub struct DynamoDbStore {
     pub(crate) client: Client,
     pub(crate) config: TableConfig,
+    /// Reward-plan chunks read before, by digest (`reward_plan.rs`), shared by the clones.
+    pub(crate) plan_chunks: crate::reward_plan::ChunkCache,
 }
 
 impl DynamoDbStore {
     pub fn new(client: Client, config: TableConfig) -> Self {
-        Self { client, config }
+        Self {
+            client,
+            config,
+            plan_chunks: Default::default(),
+        }
     }
 
     pub(crate) fn table(&self) -> &str {

@@ -11,9 +11,12 @@
 //! A write puts the header under its version condition and, in the same transaction, only the
 //! chunks whose digest changed (the stored digests are read from the header first), and deletes
 //! the chunks past the new end: a saga step that marks one chunk of grants writes the header
-//! and one or two chunks. A read is one query of the plan's items; chunks that do not match
-//! the header's digests were read across a concurrent write, and the read is repeated. A plan
-//! stored as one item (before chunks) reads as it always did and is chunked by its next write.
+//! and one or two chunks. A read gets the header, then only the chunks it has not decoded
+//! before (one `BatchGetItem`): a chunk's digest names its content, so chunks read earlier by
+//! the same process are reused from memory and a saga step reads the header and the one or
+//! two chunks the step before it changed. A fetched chunk that does not match the header's
+//! digest was read across a concurrent write, and the read is repeated. A plan stored as one
+//! item (before chunks) reads as it always did and is chunked by its next write.
 //!
 //! A war has at most 8,000 players (4 clans a side of 1,000 at `MAX_ALLIES_PER_SIDE`): its
 //! plan is 40 chunks, and a correction that supersedes every grant writes at most 81 — with
@@ -30,6 +33,7 @@ use clanwar_domain::ports::{Expect, Record, RecordKey, StoreError, Transaction, 
 use clanwar_domain::rewards::{Grant, RewardPlan};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Grants per chunk item: ~26 KB at the ids' usual length, far below the item limit.
 pub(crate) const GRANTS_PER_ITEM: usize = 200;
@@ -74,6 +78,16 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// Every chunk: part, index and digest.
+    fn chunks(&self) -> impl Iterator<Item = (Part, usize, &String)> {
+        Part::BOTH.into_iter().flat_map(move |part| {
+            self.of(part)
+                .iter()
+                .enumerate()
+                .map(move |(i, digest)| (part, i, digest))
+        })
+    }
+
     /// The layout a header lists; `None` for a plan stored as one item.
     fn of_header(item: &Item) -> Option<Self> {
         let digests = |part: Part| {
@@ -277,29 +291,60 @@ impl DynamoDbStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// A war's reward plan: its header and chunks in one query (consistent, paged), repeated
-    /// while the chunks read do not match the header's digests.
+    /// A war's reward plan: its header (consistent), then the chunks not in the cache
+    /// (one consistent `BatchGetItem`), repeated while a fetched chunk does not match the
+    /// header (read across a write).
     pub(crate) async fn reward_plan(&self, war: &WarId) -> Result<Option<Record>, StoreError> {
-        let pk = format!("WAR#{war}");
+        let key = key_item(record_key(&RecordKey::RewardPlan(war.clone())));
         for attempt in 0..READ_ATTEMPTS {
             if attempt > 0 {
                 crate::retry::backoff(attempt).await;
             }
-            let items = self
-                .query_all(|| {
-                    self.client
-                        .query()
-                        .table_name(self.table())
-                        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                        .expression_attribute_values(":pk", s(pk.clone()))
-                        .expression_attribute_values(":prefix", s(HEADER))
-                        .consistent_read(true)
+            let header = self
+                .client
+                .get_item()
+                .table_name(self.table())
+                .set_key(Some(key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| StoreError::unavailable("GetItem", e))?
+                .item;
+            let Some(header) = header else {
+                return Ok(None);
+            };
+            let Some(layout) = Layout::of_header(&header) else {
+                // Stored as one item, grants inline.
+                return decode_record(header).map(Some);
+            };
+            let missing: Vec<Item> = layout
+                .chunks()
+                .filter(|(part, i, digest)| {
+                    self.plan_chunks
+                        .get(war, part.sort_key(*i), digest)
+                        .is_none()
                 })
-                .await?;
-            match assemble(items)? {
-                Assembled::Missing => return Ok(None),
-                Assembled::Plan(plan) => return Ok(Some(Record::RewardPlan(plan))),
-                Assembled::Torn => {
+                .map(|(part, i, _)| key_item((format!("WAR#{war}"), part.sort_key(i))))
+                .collect();
+            if !missing.is_empty() {
+                for item in self.batch_get(missing, true, None).await? {
+                    let sort_key = string(&item, "sk").unwrap_or_default();
+                    let digest = string(&item, "digest").unwrap_or_default();
+                    let value = item
+                        .get("grants")
+                        .cloned()
+                        .ok_or_else(|| corrupt(&sort_key, "chunk without grants"))?;
+                    let grants: Vec<Grant> = serde_dynamo::from_attribute_value(value)
+                        .map_err(|e| corrupt(&sort_key, e))?;
+                    self.plan_chunks.put(war, sort_key, digest, grants);
+                }
+            }
+            let chunk = |part: Part, i: usize, digest: &str| {
+                self.plan_chunks.get(war, part.sort_key(i), digest)
+            };
+            match assemble(header, &layout, chunk)? {
+                Some(plan) => return Ok(Some(Record::RewardPlan(plan))),
+                None => {
                     tracing::info!(war_id = %war, attempt, "reward plan read across a write; reading again");
                 }
             }
@@ -310,63 +355,57 @@ impl DynamoDbStore {
     }
 }
 
-/// What one query of a plan's items read.
-#[derive(Debug)]
-enum Assembled {
-    Missing,
-    Plan(RewardPlan),
-    /// Chunks that do not match the header: the query ran across a write.
-    Torn,
-}
+/// Most chunks the cache keeps (~10 MB of grants at the ids' usual length); past it, it
+/// starts over.
+const CACHED_CHUNKS: usize = 256;
 
-/// The plan from its header and chunk items.
-fn assemble(items: Vec<Item>) -> Result<Assembled, StoreError> {
-    let mut header = None;
-    let mut chunks: HashMap<String, Item> = HashMap::new();
-    for item in items {
-        match string(&item, "sk") {
-            Some(sk) if sk == HEADER => header = Some(item),
-            Some(sk) => {
-                chunks.insert(sk, item);
-            }
-            None => {}
+/// Decoded chunks by war and sort key, with the digest they were read at. A digest names a
+/// chunk's content, so an entry is reused only while the header still lists that digest.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChunkCache(Arc<Mutex<HashMap<(WarId, String), (String, Arc<Vec<Grant>>)>>>);
+
+impl ChunkCache {
+    fn get(&self, war: &WarId, sort_key: String, digest: &str) -> Option<Arc<Vec<Grant>>> {
+        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(&(war.clone(), sort_key)) {
+            Some((cached, grants)) if cached == digest => Some(grants.clone()),
+            _ => None,
         }
     }
-    let Some(header) = header else {
-        return Ok(Assembled::Missing);
-    };
-    let layout = Layout::of_header(&header);
+
+    fn put(&self, war: &WarId, sort_key: String, digest: String, grants: Vec<Grant>) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHED_CHUNKS {
+            cache.clear();
+        }
+        cache.insert((war.clone(), sort_key), (digest, Arc::new(grants)));
+    }
+}
+
+/// The plan from its header and the chunks `chunk` gives (by part, index and digest); `None`
+/// when one the header lists is not there at its digest (read across a write).
+fn assemble(
+    header: Item,
+    layout: &Layout,
+    chunk: impl Fn(Part, usize, &str) -> Option<Arc<Vec<Grant>>>,
+) -> Result<Option<RewardPlan>, StoreError> {
     let Record::RewardPlan(mut plan) = decode_record(header)? else {
         return Err(corrupt(HEADER, "not a reward plan"));
     };
-    let Some(layout) = layout else {
-        // Stored as one item, grants inline.
-        return Ok(Assembled::Plan(plan));
-    };
     for part in Part::BOTH {
         let mut grants = Vec::new();
-        for (i, want) in layout.of(part).iter().enumerate() {
-            let sort_key = part.sort_key(i);
-            let Some(chunk) = chunks.get(&sort_key) else {
-                return Ok(Assembled::Torn);
+        for (i, digest) in layout.of(part).iter().enumerate() {
+            let Some(read) = chunk(part, i, digest) else {
+                return Ok(None);
             };
-            if string(chunk, "digest").as_ref() != Some(want) {
-                return Ok(Assembled::Torn);
-            }
-            let value = chunk
-                .get("grants")
-                .cloned()
-                .ok_or_else(|| corrupt(&sort_key, "chunk without grants"))?;
-            let mut read: Vec<Grant> =
-                serde_dynamo::from_attribute_value(value).map_err(|e| corrupt(&sort_key, e))?;
-            grants.append(&mut read);
+            grants.extend(read.iter().cloned());
         }
         match part {
             Part::Grants => plan.grants = grants,
             Part::Superseded => plan.superseded = grants,
         }
     }
-    Ok(Assembled::Plan(plan))
+    Ok(Some(plan))
 }
 
 #[cfg(test)]

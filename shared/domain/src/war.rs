@@ -445,9 +445,25 @@ impl War {
             .collect()
     }
 
-    /// Whether an event that happened at `at` falls in the scoring window (the ACTIVE phase).
+    /// Whether an event that happened at `at` falls in the scoring window (the ACTIVE phase):
+    /// from when ACTIVE opened to when ENDING did.
     pub fn in_active_window(&self, at: DateTime<Utc>) -> bool {
-        at >= self.phase_deadlines.active_at && at < self.phase_deadlines.ending_at
+        at >= self.opens_at(WarStatus::Active) && at < self.opens_at(WarStatus::Ending)
+    }
+
+    /// When phase `status` opens: its deadline, or the moment the war entered it if that was
+    /// earlier (an operator's advance; a timer's move is never early). A timer's late move
+    /// does not shorten the phase before it.
+    fn opens_at(&self, status: WarStatus) -> DateTime<Utc> {
+        let deadline = self
+            .phase_deadlines
+            .deadline_of(status)
+            .expect("timed phases have deadlines");
+        self.transitions
+            .iter()
+            .filter(|t| t.to == status)
+            .map(|t| t.at)
+            .fold(deadline, DateTime::min)
     }
 
     /// Whether score events are still taken at `now`: during ACTIVE, and during ENDING's grace.
@@ -521,7 +537,9 @@ impl War {
 
     /// An operator's move to `target` now: the same forward-only, one-step move as the timer's
     /// ([`War::advance`]), without waiting for the deadline. The later phases keep their
-    /// deadlines; a timer firing afterwards finds the move done and changes nothing.
+    /// deadlines; a timer firing afterwards finds the move done and changes nothing. The
+    /// scoring window follows the move: ACTIVE advanced early takes events from now, ENDING
+    /// advanced early takes none that happen after it ([`War::in_active_window`]).
     pub fn advance_now(&mut self, target: WarStatus, now: DateTime<Utc>) -> DomainResult<Advance> {
         self.step(target, now, Timing::Now)
     }

@@ -16,6 +16,9 @@ use std::collections::HashMap;
 
 /// Largest body accepted by ordinary routes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest body of a clan snapshot: a full roster ([`clanwar_domain::clan::MAX_ROSTER`] ids of
+/// up to [`clanwar_domain::ids::MAX_ID_LEN`] characters, ~67 KB) with room for the rest.
+pub const MAX_CLAN_BODY_BYTES: usize = 96 * 1024;
 /// Largest body of an event batch (500 events of a few hundred bytes each).
 pub const MAX_BATCH_BODY_BYTES: usize = 512 * 1024;
 

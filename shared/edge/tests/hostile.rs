@@ -162,3 +162,39 @@ proptest! {
         prop_assert!(body["error"]["details"].is_object(), "{route}: {body}");
     }
 }
+
+/// The body limits hold the largest valid request: a clan snapshot of a full roster of the
+/// longest ids is upserted, and one byte of roster past its limit is refused before any write.
+#[tokio::test]
+async fn a_full_roster_of_the_longest_ids_is_upserted_and_a_larger_body_refused() {
+    use clanwar_domain::clan::MAX_ROSTER;
+    use clanwar_domain::ids::MAX_ID_LEN;
+    let (deps, _handles) = Deps::in_memory(Rules::default(), FakeClock::at(chrono::Utc::now()));
+    let route = "PUT /clans/{clan_id}";
+    let put = |members: Vec<String>| {
+        let body = json!({ "name": "Full", "leader_id": "p-leader", "officer_ids": [],
+                           "member_ids": members, "level": 3 });
+        json!({
+            "version": "2.0", "routeKey": route, "rawPath": "/clans/full", "rawQueryString": "",
+            "headers": { "content-type": "application/json" },
+            "pathParameters": { "clan_id": "full" },
+            "requestContext": { "routeKey": route, "http": { "method": "PUT", "path": "/clans/full" } },
+            "body": body.to_string(), "isBase64Encoded": false,
+        })
+    };
+    let roster: Vec<String> = (0..MAX_ROSTER - 1)
+        .map(|i| format!("{i:0>width$}", width = MAX_ID_LEN))
+        .collect();
+    let upserted = answer(&deps, route, put(roster.clone())).await;
+    assert_eq!(upserted["statusCode"], 200, "{upserted}");
+
+    let oversized: Vec<String> = roster
+        .iter()
+        .cloned()
+        .chain(std::iter::repeat_n("x".repeat(MAX_ID_LEN), 600))
+        .collect();
+    let refused = answer(&deps, route, put(oversized)).await;
+    assert_eq!(refused["statusCode"], 400, "{refused}");
+    let body = refused["body"].as_str().unwrap();
+    assert!(body.contains("byte limit"), "{body}");
+}

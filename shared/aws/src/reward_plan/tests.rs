@@ -7,6 +7,46 @@ use clanwar_domain::ids::{ClanId, PlayerId};
 use clanwar_domain::rewards::GrantStatus;
 use clanwar_domain::war::{RewardStatus, Side};
 
+#[test]
+fn the_cache_answers_a_chunk_only_at_the_digest_it_was_read_at() {
+    let cache = ChunkCache::default();
+    let war = WarId::new("w-1").unwrap();
+    assert!(cache.get(&war, "REWARDS#G#0000".into(), "d1").is_none());
+    cache.put(
+        &war,
+        "REWARDS#G#0000".into(),
+        "d1".into(),
+        plan(2, 0).grants,
+    );
+    assert_eq!(
+        cache
+            .get(&war, "REWARDS#G#0000".into(), "d1")
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        cache.get(&war, "REWARDS#G#0000".into(), "d2").is_none(),
+        "another digest"
+    );
+    assert!(
+        cache.get(&war, "REWARDS#G#0001".into(), "d1").is_none(),
+        "another chunk"
+    );
+    let other = WarId::new("w-2").unwrap();
+    assert!(
+        cache.get(&other, "REWARDS#G#0000".into(), "d1").is_none(),
+        "another war"
+    );
+    for i in 0..CACHED_CHUNKS {
+        cache.put(&other, format!("REWARDS#G#{i:04}"), "d".into(), Vec::new());
+    }
+    assert!(
+        cache.get(&war, "REWARDS#G#0000".into(), "d1").is_none(),
+        "bounded: starts over"
+    );
+}
+
 fn store() -> DynamoDbStore {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
@@ -89,11 +129,35 @@ fn layout(items: &[TransactWriteItem]) -> Layout {
     Layout::of_header(header).expect("a chunked header")
 }
 
+/// What a read makes of these items (the header first, as the store reads it): the plan, or
+/// `None` when a chunk the header lists is missing or at another digest (a torn read).
+fn assembled(items: Vec<Item>) -> Option<RewardPlan> {
+    let mut items = items.into_iter();
+    let header = items.next().expect("a header");
+    let Some(layout) = Layout::of_header(&header) else {
+        let Record::RewardPlan(plan) = decode_record(header).unwrap() else {
+            panic!("not a plan")
+        };
+        return Some(plan);
+    };
+    let chunks: HashMap<String, (String, Arc<Vec<Grant>>)> = items
+        .map(|item| {
+            let grants = serde_dynamo::from_attribute_value(item["grants"].clone()).unwrap();
+            (
+                string(&item, "sk").unwrap(),
+                (string(&item, "digest").unwrap(), Arc::new(grants)),
+            )
+        })
+        .collect();
+    let chunk = |part: Part, i: usize, digest: &str| match chunks.get(&part.sort_key(i)) {
+        Some((at, grants)) if at == digest => Some(grants.clone()),
+        _ => None,
+    };
+    assemble(header, &layout, chunk).unwrap()
+}
+
 fn read(items: Vec<Item>) -> RewardPlan {
-    match assemble(items).unwrap() {
-        Assembled::Plan(plan) => plan,
-        other => panic!("expected the plan, got {other:?}"),
-    }
+    assembled(items).expect("the whole plan")
 }
 
 #[test]
@@ -213,16 +277,16 @@ fn chunks_that_do_not_match_the_header_are_a_torn_read() {
     // The new header with a chunk written before it.
     let mut torn = new.clone();
     torn[1] = old[1].clone();
-    assert!(matches!(assemble(torn).unwrap(), Assembled::Torn));
+    assert_eq!(assembled(torn), None);
     // A chunk the header lists is missing.
     let mut missing = new.clone();
     missing.remove(2);
-    assert!(matches!(assemble(missing).unwrap(), Assembled::Torn));
+    assert_eq!(assembled(missing), None);
     // The old header with the new chunk 0: torn too, and never a mix.
     let mut mixed = old.clone();
     mixed[1] = new[1].clone();
-    assert!(matches!(assemble(mixed).unwrap(), Assembled::Torn));
-    assert!(matches!(assemble(Vec::new()).unwrap(), Assembled::Missing));
+    assert_eq!(assembled(mixed), None);
+    assert_eq!(assembled(new), Some(plan));
 }
 
 #[test]

@@ -296,8 +296,12 @@ impl RewardService {
         war_id: &WarId,
         index: usize,
     ) -> DomainResult<RewardPlan> {
-        let players = self.chunk_players(war_id, index).await?;
-        self.record_granted(war_id, &players).await
+        let plan = self.get(war_id).await?;
+        let players = self.chunk_players(&plan, index);
+        self.step_on(plan, |plan| {
+            Ok(Step::from(plan.mark_granted(&players)? > 0, None))
+        })
+        .await
     }
 
     /// The economy took superseded chunk `index` back (`record_superseded`).
@@ -312,7 +316,10 @@ impl RewardService {
                 .iter()
                 .map(|g| g.idempotency_key(war_id))
                 .collect();
-        self.record_superseded(war_id, &keys).await
+        self.step_on(plan, |plan| {
+            Ok(Step::from(plan.mark_superseded_revoked(&keys)? > 0, None))
+        })
+        .await
     }
 
     /// Compensation (`order_revocations`): the chunks to revoke, last first
@@ -328,8 +335,12 @@ impl RewardService {
         war_id: &WarId,
         index: usize,
     ) -> DomainResult<RewardPlan> {
-        let players = self.chunk_players(war_id, index).await?;
-        self.record_revoked(war_id, &players).await
+        let plan = self.get(war_id).await?;
+        let players = self.chunk_players(&plan, index);
+        self.step_on(plan, |plan| {
+            Ok(Step::from(plan.mark_revoked(&players)? > 0, None))
+        })
+        .await
     }
 
     /// Grants per saga chunk (a deployment parameter, validated in 1..=
@@ -338,12 +349,11 @@ impl RewardService {
         self.deps.rules.reward_chunk_size
     }
 
-    async fn chunk_players(&self, war_id: &WarId, index: usize) -> DomainResult<Vec<PlayerId>> {
-        let plan = self.get(war_id).await?;
-        Ok(nth_chunk(rewards::chunks(&plan, self.chunk_size()), index)
+    fn chunk_players(&self, plan: &RewardPlan, index: usize) -> Vec<PlayerId> {
+        nth_chunk(rewards::chunks(plan, self.chunk_size()), index)
             .into_iter()
             .map(|g| g.player_id)
-            .collect())
+            .collect()
     }
 
     pub async fn get(&self, war_id: &WarId) -> DomainResult<RewardPlan> {
@@ -371,7 +381,16 @@ impl RewardService {
         war_id: &WarId,
         change: impl FnOnce(&mut RewardPlan) -> DomainResult<Step>,
     ) -> DomainResult<RewardPlan> {
-        let mut plan = self.get(war_id).await?;
+        self.step_on(self.get(war_id).await?, change).await
+    }
+
+    /// [`Self::step`] on a plan just read (a chunk step reads it once).
+    async fn step_on(
+        &self,
+        mut plan: RewardPlan,
+        change: impl FnOnce(&mut RewardPlan) -> DomainResult<Step>,
+    ) -> DomainResult<RewardPlan> {
+        let war_id = &plan.war_id.clone();
         let Step::Changed(event) = change(&mut plan)? else {
             return Ok(plan);
         };

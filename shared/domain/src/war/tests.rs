@@ -43,6 +43,59 @@ fn lateness_is_the_move_minus_the_deadline_and_the_saga_duration_runs_from_the_c
         Some(Duration::seconds(12))
     );
 }
+
+#[test]
+fn the_scoring_window_opens_and_closes_with_an_operators_early_moves() {
+    let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    let hour = PhaseDurations {
+        declared_s: 3_600,
+        preparation_s: 3_600,
+        active_s: 3_600,
+        ending_s: 600,
+    };
+    let mut w = War::declare(
+        WarId::new("w").unwrap(),
+        ClanId::new("a").unwrap(),
+        ClanId::new("d").unwrap(),
+        vec![],
+        hour,
+        now,
+    );
+    let at = |minutes: i64| now + Duration::minutes(minutes);
+    w.advance_now(WarStatus::Preparation, at(1)).unwrap();
+    assert!(!w.in_active_window(at(2)), "PREPARATION does not score");
+    w.advance_now(WarStatus::Active, at(3)).unwrap();
+    assert!(!w.in_active_window(at(2)), "before ACTIVE opened");
+    assert!(
+        w.in_active_window(at(3)),
+        "ACTIVE opened early, at the move"
+    );
+    assert!(
+        w.in_active_window(at(150)),
+        "the scheduled ACTIVE still counts"
+    );
+    w.advance_now(WarStatus::Ending, at(10)).unwrap();
+    assert!(w.in_active_window(at(9)));
+    assert!(
+        !w.in_active_window(at(10)),
+        "ENDING opened early, at the move"
+    );
+    // A timer's late move keeps the scheduled window.
+    let mut late = War::declare(
+        WarId::new("w2").unwrap(),
+        ClanId::new("a").unwrap(),
+        ClanId::new("d").unwrap(),
+        vec![],
+        hour,
+        now,
+    );
+    late.advance(WarStatus::Preparation, at(61)).unwrap();
+    late.advance(WarStatus::Active, at(125)).unwrap();
+    assert!(
+        late.in_active_window(at(120)),
+        "from the deadline, not the late move"
+    );
+}
 use proptest::prelude::*;
 
 fn t0() -> DateTime<Utc> {

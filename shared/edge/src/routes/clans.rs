@@ -1,7 +1,7 @@
 //! `clan-registry`: the guild service's clan snapshots, the clan views and the players'
 //! WebSocket session tokens (issued to the game server acting for a player).
 
-use crate::http::{HttpRequest, HttpResponse, MAX_BODY_BYTES};
+use crate::http::{HttpRequest, HttpResponse, MAX_CLAN_BODY_BYTES};
 use clanwar_domain::clan::ClanSnapshot;
 use clanwar_domain::ids::{ClanId, PlayerId};
 use clanwar_domain::services::clans::ClanService;
@@ -34,7 +34,7 @@ pub async fn handle(
             HttpResponse::ok(sessions.issue(&player).await?)
         }
         "PUT /clans/{clan_id}" => {
-            let snapshot: ClanSnapshot = req.json(MAX_BODY_BYTES)?;
+            let snapshot: ClanSnapshot = req.json(MAX_CLAN_BODY_BYTES)?;
             HttpResponse::ok(clans.upsert(req.id("clan_id")?, snapshot).await?)
         }
         "GET /clans/{clan_id}" => HttpResponse::ok(clans.get(&req.id("clan_id")?).await?),
