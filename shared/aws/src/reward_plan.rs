@@ -362,10 +362,12 @@ const CACHED_CHUNKS: usize = 256;
 /// Decoded chunks by war and sort key, with the digest they were read at. A digest names a
 /// chunk's content, so an entry is reused only while the header still lists that digest.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ChunkCache(Arc<Mutex<HashMap<ChunkKey, (String, Arc<Vec<Grant>>)>>>);
+pub(crate) struct ChunkCache(Arc<Mutex<HashMap<ChunkKey, CachedChunk>>>);
 
 /// A chunk's war and sort key.
 type ChunkKey = (WarId, String);
+/// A chunk's digest and its grants.
+type CachedChunk = (String, Arc<Vec<Grant>>);
 
 impl ChunkCache {
     fn get(&self, war: &WarId, sort_key: String, digest: &str) -> Option<Arc<Vec<Grant>>> {
