@@ -238,12 +238,12 @@ async fn alliances_form_and_an_ally_joins_the_defenders_war() {
     let (_, view) = api.get(&format!("/alliances/{aid}")).await;
     assert_eq!(view["member_clan_ids"], json!([def, ally]));
 
+    // A long PREPARATION: allies may join only before ACTIVE, however slow the emulator answers
+    // the requests in between.
+    let mut body = declaration(&att, &def, &[format!("{t}-land")], 60);
+    body["phase_durations"]["preparation_s"] = json!(120);
     let (status, war) = api
-        .post(
-            "/wars",
-            Some(&format!("{att}-leader")),
-            declaration(&att, &def, &[format!("{t}-land")], 60),
-        )
+        .post("/wars", Some(&format!("{att}-leader")), body)
         .await;
     assert_eq!(status, 201, "{war}");
     let war_id = war["war_id"].as_str().unwrap();

@@ -109,13 +109,13 @@ impl Layout {
 }
 
 /// One chunk as it is written: its sort key, digest and grants.
-struct Chunk {
+struct Chunk<'a> {
     sort_key: String,
     digest: String,
-    grants: AttributeValue,
+    grants: &'a [Grant],
 }
 
-fn chunks(part: Part, grants: &[Grant]) -> Result<Vec<Chunk>, StoreError> {
+fn chunks(part: Part, grants: &[Grant]) -> Result<Vec<Chunk<'_>>, StoreError> {
     grants
         .chunks(GRANTS_PER_ITEM)
         .enumerate()
@@ -124,7 +124,7 @@ fn chunks(part: Part, grants: &[Grant]) -> Result<Vec<Chunk>, StoreError> {
             Ok(Chunk {
                 sort_key: part.sort_key(index),
                 digest: digest(&bytes),
-                grants: serde_dynamo::to_attribute_value(grants).map_err(invalid)?,
+                grants,
             })
         })
         .collect()
@@ -248,7 +248,8 @@ impl DynamoDbStore {
                 }
                 let mut item = key_item((format!("WAR#{}", plan.war_id), chunk.sort_key));
                 item.insert("digest".into(), s(chunk.digest));
-                item.insert("grants".into(), chunk.grants);
+                let grants = serde_dynamo::to_attribute_value(chunk.grants).map_err(invalid)?;
+                item.insert("grants".into(), grants);
                 out.push(index, self.put(item, None)?);
             }
             for i in count..before.len() {

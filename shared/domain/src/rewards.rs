@@ -497,19 +497,13 @@ fn split(pool: u64, players: &[&Participant], rules: &Rules) -> Vec<Grant> {
 }
 
 /// The grants in saga order, `size` per chunk (a zero size is treated as 1).
-pub fn chunks(plan: &RewardPlan, size: usize) -> Vec<Vec<Grant>> {
-    plan.grants
-        .chunks(size.max(1))
-        .map(<[Grant]>::to_vec)
-        .collect()
+pub fn chunks(plan: &RewardPlan, size: usize) -> std::slice::Chunks<'_, Grant> {
+    plan.grants.chunks(size.max(1))
 }
 
 /// The superseded grants in order, `size` per chunk.
-pub fn superseded_chunks(plan: &RewardPlan, size: usize) -> Vec<Vec<Grant>> {
-    plan.superseded
-        .chunks(size.max(1))
-        .map(<[Grant]>::to_vec)
-        .collect()
+pub fn superseded_chunks(plan: &RewardPlan, size: usize) -> std::slice::Chunks<'_, Grant> {
+    plan.superseded.chunks(size.max(1))
 }
 
 /// The chunks a compensation revokes, last first: every chunk holding a GRANTED grant, and
@@ -517,7 +511,7 @@ pub fn superseded_chunks(plan: &RewardPlan, size: usize) -> Vec<Vec<Grant>> {
 /// after possibly paying part of it. Chunks run one at a time in order, so nothing after the
 /// chunk in doubt was ever sent.
 pub fn revocation_order(plan: &RewardPlan, size: usize) -> Vec<usize> {
-    let chunks = chunks(plan, size);
+    let chunks: Vec<&[Grant]> = chunks(plan, size).collect();
     let in_doubt = chunks
         .iter()
         .position(|c| c.iter().any(|g| g.status == GrantStatus::Pending));
@@ -720,8 +714,8 @@ mod tests {
         let w = ended(Some(WinnerSide::Attacker));
         let players: Vec<PlayerScore> = (0..7).map(|i| score(&format!("a{i}"), "att", 1)).collect();
         let p = plan(&w, &players, &rules());
-        let c = chunks(&p, 3);
-        assert_eq!(c.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 1]);
+        let c: Vec<&[Grant]> = chunks(&p, 3).collect();
+        assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![3, 3, 1]);
         assert_eq!(c.concat(), p.grants);
         assert_eq!(chunks(&p, 0).len(), 7);
     }

@@ -4,54 +4,22 @@
 //! (`compensate_declaration`). The loop over the war and the writes that close it are shared
 //! with [`super::membership`] ([`super::closing`]).
 //!
-//! Takes only the ports it uses ([`LifecyclePorts`]): the store, the score board (sealing a
+//! Takes only the ports it uses ([`WarPorts`]): the store, the score board (sealing a
 //! war's counters for its tally), the clock, the id generator (event ids) and the deployment's
 //! rules.
 
-use super::closing::{final_scores, Close, WarWriter};
-use super::Deps;
+use super::closing::{final_scores, Close, WarPorts, WarWriter};
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, PlayerId, WarId};
 use crate::ledger::{EffectKind, LedgerEntry, LedgerWrite};
-use crate::ports::{Clock, IdGenerator, ScoreBoard, Store, Transaction};
+use crate::ports::Transaction;
 use crate::scoring;
 use crate::war::{Advance, OperatorAction, OperatorActionKind, Outcome, War, WarResult, WarStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-/// The ports a war's lifecycle uses.
-#[derive(Clone)]
-pub struct LifecyclePorts {
-    pub store: Arc<dyn Store>,
-    pub scores: Arc<dyn ScoreBoard>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn IdGenerator>,
-    pub rules: Arc<Rules>,
-}
-
-impl std::fmt::Debug for LifecyclePorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LifecyclePorts")
-            .field("rules", &self.rules)
-            .finish_non_exhaustive()
-    }
-}
-
-impl From<&Deps> for LifecyclePorts {
-    fn from(deps: &Deps) -> Self {
-        Self {
-            store: deps.store.clone(),
-            scores: deps.scores.clone(),
-            clock: deps.clock.clone(),
-            ids: deps.ids.clone(),
-            rules: deps.rules.clone(),
-        }
-    }
-}
 
 /// Longest reason an operator may give.
 pub const MAX_REASON_LEN: usize = 500;
@@ -113,12 +81,12 @@ impl From<(War, Advance)> for OperatorOutcome {
 
 #[derive(Debug, Clone)]
 pub struct LifecycleService {
-    ports: LifecyclePorts,
+    ports: WarPorts,
     writer: WarWriter,
 }
 
 impl LifecycleService {
-    pub fn new(ports: LifecyclePorts) -> Self {
+    pub fn new(ports: WarPorts) -> Self {
         let writer = WarWriter::new(
             ports.store.clone(),
             ports.clock.clone(),

@@ -3,52 +3,20 @@
 //! over the war and the writes that close it are shared with [`super::lifecycle`]
 //! ([`super::closing`]).
 //!
-//! Takes only the ports it uses ([`MembershipPorts`]): the store, the score board (a surrender
+//! Takes only the ports it uses ([`WarPorts`]): the store, the score board (a surrender
 //! seals the war's counters), the clock, the id generator (event ids) and the deployment's
 //! rules.
 
-use super::closing::{final_scores, Close, WarWriter};
-use super::{require_role, Deps};
+use super::closing::{final_scores, Close, WarPorts, WarWriter};
+use super::require_role;
 use crate::clan::{Clan, Role};
-use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::events::DomainEvent;
 use crate::ids::{ClanId, PlayerId, WarId};
-use crate::ports::{Clock, IdGenerator, RecordKey, ScoreBoard, Store, Transaction};
+use crate::ports::{RecordKey, Transaction};
 use crate::scoring;
 use crate::war::{Side, War, WarStatus};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-
-/// The ports a war's membership uses.
-#[derive(Clone)]
-pub struct MembershipPorts {
-    pub store: Arc<dyn Store>,
-    pub scores: Arc<dyn ScoreBoard>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn IdGenerator>,
-    pub rules: Arc<Rules>,
-}
-
-impl std::fmt::Debug for MembershipPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MembershipPorts")
-            .field("rules", &self.rules)
-            .finish_non_exhaustive()
-    }
-}
-
-impl From<&Deps> for MembershipPorts {
-    fn from(deps: &Deps) -> Self {
-        Self {
-            store: deps.store.clone(),
-            scores: deps.scores.clone(),
-            clock: deps.clock.clone(),
-            ids: deps.ids.clone(),
-            rules: deps.rules.clone(),
-        }
-    }
-}
 
 /// `POST /wars/{id}/join` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,12 +35,12 @@ pub struct ClanRequest {
 
 #[derive(Debug, Clone)]
 pub struct MembershipService {
-    ports: MembershipPorts,
+    ports: WarPorts,
     writer: WarWriter,
 }
 
 impl MembershipService {
-    pub fn new(ports: MembershipPorts) -> Self {
+    pub fn new(ports: WarPorts) -> Self {
         let writer = WarWriter::new(
             ports.store.clone(),
             ports.clock.clone(),

@@ -426,8 +426,8 @@ pub enum Purpose {
     Supersede,
 }
 
-fn nth_chunk(chunks: Vec<Vec<Grant>>, index: usize) -> Vec<Grant> {
-    chunks.into_iter().nth(index).unwrap_or_default()
+fn nth_chunk<'a>(mut chunks: impl Iterator<Item = &'a [Grant]>, index: usize) -> Vec<Grant> {
+    chunks.nth(index).map(<[Grant]>::to_vec).unwrap_or_default()
 }
 
 /// What a step did to the plan.

@@ -3,8 +3,10 @@ use crate::memory::WorkflowCall;
 use crate::ports::ScoreDelta;
 use crate::services::fixtures::{clan, player, rules, World};
 use crate::services::wars::WarService;
+use crate::services::Deps;
 use crate::war::WinnerSide;
 use chrono::Duration;
+use std::sync::Arc;
 
 #[tokio::test]
 async fn a_whole_war_runs_to_its_end_on_timers_and_decides_the_winner() {
