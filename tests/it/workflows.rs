@@ -340,7 +340,7 @@ impl World {
     }
 
     async fn seed(&self) {
-        let clans = ClanService::new(self.deps.clone());
+        let clans = ClanService::new((&self.deps).into());
         for clan in [&self.attacker, &self.defender] {
             let snapshot: ClanSnapshot = serde_json::from_value(json!({
                 "name": format!("Clan {clan}"),
@@ -386,7 +386,7 @@ impl World {
     }
 
     fn wars(&self) -> WarService {
-        WarService::new(self.deps.clone())
+        WarService::new((&self.deps).into())
     }
 
     fn lifecycle(&self) -> LifecycleService {
@@ -456,7 +456,7 @@ impl World {
             .collect();
         events.push(assist(&Self::player(ahead, "leader"), ahead, 1));
         let expected = events.len();
-        let outcome = ScoreService::new(self.deps.clone())
+        let outcome = ScoreService::new((&self.deps).into())
             .ingest(&war.war_id, events)
             .await
             .expect("ingest");
@@ -586,7 +586,10 @@ impl World {
     }
 
     async fn plan(&self, war_id: &WarId) -> Option<RewardPlan> {
-        RewardService::new(self.deps.clone()).get(war_id).await.ok()
+        RewardService::new((&self.deps).into())
+            .get(war_id)
+            .await
+            .ok()
     }
 
     /// Turns the economy simulator's failure switch on for this war.

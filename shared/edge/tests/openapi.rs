@@ -428,7 +428,7 @@ impl Api {
     /// Moves the clock to the deadline of `target` and runs the phase controller (a Step
     /// Functions task, not an HTTP route).
     async fn reach(&self, war_id: &str, target: WarStatus) {
-        let wars = WarService::new(self.deps.clone());
+        let wars = WarService::new((&self.deps).into());
         let id = WarId::new(war_id).expect("war id");
         let war = wars.get(&id).await.expect("war");
         let at = war
@@ -1563,7 +1563,7 @@ async fn every_response_of_a_whole_war_matches_the_document() {
     )
     .await;
     // The reward saga's first step (a Step Functions task) stores the plan.
-    RewardService::new(api.deps.clone())
+    RewardService::new((&api.deps).into())
         .prepare(&WarId::new(war_id.as_str()).expect("war id"))
         .await
         .expect("reward plan");
@@ -1629,7 +1629,7 @@ async fn every_response_of_a_whole_war_matches_the_document() {
     };
     api.expect_error(409, "INVALID_REWARD_STATE", redrive())
         .await;
-    let rewards_service = RewardService::new(api.deps.clone());
+    let rewards_service = RewardService::new((&api.deps).into());
     let id = WarId::new(war_id.as_str()).expect("war id");
     rewards_service.begin(&id).await.expect("begin");
     rewards_service

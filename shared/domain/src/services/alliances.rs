@@ -3,17 +3,22 @@
 //! A clan's membership lives twice: in the alliance's member list and in the clan's
 //! `alliance_id`. Every operation writes both in one transaction with versioned updates, so two
 //! concurrent accepts of one clan into two alliances cannot both commit.
+//!
+//! Takes only the ports it uses ([`AlliancePorts`]): the store, the clock (invitation expiry),
+//! the id generator (alliance and event ids) and the deployment's rules.
 
-use super::{require_role, Deps};
+use super::require_role;
 use crate::alliance::{self, Alliance, Invitation};
 use crate::clan::{Clan, Role};
+use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{AllianceId, ClanId, PlayerId, WarId};
-use crate::ports::{RecordKey, StoreExt, Transaction};
+use crate::ports::{Clock, IdGenerator, RecordKey, Store, StoreExt, Transaction};
 use crate::war::War;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// `GET /alliances/{alliance_id}`: the alliance and its invitations still open.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,14 +29,45 @@ pub struct AllianceView {
     pub invitations: Vec<Invitation>,
 }
 
+ports! {
+    /// The ports the alliance operations use.
+    pub struct AlliancePorts {
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
+    }
+}
+
+impl AlliancePorts {
+    async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {
+        super::load_clan(&*self.store, id).await
+    }
+
+    /// Commits the transaction: state and outbox events together, or nothing.
+    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
+        Ok(self.store.commit(tx).await?)
+    }
+
+    /// A new envelope stamped now.
+    fn event(
+        &self,
+        war_id: Option<&WarId>,
+        clan_ids: Vec<ClanId>,
+        event: DomainEvent,
+    ) -> EventEnvelope {
+        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AllianceService {
-    deps: Deps,
+    ports: AlliancePorts,
 }
 
 impl AllianceService {
-    pub fn new(deps: Deps) -> Self {
-        Self { deps }
+    pub fn new(ports: AlliancePorts) -> Self {
+        Self { ports }
     }
 
     /// Founds an alliance whose only member is `founder_id`; the actor leads or officers it.
@@ -42,17 +78,17 @@ impl AllianceService {
         actor: &PlayerId,
     ) -> DomainResult<Alliance> {
         let name = alliance::validate_name(name)?;
-        let mut founder = self.deps.clan(founder_id).await?;
+        let mut founder = self.ports.clan(founder_id).await?;
         require_role(&founder, actor, Role::Officer)?;
         require_unallied(&founder)?;
-        let id = AllianceId::new(self.deps.ids.new_id()).expect("generated ids are valid");
+        let id = AllianceId::new(self.ports.ids.new_id()).expect("generated ids are valid");
         let mut alliance = Alliance::found(id.clone(), name, founder_id.clone(), self.now());
         founder.alliance_id = Some(id);
         let mut tx = Transaction::new();
         tx.insert(&mut alliance);
         tx.update(&mut founder);
         tx.emit(self.formed(&alliance, founder_id));
-        self.deps.commit(tx).await?;
+        self.ports.commit(tx).await?;
         Ok(alliance)
     }
 
@@ -65,7 +101,7 @@ impl AllianceService {
         actor: &PlayerId,
     ) -> DomainResult<Invitation> {
         let mut fetched = self
-            .deps
+            .ports
             .store
             .get_many(&[
                 RecordKey::Alliance(alliance_id.clone()),
@@ -88,14 +124,14 @@ impl AllianceService {
                 clan_id: clan_id.clone(),
             });
         }
-        alliance.require_room(self.deps.rules.max_alliance_size)?;
+        alliance.require_room(self.ports.rules.max_alliance_size)?;
         require_not_at_war(&clan, &members, &wars)?;
         let mut invitation = Invitation::new(
             alliance_id.clone(),
             clan_id.clone(),
             actor.clone(),
             self.now(),
-            self.deps.rules.invitation_ttl(),
+            self.ports.rules.invitation_ttl(),
         );
         // Replacing an expired one is a versioned update of the same key.
         invitation.version = existing.map_or(0, |i| i.version);
@@ -103,7 +139,7 @@ impl AllianceService {
         tx.upsert(&mut invitation);
         let mut clan_ids = alliance.member_clan_ids.clone();
         clan_ids.push(clan_id.clone());
-        tx.emit(self.deps.event(
+        tx.emit(self.ports.event(
             None,
             clan_ids,
             DomainEvent::AllianceInvited {
@@ -111,7 +147,7 @@ impl AllianceService {
                 clan_id: clan_id.clone(),
             },
         ));
-        self.deps.commit(tx).await?;
+        self.ports.commit(tx).await?;
         Ok(invitation)
     }
 
@@ -123,7 +159,7 @@ impl AllianceService {
         actor: &PlayerId,
     ) -> DomainResult<Alliance> {
         let mut fetched = self
-            .deps
+            .ports
             .store
             .get_many(&[
                 RecordKey::Clan(clan_id.clone()),
@@ -137,7 +173,7 @@ impl AllianceService {
         let invitation = found_invitation(alliance_id, clan_id, fetched.one()?)?;
         invitation.require_live(self.now())?;
         require_unallied(&clan)?;
-        alliance.require_room(self.deps.rules.max_alliance_size)?;
+        alliance.require_room(self.ports.rules.max_alliance_size)?;
         // A war may have started since the invitation: the rule holds at joining time too.
         let (members, wars) = self.members_and_wars(&alliance, &clan).await?;
         require_not_at_war(&clan, &members, &wars)?;
@@ -151,7 +187,7 @@ impl AllianceService {
         tx.update(&mut alliance);
         tx.update(&mut clan);
         tx.emit(self.formed(&alliance, clan_id));
-        self.deps.commit(tx).await?;
+        self.ports.commit(tx).await?;
         Ok(alliance)
     }
 
@@ -164,7 +200,7 @@ impl AllianceService {
         actor: &PlayerId,
     ) -> DomainResult<()> {
         let mut fetched = self
-            .deps
+            .ports
             .store
             .get_many(&[
                 RecordKey::Clan(clan_id.clone()),
@@ -179,7 +215,7 @@ impl AllianceService {
             RecordKey::Invitation(alliance_id.clone(), clan_id.clone()),
             invitation.version,
         );
-        self.deps.commit(tx).await
+        self.ports.commit(tx).await
     }
 
     /// A member clan other than the founder leaves (its leader or an officer asks).
@@ -190,7 +226,7 @@ impl AllianceService {
         actor: &PlayerId,
     ) -> DomainResult<Alliance> {
         let mut fetched = self
-            .deps
+            .ports
             .store
             .get_many(&[
                 RecordKey::Clan(clan_id.clone()),
@@ -209,7 +245,7 @@ impl AllianceService {
         }
         let mut clan_ids = alliance.member_clan_ids.clone();
         clan_ids.push(clan_id.clone());
-        tx.emit(self.deps.event(
+        tx.emit(self.ports.event(
             None,
             clan_ids,
             DomainEvent::AllianceLeft {
@@ -217,7 +253,7 @@ impl AllianceService {
                 clan_id: clan_id.clone(),
             },
         ));
-        self.deps.commit(tx).await?;
+        self.ports.commit(tx).await?;
         Ok(alliance)
     }
 
@@ -239,7 +275,7 @@ impl AllianceService {
             }
         }
         tx.delete(RecordKey::Alliance(alliance_id.clone()), alliance.version);
-        tx.emit(self.deps.event(
+        tx.emit(self.ports.event(
             None,
             alliance.member_clan_ids.clone(),
             DomainEvent::AllianceDissolved {
@@ -247,13 +283,13 @@ impl AllianceService {
                 member_clan_ids: alliance.member_clan_ids.clone(),
             },
         ));
-        self.deps.commit(tx).await
+        self.ports.commit(tx).await
     }
 
     pub async fn get(&self, alliance_id: &AllianceId) -> DomainResult<AllianceView> {
         let (alliance, invitations) = futures_util::future::join(
             self.alliance(alliance_id),
-            self.deps.store.invitations_of_alliance(alliance_id),
+            self.ports.store.invitations_of_alliance(alliance_id),
         )
         .await;
         let alliance = alliance?;
@@ -270,13 +306,13 @@ impl AllianceService {
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.deps.clock.now()
+        self.ports.clock.now()
     }
 
     async fn alliance(&self, id: &AllianceId) -> DomainResult<Alliance> {
         found_alliance(
             id,
-            self.deps
+            self.ports
                 .store
                 .load(RecordKey::Alliance(id.clone()))
                 .await?,
@@ -302,7 +338,7 @@ impl AllianceService {
             .map(RecordKey::Clan)
             .collect();
         keys.extend(war_ids.iter().cloned().map(RecordKey::War));
-        let mut fetched = self.deps.store.get_many(&keys).await?;
+        let mut fetched = self.ports.store.get_many(&keys).await?;
         let mut members = Vec::with_capacity(alliance.member_clan_ids.len());
         for id in &alliance.member_clan_ids {
             members.push(found_clan(id, fetched.one()?)?);
@@ -316,7 +352,7 @@ impl AllianceService {
     }
 
     fn formed(&self, alliance: &Alliance, clan_id: &ClanId) -> EventEnvelope {
-        self.deps.event(
+        self.ports.event(
             None,
             alliance.member_clan_ids.clone(),
             DomainEvent::AllianceFormed {

@@ -3,17 +3,23 @@
 //! A battle is written together with its war: the war's `open_battles` list is what enforces
 //! `max_concurrent_battles`, and the versioned war write makes two concurrent creations unable
 //! to both take the last slot. A lost race is re-checked on fresh reads.
+//!
+//! Takes only the ports it uses ([`BattlePorts`]): the store, the score board (kills per side,
+//! the win bonus), the clock, the id generator (battle and event ids) and the deployment's rules.
 
-use super::Deps;
 use crate::battle::{Battle, BattleStatus};
+use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::events::DomainEvent;
-use crate::ids::{BattleId, WarId};
+use crate::events::{DomainEvent, EventEnvelope};
+use crate::ids::{BattleId, ClanId, WarId};
 use crate::ledger::{EffectKind, LedgerEntry};
-use crate::ports::{RecordKey, ScoreDelta, SideKills, StoreExt, Transaction};
+use crate::ports::{
+    Clock, IdGenerator, RecordKey, ScoreBoard, ScoreDelta, SideKills, Store, StoreExt, Transaction,
+};
 use crate::war::{OpenBattle, Side, War};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::sync::Arc;
 
 pub use crate::battle::{BattleInput, ResolveInput};
 
@@ -30,21 +36,58 @@ pub fn bonus_dedupe_id(battle_id: &BattleId) -> String {
     format!("battle-bonus#{battle_id}")
 }
 
+ports! {
+    /// The ports the battle operations use.
+    pub struct BattlePorts {
+        store: Arc<dyn Store>,
+        scores: Arc<dyn ScoreBoard>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
+    }
+}
+
+impl BattlePorts {
+    async fn war(&self, id: &WarId) -> DomainResult<War> {
+        super::load_war(&*self.store, id).await
+    }
+
+    /// Commits the transaction: state and outbox events together, or nothing.
+    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
+        Ok(self.store.commit(tx).await?)
+    }
+
+    /// A new envelope stamped now.
+    fn event(
+        &self,
+        war_id: Option<&WarId>,
+        clan_ids: Vec<ClanId>,
+        event: DomainEvent,
+    ) -> EventEnvelope {
+        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
+    }
+
+    /// The rules that govern `war` (see [`super::rules_for`]).
+    fn rules_for(&self, war: &War) -> Arc<Rules> {
+        super::rules_for(&self.rules, war)
+    }
+}
+
 /// Battle operations over the ports.
 #[derive(Debug, Clone)]
 pub struct BattleService {
-    deps: Deps,
+    ports: BattlePorts,
 }
 
 impl BattleService {
-    pub fn new(deps: Deps) -> Self {
-        Self { deps }
+    pub fn new(ports: BattlePorts) -> Self {
+        Self { ports }
     }
 
     /// Opens a battle: the battle, the war's open-battle slot and `BattleCreated` in one commit.
     pub async fn create(&self, war_id: &WarId, input: BattleInput) -> DomainResult<Battle> {
-        input.validate(&self.deps.rules)?;
-        let battle_id = BattleId::new(self.deps.ids.new_id()).expect("generated ids are valid");
+        input.validate(&self.ports.rules)?;
+        let battle_id = BattleId::new(self.ports.ids.new_id()).expect("generated ids are valid");
         self.retrying(|| self.try_create(war_id, &battle_id, &input))
             .await
     }
@@ -55,9 +98,9 @@ impl BattleService {
         battle_id: &BattleId,
         input: &BattleInput,
     ) -> DomainResult<(Battle, Transaction)> {
-        let mut war = self.deps.war(war_id).await?;
-        let now = self.deps.clock.now();
-        let rules = self.deps.rules_for(&war);
+        let mut war = self.ports.war(war_id).await?;
+        let now = self.ports.clock.now();
+        let rules = self.ports.rules_for(&war);
         let mut battle = Battle::create(&war, battle_id.clone(), input.clone(), now, &rules)?;
         // Expired entries no longer count against the limit; dropping them keeps the war small.
         war.open_battles.retain(|b| b.expires_at > now);
@@ -68,7 +111,7 @@ impl BattleService {
         let mut tx = Transaction::new();
         tx.update(&mut war);
         tx.insert(&mut battle);
-        tx.emit(self.deps.event(
+        tx.emit(self.ports.event(
             Some(war_id),
             war.all_clans(),
             DomainEvent::BattleCreated {
@@ -84,15 +127,15 @@ impl BattleService {
     /// The battle with its state at the clock's time and the kills recorded per side.
     pub async fn get(&self, war_id: &WarId, battle_id: &BattleId) -> DomainResult<BattleView> {
         let (battle, war) =
-            futures_util::future::join(self.load(war_id, battle_id), self.deps.war(war_id)).await;
+            futures_util::future::join(self.load(war_id, battle_id), self.ports.war(war_id)).await;
         let (battle, war) = (battle?, war?);
         let kills = self
-            .deps
+            .ports
             .scores
             .battle_kills(war_id, war.score_shards, battle_id)
             .await?;
         Ok(BattleView {
-            state: battle.state_at(self.deps.clock.now(), kills),
+            state: battle.state_at(self.ports.clock.now(), kills),
             battle,
             kills,
         })
@@ -106,9 +149,9 @@ impl BattleService {
         battle_id: &BattleId,
         input: ResolveInput,
     ) -> DomainResult<Battle> {
-        let now = self.deps.clock.now();
+        let now = self.ports.clock.now();
         let at = input.occurred_at.unwrap_or(now);
-        if at > now + chrono::Duration::seconds(self.deps.rules.max_clock_skew_s) {
+        if at > now + chrono::Duration::seconds(self.ports.rules.max_clock_skew_s) {
             return Err(DomainError::invalid("occurred_at", "lies in the future"));
         }
         self.retrying(|| self.try_resolve(war_id, battle_id, input.winner_side, at))
@@ -123,7 +166,7 @@ impl BattleService {
         at: DateTime<Utc>,
     ) -> DomainResult<(Battle, Transaction)> {
         let mut fetched = self
-            .deps
+            .ports
             .store
             .get_many(&[
                 RecordKey::War(war_id.clone()),
@@ -140,7 +183,7 @@ impl BattleService {
         war.require_scoring_at(at)?;
         battle.resolve(winner_side, at)?;
         war.open_battles.retain(|b| &b.battle_id != battle_id);
-        let bonus = self.deps.rules_for(&war).battle_win_bonus;
+        let bonus = self.ports.rules_for(&war).battle_win_bonus;
         let mut tx = Transaction::new();
         tx.update(&mut battle);
         tx.update(&mut war);
@@ -149,9 +192,9 @@ impl BattleService {
             battle_id,
             winner_side,
             at,
-            &self.deps.rules,
+            &self.ports.rules,
         ));
-        tx.emit(self.deps.event(
+        tx.emit(self.ports.event(
             Some(war_id),
             war.all_clans(),
             DomainEvent::BattleResolved {
@@ -164,7 +207,7 @@ impl BattleService {
     }
 
     async fn load(&self, war_id: &WarId, battle_id: &BattleId) -> DomainResult<Battle> {
-        self.deps
+        self.ports
             .store
             .load(RecordKey::Battle(war_id.clone(), battle_id.clone()))
             .await?
@@ -178,11 +221,11 @@ impl BattleService {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = DomainResult<(Battle, Transaction)>>,
     {
-        crate::retry::optimistic(&*self.deps.clock, || {
+        crate::retry::optimistic(&*self.ports.clock, || {
             let attempt = attempt();
             async move {
                 let (battle, tx) = attempt.await?;
-                self.deps.commit(tx).await?;
+                self.ports.commit(tx).await?;
                 Ok(battle)
             }
         })

@@ -1,28 +1,53 @@
 //! The clan registry (SPEC §1): the guild service's snapshots, and the clan view of the API.
+//!
+//! Takes only the ports it uses ([`ClanPorts`]): the store and the clock (retry back-off).
 
-use super::Deps;
 use crate::clan::{Clan, ClanSnapshot};
 use crate::error::DomainResult;
 use crate::ids::ClanId;
-use crate::ports::{RecordKey, StoreExt, Transaction};
+use crate::ports::{Clock, RecordKey, Store, StoreExt, Transaction};
+use std::sync::Arc;
+
+/// The ports the clan registry uses. Written out rather than with `ports!`: it takes no rules,
+/// so its `Debug` has nothing to show.
+#[derive(Clone)]
+pub struct ClanPorts {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ClanPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClanPorts").finish_non_exhaustive()
+    }
+}
+
+impl From<&super::Deps> for ClanPorts {
+    fn from(deps: &super::Deps) -> Self {
+        Self {
+            store: deps.store.clone(),
+            clock: deps.clock.clone(),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ClanService {
-    deps: Deps,
+    ports: ClanPorts,
 }
 
 impl ClanService {
-    pub fn new(deps: Deps) -> Self {
-        Self { deps }
+    pub fn new(ports: ClanPorts) -> Self {
+        Self { ports }
     }
 
     /// Inserts or refreshes a clan from a registry snapshot; war bookkeeping, alliance and
     /// (unless given) rating are kept. Concurrent upserts retry on the fresh version.
     pub async fn upsert(&self, clan_id: ClanId, snapshot: ClanSnapshot) -> DomainResult<Clan> {
         snapshot.validate()?;
-        crate::retry::optimistic(&*self.deps.clock, || async {
+        crate::retry::optimistic(&*self.ports.clock, || async {
             let stored: Option<Clan> = self
-                .deps
+                .ports
                 .store
                 .load(RecordKey::Clan(clan_id.clone()))
                 .await?;
@@ -35,7 +60,7 @@ impl ClanService {
             };
             let mut tx = Transaction::new();
             tx.upsert(&mut clan);
-            self.deps.commit(tx).await?;
+            self.ports.store.commit(tx).await?;
             Ok(clan)
         })
         .await
@@ -43,7 +68,7 @@ impl ClanService {
 
     /// The clan with its rating, alliance and current wars.
     pub async fn get(&self, clan_id: &ClanId) -> DomainResult<Clan> {
-        self.deps.clan(clan_id).await
+        super::load_clan(&*self.ports.store, clan_id).await
     }
 }
 
@@ -53,6 +78,7 @@ mod tests {
     use crate::config::Rules;
     use crate::ids::{PlayerId, WarId};
     use crate::memory::FakeClock;
+    use crate::services::Deps;
 
     fn snapshot(rating: Option<i32>) -> ClanSnapshot {
         ClanSnapshot {
@@ -69,7 +95,7 @@ mod tests {
     #[tokio::test]
     async fn an_upsert_creates_then_refreshes_without_losing_war_bookkeeping() {
         let (deps, handles) = Deps::in_memory(Rules::default(), FakeClock::at(chrono::Utc::now()));
-        let svc = ClanService::new(deps.clone());
+        let svc = ClanService::new((&deps).into());
         let id = ClanId::new("wolves").unwrap();
         let created = svc.upsert(id.clone(), snapshot(Some(1200))).await.unwrap();
         assert_eq!((created.version, created.rating), (1, 1200));
@@ -90,7 +116,7 @@ mod tests {
     #[tokio::test]
     async fn an_invalid_snapshot_writes_nothing() {
         let (deps, _) = Deps::in_memory(Rules::default(), FakeClock::at(chrono::Utc::now()));
-        let svc = ClanService::new(deps);
+        let svc = ClanService::new((&deps).into());
         let id = ClanId::new("wolves").unwrap();
         let err = svc
             .upsert(id.clone(), snapshot(Some(99_999)))

@@ -6,7 +6,6 @@
 //! Takes only the ports it uses ([`DeclarationPorts`]): the store, the clock (retry back-off and
 //! "now"), the id generator (war and event ids) and the deployment's rules.
 
-use super::Deps;
 use crate::clan::Clan;
 use crate::config::Rules;
 use crate::declaration::{self, DeclarationContext, DeclareCommand};
@@ -22,31 +21,13 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use std::sync::Arc;
 
-/// The ports a declaration uses.
-#[derive(Clone)]
-pub struct DeclarationPorts {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn IdGenerator>,
-    pub rules: Arc<Rules>,
-}
-
-impl std::fmt::Debug for DeclarationPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeclarationPorts")
-            .field("rules", &self.rules)
-            .finish_non_exhaustive()
-    }
-}
-
-impl From<&Deps> for DeclarationPorts {
-    fn from(deps: &Deps) -> Self {
-        Self {
-            store: deps.store.clone(),
-            clock: deps.clock.clone(),
-            ids: deps.ids.clone(),
-            rules: deps.rules.clone(),
-        }
+ports! {
+    /// The ports a declaration uses.
+    pub struct DeclarationPorts {
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
     }
 }
 

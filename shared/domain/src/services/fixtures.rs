@@ -71,7 +71,7 @@ impl World {
 
     pub(crate) async fn new() -> Self {
         let (deps, h) = Deps::in_memory(rules(), FakeClock::at(t0()));
-        let clans = ClanService::new(deps.clone());
+        let clans = ClanService::new((&deps).into());
         for id in ["att", "def", "ally", "other"] {
             let members = (0..11).map(|i| player(&format!("{id}-m{i}"))).collect();
             let snap = ClanSnapshot {
@@ -96,7 +96,7 @@ impl World {
                 .unwrap();
         }
         Self {
-            wars: WarService::new(deps.clone()),
+            wars: WarService::new((&deps).into()),
             declarations: DeclarationService::new((&deps).into()),
             lifecycle: LifecycleService::new((&deps).into()),
             membership: MembershipService::new((&deps).into()),

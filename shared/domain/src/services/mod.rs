@@ -18,6 +18,44 @@ use crate::ports::{
 use crate::war::War;
 use std::sync::Arc;
 
+/// A service's ports struct: the [`Deps`] fields it uses, by the same names and types, with a
+/// `Debug` that shows only `rules` (the ports are trait objects) and `From<&Deps>` cloning each
+/// field, so an edge builds a service with `XService::new(deps.into())`. The struct must have a
+/// `rules` field (a service that takes no rules writes its struct out, as `clans` does). Defined
+/// above the `mod`s: a `macro_rules!` is in scope only after its definition.
+///
+/// ```ignore
+/// ports! {
+///     /// The ports a battle uses.
+///     pub struct BattlePorts { store: Arc<dyn Store>, rules: Arc<Rules> }
+/// }
+/// ```
+macro_rules! ports {
+    ($(#[$meta:meta])* pub struct $name:ident { $($field:ident: $ty:ty),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct $name {
+            $(pub $field: $ty,)+
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("rules", &self.rules)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl From<&$crate::services::Deps> for $name {
+            fn from(deps: &$crate::services::Deps) -> Self {
+                Self {
+                    $($field: deps.$field.clone(),)+
+                }
+            }
+        }
+    };
+}
+
 pub mod alliances;
 pub mod battles;
 pub mod clans;

@@ -8,18 +8,22 @@
 //! result is exactly what the final tally would have given without the voided entries. Clans'
 //! ratings move by the difference, and `WarRescored` goes out with the state change; the reward
 //! plan follows from that event ([`super::rewards::RewardService::follow`]).
+//!
+//! Takes only the ports it uses ([`RescorePorts`]): the store, the score board (the ledger),
+//! the clock (retention), the id generator (event ids) and the deployment's rules.
 
 use super::lifecycle::OperatorCommand;
-use super::Deps;
 use crate::clan::Clan;
+use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::events::DomainEvent;
+use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, PlayerId, WarId};
 use crate::ledger::{LedgerEntry, Void};
-use crate::ports::{RecordKey, Transaction};
+use crate::ports::{Clock, IdGenerator, RecordKey, ScoreBoard, Store, Transaction};
 use crate::war::{Outcome, RatingChange, Rescore, ScoredResult, War, WarStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Most rescores one war takes (each is kept on the war item).
 pub const MAX_RESCORES: usize = 50;
@@ -65,14 +69,51 @@ pub struct VoidOutcome {
     pub war: War,
 }
 
+ports! {
+    /// The ports a rescore uses.
+    pub struct RescorePorts {
+        store: Arc<dyn Store>,
+        scores: Arc<dyn ScoreBoard>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
+    }
+}
+
+impl RescorePorts {
+    async fn war(&self, id: &WarId) -> DomainResult<War> {
+        super::load_war(&*self.store, id).await
+    }
+
+    /// Commits the transaction: state and outbox events together, or nothing.
+    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
+        Ok(self.store.commit(tx).await?)
+    }
+
+    /// A new envelope stamped now.
+    fn event(
+        &self,
+        war_id: Option<&WarId>,
+        clan_ids: Vec<ClanId>,
+        event: DomainEvent,
+    ) -> EventEnvelope {
+        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
+    }
+
+    /// The rules that govern `war` (see [`super::rules_for`]).
+    fn rules_for(&self, war: &War) -> Arc<Rules> {
+        super::rules_for(&self.rules, war)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RescoreService {
-    deps: Deps,
+    ports: RescorePorts,
 }
 
 impl RescoreService {
-    pub fn new(deps: Deps) -> Self {
-        Self { deps }
+    pub fn new(ports: RescorePorts) -> Self {
+        Self { ports }
     }
 
     /// Voids what `void` names in the ended war and rescores it (see the module docs). Voiding
@@ -89,13 +130,13 @@ impl RescoreService {
     ) -> DomainResult<VoidOutcome> {
         op.validate()?;
         void.validate()?;
-        let mut attempts = crate::retry::Attempts::new(&*self.deps.clock);
+        let mut attempts = crate::retry::Attempts::new(&*self.ports.clock);
         loop {
             attempts.next().await?;
-            let war = self.deps.war(war_id).await?;
+            let war = self.ports.war(war_id).await?;
             self.check(&war, &void)?;
             let entries = self
-                .deps
+                .ports
                 .scores
                 .ledger_all(war_id, war.score_shards)
                 .await?;
@@ -114,7 +155,7 @@ impl RescoreService {
                 });
             }
             let (war, rescore, tx) = self.rescore(war, &entries, void.clone(), newly, op).await?;
-            match self.deps.commit(tx).await {
+            match self.ports.commit(tx).await {
                 Ok(()) => {
                     tracing::warn!(war_id = %war_id, rescore = rescore.rescore, voided = newly, operator = %op.by, "war rescored");
                     return Ok(VoidOutcome {
@@ -146,8 +187,8 @@ impl RescoreService {
                 "it ended before the tally kept what a rescore needs",
             ));
         }
-        let rules = self.deps.rules_for(war);
-        if self.deps.clock.now() >= crate::scoring::retention_end(war, &rules) {
+        let rules = self.ports.rules_for(war);
+        if self.ports.clock.now() >= crate::scoring::retention_end(war, &rules) {
             return Err(unavailable("its ledger is past its retention"));
         }
         if let Some(clan) = &void.clan_id {
@@ -171,7 +212,7 @@ impl RescoreService {
         newly: usize,
         op: &OperatorCommand,
     ) -> DomainResult<(War, Rescore, Transaction)> {
-        let rules = self.deps.rules_for(&war);
+        let rules = self.ports.rules_for(&war);
         let tally = war.tally.clone().expect("checked");
         let mut voids = war.voids();
         voids.push(void.clone());
@@ -243,7 +284,7 @@ impl RescoreService {
             .iter()
             .map(|(c, _)| RecordKey::Clan(c.clone()))
             .collect();
-        let mut fetched = self.deps.store.get_many(&keys).await?;
+        let mut fetched = self.ports.store.get_many(&keys).await?;
         let clans: Vec<Option<Clan>> = fetched.many(keys.len())?;
         let mut tx = Transaction::new();
         let mut rating_events = Vec::new();
@@ -275,7 +316,7 @@ impl RescoreService {
             by: op.by.clone(),
             principal: op.principal.clone(),
             reason: op.reason.clone(),
-            at: self.deps.clock.now(),
+            at: self.ports.clock.now(),
             void,
             voided_entries: newly,
             before,
@@ -285,9 +326,9 @@ impl RescoreService {
         tx.update(&mut war);
         let clans = war.all_clans();
         for event in rating_events {
-            tx.emit(self.deps.event(Some(&war.war_id), clans.clone(), event));
+            tx.emit(self.ports.event(Some(&war.war_id), clans.clone(), event));
         }
-        tx.emit(self.deps.event(
+        tx.emit(self.ports.event(
             Some(&war.war_id),
             clans,
             DomainEvent::WarRescored(Box::new(rescore.clone())),
@@ -344,7 +385,7 @@ mod tests {
     use crate::services::scores::ScoreService;
     use crate::services::territories::TerritoryService;
     use crate::services::wars::WarService;
-    use crate::services::MemoryHandles;
+    use crate::services::{Deps, MemoryHandles};
     use crate::territory::fixtures::input;
     use crate::war::{PhaseDurations, RewardStatus, WinnerSide};
     use chrono::{DateTime, Duration, Utc};
@@ -428,7 +469,7 @@ mod tests {
                 ..Rules::default()
             };
             let (deps, h) = Deps::in_memory(rules, FakeClock::at(t0()));
-            let clans = ClanService::new(deps.clone());
+            let clans = ClanService::new((&deps).into());
             for id in ["att", "def"] {
                 let snap = ClanSnapshot {
                     name: format!("Clan {id}"),
@@ -450,7 +491,7 @@ mod tests {
                     .await
                     .unwrap();
             }
-            let wars = WarService::new(deps.clone());
+            let wars = WarService::new((&deps).into());
             let lifecycle = LifecycleService::new((&deps).into());
             let war = wars
                 .declare(DeclareCommand {
@@ -488,7 +529,7 @@ mod tests {
                 .map(|(id, killer, victim)| kill(id, at, killer, victim))
                 .collect();
             h.clock.set(at + Duration::seconds(1));
-            ScoreService::new(deps.clone())
+            ScoreService::new((&deps).into())
                 .ingest(&war.war_id, events)
                 .await
                 .unwrap();
@@ -503,7 +544,7 @@ mod tests {
         }
 
         fn rescoring(&self) -> RescoreService {
-            RescoreService::new(self.deps.clone())
+            RescoreService::new((&self.deps).into())
         }
 
         /// What the war-endings queue's consumer does with every event published so far.
@@ -597,7 +638,7 @@ mod tests {
         );
 
         // Reads follow: the scoreboard, the player, the ledger.
-        let scores = ScoreService::new(w.deps.clone());
+        let scores = ScoreService::new((&w.deps).into());
         let board = scores.scoreboard(&war.war_id, 10).await.unwrap();
         assert_eq!(
             (board.sides.attacker.score, board.sides.defender.score),
@@ -746,7 +787,7 @@ mod tests {
     ) {
         let (w, ended) = World::ended().await;
         let economy = Economy::default();
-        let rewards = RewardService::new(w.deps.clone());
+        let rewards = RewardService::new((&w.deps).into());
         let distribute = || steps::distribute(&rewards, &economy, &ended.war_id);
         let paid = distribute().await.unwrap().unwrap();
         assert_eq!(paid.status, RewardStatus::Distributed);
@@ -826,7 +867,7 @@ mod tests {
             .unwrap();
         w.react_to_published().await;
         let economy = Economy::default();
-        let rewards = RewardService::new(w.deps.clone());
+        let rewards = RewardService::new((&w.deps).into());
         let plan = steps::distribute(&rewards, &economy, &ended.war_id)
             .await
             .unwrap()

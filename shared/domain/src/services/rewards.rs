@@ -6,15 +6,19 @@
 //! so Step Functions may retry any of them. Each step commits the plan and the war's mirrored
 //! `rewards_status` in one versioned transaction, so two concurrent runs can never both move the
 //! plan.
+//!
+//! Takes only the ports it uses ([`RewardPorts`]): the store, the score board (the players' final
+//! points), the clock, the id generator (event ids) and the deployment's rules.
 
-use super::Deps;
+use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::events::DomainEvent;
-use crate::ids::{PlayerId, WarId};
-use crate::ports::{RecordKey, StoreExt, Transaction};
+use crate::events::{DomainEvent, EventEnvelope};
+use crate::ids::{ClanId, PlayerId, WarId};
+use crate::ports::{Clock, IdGenerator, RecordKey, ScoreBoard, Store, StoreExt, Transaction};
 use crate::rewards::{self, Grant, GrantStatus, RewardPlan};
 use crate::war::{RewardStatus, War, WarStatus};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// `GET /wars/{war_id}/rewards`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,21 +73,58 @@ impl From<&RewardPlan> for RewardsView {
     }
 }
 
+ports! {
+    /// The ports the reward saga steps use.
+    pub struct RewardPorts {
+        store: Arc<dyn Store>,
+        scores: Arc<dyn ScoreBoard>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
+    }
+}
+
+impl RewardPorts {
+    async fn war(&self, id: &WarId) -> DomainResult<War> {
+        super::load_war(&*self.store, id).await
+    }
+
+    /// Commits the transaction: state and outbox events together, or nothing.
+    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
+        Ok(self.store.commit(tx).await?)
+    }
+
+    /// A new envelope stamped now.
+    fn event(
+        &self,
+        war_id: Option<&WarId>,
+        clan_ids: Vec<ClanId>,
+        event: DomainEvent,
+    ) -> EventEnvelope {
+        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
+    }
+
+    /// The rules that govern `war` (see [`super::rules_for`]).
+    fn rules_for(&self, war: &War) -> Arc<Rules> {
+        super::rules_for(&self.rules, war)
+    }
+}
+
 /// The saga's steps over the stored plan.
 #[derive(Debug, Clone)]
 pub struct RewardService {
-    deps: Deps,
+    ports: RewardPorts,
 }
 
 impl RewardService {
-    pub fn new(deps: Deps) -> Self {
-        Self { deps }
+    pub fn new(ports: RewardPorts) -> Self {
+        Self { ports }
     }
 
     /// Computes and stores the plan of an ENDED war; returns the stored plan unchanged if one
     /// exists, so re-running the saga never re-plans (scores read later could differ).
     pub async fn prepare(&self, war_id: &WarId) -> DomainResult<RewardPlan> {
-        let mut war = self.deps.war(war_id).await?;
+        let mut war = self.ports.war(war_id).await?;
         if war.status != WarStatus::Ended {
             return Err(DomainError::InvalidWarState {
                 war_id: war_id.clone(),
@@ -99,7 +140,7 @@ impl RewardService {
         tx.insert(&mut plan);
         war.rewards_status = Some(plan.status);
         tx.update(&mut war);
-        match self.deps.commit(tx).await {
+        match self.ports.commit(tx).await {
             Ok(()) => Ok(plan),
             // A concurrent prepare won the insert: its plan is the plan.
             Err(DomainError::ConcurrentModification) => self
@@ -113,11 +154,11 @@ impl RewardService {
     /// The plan the war's result and players' points (after its voids) make now.
     async fn plan_of(&self, war: &War) -> DomainResult<RewardPlan> {
         let players = self
-            .deps
+            .ports
             .scores
             .all_players(&war.war_id, war.score_shards)
             .await?;
-        let mut plan = rewards::plan(war, &war.rescored(players), &self.deps.rules_for(war));
+        let mut plan = rewards::plan(war, &war.rescored(players), &self.ports.rules_for(war));
         plan.rescore = war.rescore_number();
         Ok(plan)
     }
@@ -133,7 +174,7 @@ impl RewardService {
         let Some(mut plan) = self.find(war_id).await? else {
             return Ok(None);
         };
-        let mut war = self.deps.war(war_id).await?;
+        let mut war = self.ports.war(war_id).await?;
         if plan.rescore < war.rescore_number() {
             if !plan.is_finished() {
                 tracing::info!(war_id = %war_id, status = ?plan.status, "rescore waits for the distribution to finish");
@@ -147,7 +188,7 @@ impl RewardService {
                 war.rewards_status = Some(plan.status);
                 tx.update(&mut war);
             }
-            self.deps.commit(tx).await?;
+            self.ports.commit(tx).await?;
             tracing::info!(war_id = %war_id, rescore = plan.rescore, run = ?plan.run, superseded = plan.superseded.len(), "reward plan follows the rescore");
         }
         Ok(plan.waiting_run().map(str::to_owned))
@@ -164,14 +205,14 @@ impl RewardService {
     ) -> DomainResult<RewardPlan> {
         op.validate()?;
         let mut plan = self.get(war_id).await?;
-        let mut war = self.deps.war(war_id).await?;
+        let mut war = self.ports.war(war_id).await?;
         let run = plan.redrive()?;
         let action = crate::war::OperatorAction {
             action: crate::war::OperatorActionKind::RedriveRewards,
             by: op.by.clone(),
             principal: op.principal.clone(),
             reason: op.reason.clone(),
-            at: self.deps.clock.now(),
+            at: self.ports.clock.now(),
             from: war.status,
             to: war.status,
             rewards_run: Some(run),
@@ -182,7 +223,7 @@ impl RewardService {
         tx.update(&mut plan);
         tx.update(&mut war);
         tx.emit(self.event(&war, DomainEvent::OperatorActed(action)));
-        self.deps.commit(tx).await?;
+        self.ports.commit(tx).await?;
         tracing::warn!(war_id = %war_id, attempt = plan.attempt, operator = %op.by, "reward distribution re-driven");
         Ok(plan)
     }
@@ -346,7 +387,7 @@ impl RewardService {
     /// Grants per saga chunk (a deployment parameter, validated in 1..=
     /// [`crate::config::MAX_REWARD_CHUNK_SIZE`]).
     pub fn chunk_size(&self) -> usize {
-        self.deps.rules.reward_chunk_size
+        self.ports.rules.reward_chunk_size
     }
 
     fn chunk_players(&self, plan: &RewardPlan, index: usize) -> Vec<PlayerId> {
@@ -369,7 +410,7 @@ impl RewardService {
 
     async fn find(&self, war_id: &WarId) -> DomainResult<Option<RewardPlan>> {
         Ok(self
-            .deps
+            .ports
             .store
             .load(RecordKey::RewardPlan(war_id.clone()))
             .await?)
@@ -394,7 +435,7 @@ impl RewardService {
         let Step::Changed(event) = change(&mut plan)? else {
             return Ok(plan);
         };
-        let mut war = self.deps.war(war_id).await?;
+        let mut war = self.ports.war(war_id).await?;
         let mut tx = Transaction::new();
         tx.update(&mut plan);
         if war.rewards_status != Some(plan.status) {
@@ -404,12 +445,12 @@ impl RewardService {
         if let Some(event) = event {
             tx.emit(self.event(&war, event));
         }
-        self.deps.commit(tx).await?;
+        self.ports.commit(tx).await?;
         Ok(plan)
     }
 
     fn event(&self, war: &War, event: DomainEvent) -> crate::events::EventEnvelope {
-        self.deps.event(Some(&war.war_id), war.all_clans(), event)
+        self.ports.event(Some(&war.war_id), war.all_clans(), event)
     }
 }
 
@@ -652,10 +693,9 @@ mod tests {
     use super::steps::{self, Economy};
     use super::*;
     use crate::config::Rules;
-    use crate::ids::ClanId;
     use crate::memory::FakeClock;
     use crate::ports::{PlayerPoints, ScoreDelta};
-    use crate::services::MemoryHandles;
+    use crate::services::{Deps, MemoryHandles};
     use crate::war::fixtures::war;
     use crate::war::WinnerSide;
     use chrono::{DateTime, Utc};
@@ -721,7 +761,7 @@ mod tests {
     }
 
     fn service(deps: &Deps) -> RewardService {
-        RewardService::new(deps.clone())
+        RewardService::new(deps.into())
     }
 
     fn assert_paid_exactly_the_plan(economy: &Economy, plan: &RewardPlan) {
@@ -853,8 +893,8 @@ mod tests {
         assert_eq!(economy.grant_calls(), 4);
     }
 
-    fn operator() -> crate::services::wars::OperatorCommand {
-        crate::services::wars::OperatorCommand {
+    fn operator() -> crate::services::lifecycle::OperatorCommand {
+        crate::services::lifecycle::OperatorCommand {
             by: player("ops-1"),
             principal: None,
             reason: "economy is back".into(),
@@ -907,7 +947,7 @@ mod tests {
         assert_eq!(audit.rewards_run.as_deref(), Some("a2"));
         assert_eq!(war.rewards_status, Some(RewardStatus::Pending));
         // The war-endings consumer starts the run `a2` from the audit event.
-        let wars = crate::services::wars::WarService::new(deps.clone());
+        let wars = crate::services::wars::WarService::new((&deps).into());
         for event in h.events.published() {
             wars.react(&event).await.unwrap();
         }

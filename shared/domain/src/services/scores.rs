@@ -4,16 +4,20 @@
 //! exactly-once score deltas keyed by their `event_id`, captures go through the territory
 //! rules with the same key. Because every effect is keyed by its event id, a batch that fails
 //! half way (store outage) can simply be sent again: what was applied counts as duplicate.
+//!
+//! Takes only the ports it uses ([`ScorePorts`]): the store, the score board, the event publisher
+//! (score snapshots), the clock, the id generator (event ids) and the deployment's rules.
 
-use super::territories::{CaptureCommand, TerritoryService};
-use super::Deps;
+use super::territories::{CaptureCommand, TerritoryPorts, TerritoryService};
 use crate::clan::Clan;
+use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::events::DomainEvent;
+use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{BattleId, ClanId, EventId, PlayerId, WarId};
 use crate::ledger::{LedgerEntry, LedgerFilter, MAX_LEDGER_LIMIT};
 use crate::ports::{
-    ApplyOutcome, Page, PageRequest, PlayerScore, RecordKey, ScoreDelta, Transaction,
+    ApplyOutcome, Clock, EventPublisher, IdGenerator, Page, PageRequest, PlayerScore, RecordKey,
+    ScoreBoard, ScoreDelta, Store, Transaction,
 };
 use crate::scoring::{self, codes, BattleEvent, CaptureEvent, Evaluation, Rejection};
 use crate::war::{Side, War, WarStatus};
@@ -91,6 +95,48 @@ enum Verdict {
     Rejected(Rejection),
 }
 
+ports! {
+    /// The ports ingestion and the score reads use.
+    pub struct ScorePorts {
+        store: Arc<dyn Store>,
+        scores: Arc<dyn ScoreBoard>,
+        events: Arc<dyn EventPublisher>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
+    }
+}
+
+impl ScorePorts {
+    async fn war(&self, id: &WarId) -> DomainResult<War> {
+        super::load_war(&*self.store, id).await
+    }
+
+    /// A new envelope stamped now.
+    fn event(
+        &self,
+        war_id: Option<&WarId>,
+        clan_ids: Vec<ClanId>,
+        event: DomainEvent,
+    ) -> EventEnvelope {
+        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
+    }
+
+    /// The rules that govern `war` (see [`super::rules_for`]).
+    fn rules_for(&self, war: &War) -> Arc<Rules> {
+        super::rules_for(&self.rules, war)
+    }
+
+    fn territory(&self) -> TerritoryPorts {
+        TerritoryPorts {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+}
+
 /// Event ingestion and score reads.
 ///
 /// `ScoreSnapshot` throttling: each service instance remembers when it last emitted a snapshot
@@ -101,14 +147,14 @@ enum Verdict {
 /// reading of the counters, not a state change, so it needs no outbox entry.
 #[derive(Debug, Clone)]
 pub struct ScoreService {
-    deps: Deps,
+    ports: ScorePorts,
     last_snapshots: Arc<Mutex<HashMap<WarId, DateTime<Utc>>>>,
 }
 
 impl ScoreService {
-    pub fn new(deps: Deps) -> Self {
+    pub fn new(ports: ScorePorts) -> Self {
         Self {
-            deps,
+            ports,
             last_snapshots: Arc::default(),
         }
     }
@@ -127,7 +173,7 @@ impl ScoreService {
         war_id: &WarId,
         events: Vec<BattleEvent>,
     ) -> DomainResult<BatchOutcome> {
-        let max = self.deps.rules.max_events_per_batch;
+        let max = self.ports.rules.max_events_per_batch;
         if events.len() > max {
             return Err(DomainError::invalid(
                 "events",
@@ -140,8 +186,8 @@ impl ScoreService {
         )
         .await;
         let ((war, clans), battles) = (war_and_clans?, battles?);
-        let now = self.deps.clock.now();
-        let rules = self.deps.rules_for(&war);
+        let now = self.ports.clock.now();
+        let rules = self.ports.rules_for(&war);
 
         let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(events.len());
         let mut scored: Vec<(usize, ScoreDelta)> = Vec::new();
@@ -182,7 +228,7 @@ impl ScoreService {
             if deltas.is_empty() {
                 return Ok(Vec::new());
             }
-            self.deps.scores.apply_batch(deltas.clone()).await
+            self.ports.scores.apply_batch(deltas.clone()).await
         };
         let (outcomes, ()) = join(apply, snapshot).await;
         for ((position, delta), outcome) in positions.iter().zip(&deltas).zip(outcomes?) {
@@ -239,7 +285,7 @@ impl ScoreService {
         let (war, wanted): (War, Vec<ClanId>) = if named.len() <= MAX_CLANS_WITH_WAR {
             let mut keys = vec![RecordKey::War(war_id.clone())];
             keys.extend(named.iter().map(|c| RecordKey::Clan((*c).clone())));
-            let mut fetched = self.deps.store.get_many(&keys).await?;
+            let mut fetched = self.ports.store.get_many(&keys).await?;
             let war: War = fetched
                 .one()?
                 .ok_or_else(|| DomainError::WarNotFound(war_id.clone()))?;
@@ -253,7 +299,7 @@ impl ScoreService {
                     .collect(),
             ));
         } else {
-            let war = self.deps.war(war_id).await?;
+            let war = self.ports.war(war_id).await?;
             let wanted = named
                 .into_iter()
                 .filter(|c| war.side_of(c).is_some())
@@ -262,7 +308,8 @@ impl ScoreService {
             (war, wanted)
         };
         let keys: Vec<RecordKey> = wanted.iter().cloned().map(RecordKey::Clan).collect();
-        let records: Vec<Option<Clan>> = self.deps.store.get_many(&keys).await?.many(keys.len())?;
+        let records: Vec<Option<Clan>> =
+            self.ports.store.get_many(&keys).await?.many(keys.len())?;
         Ok((
             war,
             records
@@ -281,7 +328,7 @@ impl ScoreService {
         if events.iter().all(|e| e.battle_id().is_none()) {
             return Ok(BTreeSet::new());
         }
-        let battles = self.deps.store.battles_of_war(war_id).await?;
+        let battles = self.ports.store.battles_of_war(war_id).await?;
         Ok(battles.into_iter().map(|b| b.battle_id).collect())
     }
 
@@ -306,7 +353,7 @@ impl ScoreService {
             ),
             None => (
                 "this pair already scored".to_owned(),
-                self.deps.rules.refarm_window_s,
+                self.ports.rules.refarm_window_s,
             ),
         };
         Rejection::new(
@@ -328,7 +375,7 @@ impl ScoreService {
             dedupe_id: dedupe_id.clone(),
             occurred_at: Some(event.occurred_at),
         };
-        match TerritoryService::new((&self.deps).into())
+        match TerritoryService::new(self.ports.territory())
             .capture(command)
             .await
         {
@@ -362,7 +409,7 @@ impl ScoreService {
         });
         let never = BattleId::new("dedupe-probe").expect("a valid id");
         tx.delete(RecordKey::Battle(war_id.clone(), never), u64::MAX);
-        match self.deps.store.commit(tx).await {
+        match self.ports.store.commit(tx).await {
             Err(crate::ports::StoreError::Conflict { index }) => Ok(index == Some(score_write)),
             Err(other) => Err(other.into()),
             Ok(()) => Ok(false),
@@ -371,13 +418,13 @@ impl ScoreService {
 
     /// Emits a `ScoreSnapshot` of the war when one is due (see the type's docs); true if it did.
     pub async fn maybe_snapshot(&self, war_id: &WarId) -> DomainResult<bool> {
-        let war = self.deps.war(war_id).await?;
+        let war = self.ports.war(war_id).await?;
         self.snapshot_if_due(&war).await
     }
 
     async fn snapshot_if_due(&self, war: &War) -> DomainResult<bool> {
-        let now = self.deps.clock.now();
-        let interval = self.deps.rules.score_snapshot_interval_s.max(1);
+        let now = self.ports.clock.now();
+        let interval = self.ports.rules.score_snapshot_interval_s.max(1);
         if !war.accepts_score_events(now) || !self.locally_due(&war.war_id, now, interval) {
             return Ok(false);
         }
@@ -392,8 +439,8 @@ impl ScoreService {
             ledger: None,
         };
         let (totals, claim) = join(
-            self.deps.scores.clan_totals(&war.war_id, war.score_shards),
-            self.deps.scores.apply(slot),
+            self.ports.scores.clan_totals(&war.war_id, war.score_shards),
+            self.ports.scores.apply(slot),
         )
         .await;
         let (totals, claim) = (totals?, claim?);
@@ -403,7 +450,7 @@ impl ScoreService {
             return Ok(false);
         }
         let (attacker_score, defender_score) = scoring::side_totals(war, &totals);
-        let event = self.deps.event(
+        let event = self.ports.event(
             Some(&war.war_id),
             war.all_clans(),
             DomainEvent::ScoreSnapshot {
@@ -413,7 +460,7 @@ impl ScoreService {
         );
         // A snapshot is a reading, not a state change: it goes out directly, not through the
         // outbox. If publishing fails, this slot has none and the next slot makes it up.
-        self.deps
+        self.ports
             .events
             .publish(std::slice::from_ref(&event))
             .await
@@ -449,14 +496,14 @@ impl ScoreService {
                 format!("must be between 1 and {MAX_TOP_PLAYERS}"),
             ));
         }
-        let war = self.deps.war(war_id).await?;
+        let war = self.ports.war(war_id).await?;
         let shards = war.score_shards;
         // Rescored players may fall down the board: read enough to rank the top `limit` after
         // their voids (every other player keeps the counters' points and order).
         let read = limit + war.rescored_players.len();
         let (totals, top_players) = join(
-            self.deps.scores.clan_totals(war_id, shards),
-            self.deps.scores.top_players(war_id, shards, read),
+            self.ports.scores.clan_totals(war_id, shards),
+            self.ports.scores.top_players(war_id, shards, read),
         )
         .await;
         let (mut totals, top_players) = (totals?, top_players?);
@@ -498,8 +545,8 @@ impl ScoreService {
     /// read side by side.
     pub async fn player(&self, war_id: &WarId, player_id: &PlayerId) -> DomainResult<PlayerScore> {
         let (war, score) = join(
-            self.deps.war(war_id),
-            self.deps.scores.player_score(war_id, player_id),
+            self.ports.war(war_id),
+            self.ports.scores.player_score(war_id, player_id),
         )
         .await;
         let war = war?;
@@ -531,10 +578,10 @@ impl ScoreService {
                 format!("must be 1..={MAX_LEDGER_LIMIT}"),
             ));
         }
-        let war = self.deps.war(war_id).await?;
+        let war = self.ports.war(war_id).await?;
         let page = PageRequest { limit, cursor };
         let mut page = self
-            .deps
+            .ports
             .scores
             .ledger(war_id, war.score_shards, filter, page)
             .await?;

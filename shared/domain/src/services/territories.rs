@@ -4,7 +4,7 @@
 //! Takes only the ports it uses ([`TerritoryPorts`]): the store, the clock (capture times,
 //! retry back-off), the id generator (event ids) and the deployment's rules.
 
-use super::{require_role, Deps};
+use super::require_role;
 use crate::clan::{Clan, Role};
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
@@ -54,31 +54,13 @@ enum Attempt {
     Conflict,
 }
 
-/// The ports the territory operations use.
-#[derive(Clone)]
-pub struct TerritoryPorts {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn IdGenerator>,
-    pub rules: Arc<Rules>,
-}
-
-impl std::fmt::Debug for TerritoryPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TerritoryPorts")
-            .field("rules", &self.rules)
-            .finish_non_exhaustive()
-    }
-}
-
-impl From<&Deps> for TerritoryPorts {
-    fn from(deps: &Deps) -> Self {
-        Self {
-            store: deps.store.clone(),
-            clock: deps.clock.clone(),
-            ids: deps.ids.clone(),
-            rules: deps.rules.clone(),
-        }
+ports! {
+    /// The ports the territory operations use.
+    pub struct TerritoryPorts {
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
     }
 }
 

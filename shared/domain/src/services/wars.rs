@@ -7,46 +7,98 @@
 //! Phase moves, the final tally and the operator controls are [`super::lifecycle`]; joining,
 //! surrendering and a leader's cancel are [`super::membership`].
 //!
-//! Still takes the whole [`Deps`]: `react` hands reward events to
-//! [`super::rewards::RewardService`], which does.
+//! Takes only the ports it uses ([`WarServicePorts`]): the workflow starter, and what the
+//! declaration, lifecycle and reward services it hands work to take (the store, the score
+//! board, the clock, the id generator and the deployment's rules).
 
-use super::declaration::{DeclarationService, Declared};
+use super::declaration::{DeclarationPorts, DeclarationService, Declared};
 use super::lifecycle::LifecycleService;
-use super::Deps;
+use super::rewards::{RewardPorts, RewardService};
+use crate::clan::Clan;
+use crate::config::Rules;
 use crate::declaration::DeclareCommand;
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, WarId};
-use crate::ports::{Page, PageRequest};
+use crate::ports::{Clock, IdGenerator, Page, PageRequest, ScoreBoard, Store, WorkflowStarter};
 use crate::scoring;
 use crate::war::{OperatorActionKind, War, WarStatus};
+use std::sync::Arc;
 
 /// Largest page of the war log.
 pub const MAX_PAGE: usize = 100;
 
-// Kept for `services/rewards.rs`'s tests, which name the operator command here.
-#[cfg(test)]
-pub(crate) use super::lifecycle::OperatorCommand;
+ports! {
+    /// The ports the war operations use, with what declare and react hand to the declaration,
+    /// lifecycle and reward services.
+    pub struct WarServicePorts {
+        store: Arc<dyn Store>,
+        scores: Arc<dyn ScoreBoard>,
+        workflows: Arc<dyn WorkflowStarter>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
+    }
+}
+
+impl WarServicePorts {
+    async fn war(&self, id: &WarId) -> DomainResult<War> {
+        super::load_war(&*self.store, id).await
+    }
+
+    async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {
+        super::load_clan(&*self.store, id).await
+    }
+
+    fn declaration(&self) -> DeclarationPorts {
+        DeclarationPorts {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+
+    fn lifecycle(&self) -> super::closing::WarPorts {
+        super::closing::WarPorts {
+            store: self.store.clone(),
+            scores: self.scores.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+
+    fn rewards(&self) -> RewardPorts {
+        RewardPorts {
+            store: self.store.clone(),
+            scores: self.scores.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct WarService {
-    deps: Deps,
+    ports: WarServicePorts,
 }
 
 impl WarService {
-    pub fn new(deps: Deps) -> Self {
-        Self { deps }
+    pub fn new(ports: WarServicePorts) -> Self {
+        Self { ports }
     }
 
     /// A declaration: validate and write the war, then start its declare-war saga (which
     /// starts the timers and compensates if they cannot start). If even the saga cannot start,
     /// compensate here (cancel the war, release everything) and report the outage.
     pub async fn declare(&self, cmd: DeclareCommand) -> DomainResult<Declared> {
-        let declared = DeclarationService::new((&self.deps).into())
+        let declared = DeclarationService::new(self.ports.declaration())
             .create(cmd)
             .await?;
-        if let Err(err) = self.deps.workflows.start_declaration(&declared.war).await {
-            LifecycleService::new((&self.deps).into())
+        if let Err(err) = self.ports.workflows.start_declaration(&declared.war).await {
+            LifecycleService::new(self.ports.lifecycle())
                 .compensate_declaration(&declared.war.war_id)
                 .await?;
             return Err(DomainError::WorkflowUnavailable(err));
@@ -56,10 +108,10 @@ impl WarService {
 
     /// A war with live side scores (frozen ones once it ended).
     pub async fn get(&self, war_id: &WarId) -> DomainResult<War> {
-        let mut war = self.deps.war(war_id).await?;
+        let mut war = self.ports.war(war_id).await?;
         if !war.status.is_terminal() {
             let totals = self
-                .deps
+                .ports
                 .scores
                 .clan_totals(war_id, war.score_shards)
                 .await?;
@@ -86,8 +138,8 @@ impl WarService {
         }
         // The clan must exist; its log is read side by side with that check.
         let (clan, page) = futures_util::future::join(
-            self.deps.clan(clan_id),
-            self.deps
+            self.ports.clan(clan_id),
+            self.ports
                 .store
                 .wars_of_clan(clan_id, status, PageRequest { limit, cursor }),
         )
@@ -104,7 +156,7 @@ impl WarService {
         let Some(war_id) = &event.war_id else {
             return Ok(());
         };
-        let workflows = &self.deps.workflows;
+        let workflows = &self.ports.workflows;
         let done = match &event.event {
             DomainEvent::WarDeclared { .. } => return self.ensure_declaration_saga(war_id).await,
             DomainEvent::WarEnded { .. } => workflows.start_rewards(war_id).await,
@@ -131,11 +183,11 @@ impl WarService {
     /// ends) and the run waiting for it starts (`<war_id>-<run>`, once whatever the
     /// redeliveries).
     async fn follow_rewards(&self, war_id: &WarId) -> DomainResult<()> {
-        let run = super::rewards::RewardService::new(self.deps.clone())
+        let run = RewardService::new(self.ports.rewards())
             .follow(war_id)
             .await?;
         if let Some(run) = run {
-            self.deps
+            self.ports
                 .workflows
                 .start_rewards_run(war_id, &run)
                 .await
@@ -151,7 +203,7 @@ impl WarService {
     /// execution and nothing changes). A war past DECLARED, or cancelled by the request's own
     /// compensation, needs nothing.
     async fn ensure_declaration_saga(&self, war_id: &WarId) -> DomainResult<()> {
-        let war = match self.deps.war(war_id).await {
+        let war = match self.ports.war(war_id).await {
             Ok(war) => war,
             Err(DomainError::WarNotFound(_)) => return Ok(()),
             Err(err) => return Err(err),
@@ -159,7 +211,7 @@ impl WarService {
         if war.status != WarStatus::Declared {
             return Ok(());
         }
-        self.deps
+        self.ports
             .workflows
             .start_declaration(&war)
             .await

@@ -32,7 +32,7 @@ struct ClanBody {
 }
 
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
-    let alliances = AllianceService::new(deps.clone());
+    let alliances = AllianceService::new(deps.into());
     match req.route.as_str() {
         "POST /alliances" => {
             let body: CreateBody = req.json(MAX_BODY_BYTES)?;

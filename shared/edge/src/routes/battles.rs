@@ -13,7 +13,7 @@ pub const ROUTES: &[&str] = &[
 ];
 
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
-    let battles = BattleService::new(deps.clone());
+    let battles = BattleService::new(deps.into());
     match req.route.as_str() {
         "POST /wars/{war_id}/battles" => {
             let input: BattleInput = req.json(MAX_BODY_BYTES)?;

@@ -27,7 +27,7 @@ pub async fn handle(
     sessions: &Sessions,
     req: HttpRequest,
 ) -> DomainResult<HttpResponse> {
-    let clans = ClanService::new(deps.clone());
+    let clans = ClanService::new(deps.into());
     match req.route.as_str() {
         "POST /players/{player_id}/session-token" => {
             let player: PlayerId = req.id("player_id")?;
@@ -49,7 +49,7 @@ pub async fn handle(
             };
             let limit = req.query::<usize>("limit")?.unwrap_or(DEFAULT_LIMIT);
             let clan: ClanId = req.id("clan_id")?;
-            let page = WarService::new(deps.clone())
+            let page = WarService::new(deps.into())
                 .list_for_clan(&clan, status, limit, req.query.get("cursor").cloned())
                 .await?;
             HttpResponse::ok(json!({ "wars": page.items, "next_cursor": page.next_cursor }))

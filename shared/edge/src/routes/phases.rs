@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// from the bus): starts the reward saga or stops the phase timers. Redeliveries are harmless.
 pub async fn react(deps: &Deps, body: &str) -> DomainResult<()> {
     let event = crate::sqs::bus_event(body)?;
-    WarService::new(deps.clone()).react(&event).await?;
+    WarService::new(deps.into()).react(&event).await?;
     tracing::info!(event_id = %event.event_id, event_type = event.event_type(), war_id = ?event.war_id, "war event followed up");
     Ok(())
 }

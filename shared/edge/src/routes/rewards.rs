@@ -33,14 +33,14 @@ const MAX_REASON_CHARS: usize = 500;
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
     match req.route.as_str() {
         "GET /wars/{war_id}/rewards" => HttpResponse::ok(
-            RewardService::new(deps.clone())
+            RewardService::new(deps.into())
                 .view(&req.id("war_id")?)
                 .await?,
         ),
         "POST /admin/wars/{war_id}/rewards/redrive" => {
             let body: ReasonRequest = req.json(MAX_BODY_BYTES)?;
             let op = req.operator(body.reason)?;
-            let service = RewardService::new(deps.clone());
+            let service = RewardService::new(deps.into());
             let plan = service.redrive(&req.id("war_id")?, &op).await?;
             HttpResponse::ok(RewardsView::from(&plan))
         }
@@ -166,7 +166,7 @@ pub struct Revocations {
 
 /// Runs one saga step; the output is what the state machine's `ResultSelector` reads.
 pub async fn task(deps: &Deps, task: RewardTask) -> DomainResult<serde_json::Value> {
-    let service = RewardService::new(deps.clone());
+    let service = RewardService::new(deps.into());
     let size = service.chunk_size();
     let value = match task {
         RewardTask::Prepare { war_id } => {

@@ -85,5 +85,5 @@ pub fn score_update_latency(started: std::time::Instant) {
 
 /// The score service is built once per cold start: it remembers when it last sent a snapshot.
 pub fn service(deps: &Deps) -> ScoreService {
-    ScoreService::new(deps.clone())
+    ScoreService::new(deps.into())
 }

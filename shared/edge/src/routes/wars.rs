@@ -45,7 +45,7 @@ pub const ROUTES: &[&str] = &[
 ];
 
 pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse> {
-    let wars = WarService::new(deps.clone());
+    let wars = WarService::new(deps.into());
     let membership = MembershipService::new(deps.into());
     let lifecycle = LifecycleService::new(deps.into());
     match req.route.as_str() {
@@ -115,7 +115,7 @@ pub async fn handle(deps: &Deps, req: HttpRequest) -> DomainResult<HttpResponse>
             let body: VoidRequest = req.json(MAX_BODY_BYTES)?;
             let void = body.void()?;
             let op = req.operator(body.reason)?;
-            let done = RescoreService::new(deps.clone())
+            let done = RescoreService::new(deps.into())
                 .void(&req.id("war_id")?, void, &op)
                 .await?;
             HttpResponse::ok(done)

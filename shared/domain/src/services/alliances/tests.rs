@@ -2,7 +2,7 @@ use super::*;
 use crate::clan::fixtures::clan;
 use crate::config::Rules;
 use crate::memory::{FakeClock, RacingStore};
-use crate::services::MemoryHandles;
+use crate::services::{Deps, MemoryHandles};
 use crate::war::fixtures::war;
 use crate::war::{Side, WarStatus};
 use chrono::{DateTime, Duration, Utc};
@@ -36,7 +36,7 @@ async fn setup_with(deps: Deps) -> AllianceService {
         tx.insert(&mut clan(c, 12));
     }
     deps.store.commit(tx).await.unwrap();
-    AllianceService::new(deps)
+    AllianceService::new((&deps).into())
 }
 
 async fn setup() -> (AllianceService, MemoryHandles) {
@@ -61,7 +61,7 @@ async fn join(svc: &AllianceService, a: &AllianceId, c: &str) {
 /// come from `SequentialIds`, so every alliance a test can have made is among `id-1..=99`.
 async fn state(svc: &AllianceService, h: &MemoryHandles) -> String {
     use crate::ports::Outbox;
-    let store = &svc.deps.store;
+    let store = &svc.ports.store;
     let mut out = String::new();
     for c in CLANS {
         out += &format!("{:?}\n", store.get(&RecordKey::Clan(id(c))).await.unwrap());
@@ -91,7 +91,7 @@ async fn assert_rejected<T: std::fmt::Debug>(
 }
 
 async fn clan_record(svc: &AllianceService, c: &str) -> Clan {
-    svc.deps.clan(&id(c)).await.unwrap()
+    svc.ports.clan(&id(c)).await.unwrap()
 }
 
 #[tokio::test]
@@ -428,12 +428,12 @@ async fn at_war(svc: &AllianceService, n: u32, attacker: &[&str], defender: &str
     w.sides.defender.clan_ids = vec![id(defender)];
     let mut tx = Transaction::new();
     for c in w.all_clans() {
-        let mut clan = svc.deps.clan(&c).await.unwrap();
+        let mut clan = svc.ports.clan(&c).await.unwrap();
         clan.enter_war(&w.war_id);
         tx.update(&mut clan);
     }
     tx.insert(&mut w);
-    svc.deps.store.commit(tx).await.unwrap();
+    svc.ports.store.commit(tx).await.unwrap();
 }
 
 #[tokio::test]
@@ -453,11 +453,13 @@ async fn a_clan_at_war_with_any_member_cannot_be_invited() {
     at_war(&svc, 2, &["y", "f"], "c").await;
     svc.invite(&a, &id("y"), &leader("f")).await.unwrap();
     // A war over is no obstacle either.
-    let mut w = svc.deps.war(&WarId::new("war-1").unwrap()).await.unwrap();
+    let mut w = crate::services::load_war(&*svc.ports.store, &WarId::new("war-1").unwrap())
+        .await
+        .unwrap();
     w.status = WarStatus::Ended;
     let mut tx = Transaction::new();
     tx.update(&mut w);
-    svc.deps.store.commit(tx).await.unwrap();
+    svc.ports.store.commit(tx).await.unwrap();
     svc.invite(&a, &id("x"), &leader("f")).await.unwrap();
 }
 
@@ -467,7 +469,9 @@ async fn a_war_started_after_the_invitation_blocks_the_accept() {
     let a = founded(&svc).await;
     svc.invite(&a, &id("x"), &leader("f")).await.unwrap();
     at_war(&svc, 1, &["f"], "x").await;
-    let w = svc.deps.war(&WarId::new("war-1").unwrap()).await.unwrap();
+    let w = crate::services::load_war(&*svc.ports.store, &WarId::new("war-1").unwrap())
+        .await
+        .unwrap();
     assert_eq!(w.side_of(&id("x")), Some(Side::Defender));
     assert_rejected(
         &svc,

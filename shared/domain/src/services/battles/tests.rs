@@ -13,7 +13,7 @@ use crate::config::Rules;
 use crate::memory::FakeClock;
 use crate::ports::{ApplyOutcome, PlayerPoints, ScoreBoard, Store};
 use crate::scoring::fixtures::{active_war, clan, player};
-use crate::services::MemoryHandles;
+use crate::services::{Deps, MemoryHandles};
 use crate::war::WarStatus;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -41,7 +41,7 @@ async fn world_with(rules: Rules, status: WarStatus) -> World {
     tx.insert(&mut war);
     deps.commit(tx).await.unwrap();
     World {
-        svc: BattleService::new(deps.clone()),
+        svc: BattleService::new((&deps).into()),
         deps,
         h,
     }

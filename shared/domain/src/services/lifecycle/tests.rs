@@ -111,7 +111,7 @@ async fn a_running_war_keeps_its_ruleset_when_the_deployment_changes_and_new_war
         rules: Arc::new(changed.clone()),
         ..w.deps.clone()
     };
-    let wars = WarService::new(redeployed.clone());
+    let wars = WarService::new((&redeployed).into());
     let lifecycle = LifecycleService::new((&redeployed).into());
     for target in [WarStatus::Preparation, WarStatus::Active, WarStatus::Ending] {
         w.h.clock

@@ -9,7 +9,7 @@ use crate::memory::FakeClock;
 use crate::ports::ScoreBoard;
 use crate::scoring::fixtures::{active_war, assist, clan, kill, level, player, territory};
 use crate::scoring::KillEvent;
-use crate::services::MemoryHandles;
+use crate::services::{Deps, MemoryHandles};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -52,7 +52,7 @@ async fn world_with(rules: Rules) -> World {
     }
     deps.commit(tx).await.unwrap();
     World {
-        svc: ScoreService::new(deps.clone()),
+        svc: ScoreService::new((&deps).into()),
         deps,
         h,
         war,
@@ -800,7 +800,7 @@ async fn a_batch_with_nothing_accepted_emits_no_snapshot() {
 #[tokio::test]
 async fn instances_sharing_a_store_emit_one_snapshot_per_slot() {
     let w = world().await;
-    let other = ScoreService::new(w.deps.clone());
+    let other = ScoreService::new((&w.deps).into());
     assert!(w.svc.maybe_snapshot(&war_id()).await.unwrap());
     assert!(!other.maybe_snapshot(&war_id()).await.unwrap());
     assert_eq!(snapshots(&w).len(), 1);

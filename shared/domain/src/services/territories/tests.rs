@@ -4,7 +4,7 @@ use crate::config::Rules;
 use crate::config::DEFAULT_SCORE_SHARDS;
 use crate::memory::{FakeClock, RacingStore};
 use crate::ports::{Outbox, Record, ScoreBoard, Store};
-use crate::services::MemoryHandles;
+use crate::services::{Deps, MemoryHandles};
 use crate::territory::fixtures::input;
 use crate::war::fixtures::seconds;
 use crate::war::{Side, WarStatus};
