@@ -8,7 +8,6 @@
 //! second pass reports the precise rule the concurrent change now violates, or succeeds.
 
 use super::territories::{TerritoryPorts, TerritoryService};
-use super::Deps;
 use crate::clan::Clan;
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
@@ -24,35 +23,16 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The ports of the services that write wars ([`super::lifecycle::LifecycleService`],
-/// [`super::membership::MembershipService`]): the store, the score board (the final tally and
-/// a surrender seal the war's counters), the clock, the id generator and the rules.
-#[derive(Clone)]
-pub struct WarPorts {
-    pub store: Arc<dyn Store>,
-    pub scores: Arc<dyn ScoreBoard>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn IdGenerator>,
-    pub rules: Arc<Rules>,
-}
-
-impl std::fmt::Debug for WarPorts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WarPorts")
-            .field("rules", &self.rules)
-            .finish_non_exhaustive()
-    }
-}
-
-impl From<&Deps> for WarPorts {
-    fn from(deps: &Deps) -> Self {
-        Self {
-            store: deps.store.clone(),
-            scores: deps.scores.clone(),
-            clock: deps.clock.clone(),
-            ids: deps.ids.clone(),
-            rules: deps.rules.clone(),
-        }
+ports! {
+    /// The ports of the services that write wars ([`super::lifecycle::LifecycleService`],
+    /// [`super::membership::MembershipService`]): the store, the score board (the final tally
+    /// and a surrender seal the war's counters), the clock, the id generator and the rules.
+    pub struct WarPorts {
+        store: Arc<dyn Store>,
+        scores: Arc<dyn ScoreBoard>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
     }
 }
 
