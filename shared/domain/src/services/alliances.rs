@@ -8,6 +8,7 @@
 //! the id generator (alliance and event ids) and the deployment's rules.
 
 use super::require_role;
+use super::ServicePorts;
 use crate::alliance::{self, Alliance, Invitation};
 use crate::clan::{Clan, Role};
 use crate::config::Rules;
@@ -36,27 +37,6 @@ ports! {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
         rules: Arc<Rules>,
-    }
-}
-
-impl AlliancePorts {
-    async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {
-        super::load_clan(&*self.store, id).await
-    }
-
-    /// Commits the transaction: state and outbox events together, or nothing.
-    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
-        Ok(self.store.commit(tx).await?)
-    }
-
-    /// A new envelope stamped now.
-    fn event(
-        &self,
-        war_id: Option<&WarId>,
-        clan_ids: Vec<ClanId>,
-        event: DomainEvent,
-    ) -> EventEnvelope {
-        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
     }
 }
 

@@ -4,22 +4,20 @@
 //! `max_concurrent_battles`, and the versioned war write makes two concurrent creations unable
 //! to both take the last slot. A lost race is re-checked on fresh reads.
 //!
-//! Takes only the ports it uses ([`BattlePorts`]): the store, the score board (kills per side,
+//! Takes only the ports it uses ([`WarPorts`]): the store, the score board (kills per side,
 //! the win bonus), the clock, the id generator (battle and event ids) and the deployment's rules.
 
+use super::ServicePorts;
+use super::WarPorts;
 use crate::battle::{Battle, BattleStatus};
-use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::events::{DomainEvent, EventEnvelope};
-use crate::ids::{BattleId, ClanId, WarId};
+use crate::events::DomainEvent;
+use crate::ids::{BattleId, WarId};
 use crate::ledger::{EffectKind, LedgerEntry};
-use crate::ports::{
-    Clock, IdGenerator, RecordKey, ScoreBoard, ScoreDelta, SideKills, Store, StoreExt, Transaction,
-};
+use crate::ports::{RecordKey, ScoreDelta, SideKills, StoreExt, Transaction};
 use crate::war::{OpenBattle, Side, War};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::sync::Arc;
 
 pub use crate::battle::{BattleInput, ResolveInput};
 
@@ -36,51 +34,14 @@ pub fn bonus_dedupe_id(battle_id: &BattleId) -> String {
     format!("battle-bonus#{battle_id}")
 }
 
-ports! {
-    /// The ports the battle operations use.
-    pub struct BattlePorts {
-        store: Arc<dyn Store>,
-        scores: Arc<dyn ScoreBoard>,
-        clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdGenerator>,
-        rules: Arc<Rules>,
-    }
-}
-
-impl BattlePorts {
-    async fn war(&self, id: &WarId) -> DomainResult<War> {
-        super::load_war(&*self.store, id).await
-    }
-
-    /// Commits the transaction: state and outbox events together, or nothing.
-    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
-        Ok(self.store.commit(tx).await?)
-    }
-
-    /// A new envelope stamped now.
-    fn event(
-        &self,
-        war_id: Option<&WarId>,
-        clan_ids: Vec<ClanId>,
-        event: DomainEvent,
-    ) -> EventEnvelope {
-        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
-    }
-
-    /// The rules that govern `war` (see [`super::rules_for`]).
-    fn rules_for(&self, war: &War) -> Arc<Rules> {
-        super::rules_for(&self.rules, war)
-    }
-}
-
 /// Battle operations over the ports.
 #[derive(Debug, Clone)]
 pub struct BattleService {
-    ports: BattlePorts,
+    ports: WarPorts,
 }
 
 impl BattleService {
-    pub fn new(ports: BattlePorts) -> Self {
+    pub fn new(ports: WarPorts) -> Self {
         Self { ports }
     }
 

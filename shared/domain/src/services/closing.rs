@@ -8,33 +8,19 @@
 //! second pass reports the precise rule the concurrent change now violates, or succeeds.
 
 use super::territories::{TerritoryPorts, TerritoryService};
+use super::ServicePorts;
 use crate::clan::Clan;
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
 use crate::ids::{ClanId, WarId};
-use crate::ports::{
-    Clock, Fetched, IdGenerator, PairLock, RecordKey, ScoreBoard, Store, Transaction,
-};
+use crate::ports::{Clock, Fetched, IdGenerator, PairLock, RecordKey, Store, Transaction};
 use crate::scoring;
 use crate::territory::Territory;
 use crate::war::{RatingChange, Tally, War, WinnerSide};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-ports! {
-    /// The ports of the services that write wars ([`super::lifecycle::LifecycleService`],
-    /// [`super::membership::MembershipService`]): the store, the score board (the final tally
-    /// and a surrender seal the war's counters), the clock, the id generator and the rules.
-    pub struct WarPorts {
-        store: Arc<dyn Store>,
-        scores: Arc<dyn ScoreBoard>,
-        clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdGenerator>,
-        rules: Arc<Rules>,
-    }
-}
 
 /// How a war leaves the stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,18 +59,28 @@ impl std::fmt::Debug for WarWriter {
     }
 }
 
+impl ServicePorts for WarWriter {
+    fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+    fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+    fn ids(&self) -> &dyn IdGenerator {
+        &*self.ids
+    }
+    fn deployment_rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+}
+
 impl WarWriter {
-    pub(super) fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdGenerator>,
-        rules: Arc<Rules>,
-    ) -> Self {
+    pub(super) fn new(ports: &super::WarPorts) -> Self {
         Self {
-            store,
-            clock,
-            ids,
-            rules,
+            store: ports.store.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+            rules: ports.rules.clone(),
         }
     }
 
@@ -92,28 +88,9 @@ impl WarWriter {
         self.clock.now()
     }
 
-    pub(super) async fn war(&self, id: &WarId) -> DomainResult<War> {
-        super::load_war(&*self.store, id).await
-    }
-
-    pub(super) async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {
-        super::load_clan(&*self.store, id).await
-    }
-
-    /// The rules that govern `war` (its ruleset over the deployment's).
-    pub(super) fn rules_for(&self, war: &War) -> Arc<Rules> {
-        super::rules_for(&self.rules, war)
-    }
-
     /// A new envelope about `war`, to all its clans, stamped now.
     pub(super) fn war_event(&self, war: &War, event: DomainEvent) -> EventEnvelope {
-        super::envelope(
-            &*self.ids,
-            &*self.clock,
-            Some(&war.war_id),
-            war.all_clans(),
-            event,
-        )
+        self.event(Some(&war.war_id), war.all_clans(), event)
     }
 
     pub(super) fn war_ended_event(&self, war: &War) -> EventEnvelope {
@@ -126,11 +103,6 @@ impl WarWriter {
                 defender_score: war.sides.defender.score,
             },
         )
-    }
-
-    /// Commits the transaction: state and outbox events together, or nothing.
-    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
-        Ok(self.store.commit(tx).await?)
     }
 
     /// Load the war, let `step` decide, commit; on a version conflict start over.

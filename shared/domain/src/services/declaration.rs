@@ -6,12 +6,13 @@
 //! Takes only the ports it uses ([`DeclarationPorts`]): the store, the clock (retry back-off and
 //! "now"), the id generator (war and event ids) and the deployment's rules.
 
+use super::ServicePorts;
 use crate::clan::Clan;
 use crate::config::Rules;
 use crate::declaration::{self, DeclarationContext, DeclareCommand};
 use crate::error::{DomainError, DomainResult};
-use crate::events::{DomainEvent, EventEnvelope};
-use crate::ids::{ClanId, WarId};
+use crate::events::DomainEvent;
+use crate::ids::WarId;
 use crate::ports::{
     Clock, IdGenerator, IdempotencyRecord, PairLock, RecordKey, Store, Transaction,
 };
@@ -127,7 +128,7 @@ impl DeclarationService {
             let now = self.now();
             let judged = self.judge(&cmd, &fingerprint, &state, now);
             if let Some(war_id) = judged.replays {
-                let war = self.war(&war_id).await?;
+                let war = self.ports.war(&war_id).await?;
                 return Ok(Declared {
                     war,
                     replayed: true,
@@ -177,7 +178,7 @@ impl DeclarationService {
             for territory in &mut territories {
                 territory.contest(&war_id)?;
                 tx.update(territory);
-                tx.emit(self.event(
+                tx.emit(self.ports.event(
                     Some(&war_id),
                     clans.clone(),
                     DomainEvent::TerritoryContested {
@@ -196,7 +197,7 @@ impl DeclarationService {
                 };
                 tx.upsert(&mut record);
             }
-            tx.emit(self.event(
+            tx.emit(self.ports.event(
                 Some(&war_id),
                 clans,
                 DomainEvent::WarDeclared {
@@ -206,7 +207,7 @@ impl DeclarationService {
                     phase_deadlines: war.phase_deadlines,
                 },
             ));
-            match self.commit(tx).await {
+            match self.ports.commit(tx).await {
                 Ok(()) => {
                     return Ok(Declared {
                         war,
@@ -318,31 +319,6 @@ impl DeclarationService {
             replays: None,
             violations,
         }
-    }
-
-    async fn war(&self, id: &WarId) -> DomainResult<War> {
-        super::load_war(&*self.ports.store, id).await
-    }
-
-    /// A new envelope stamped now.
-    fn event(
-        &self,
-        war_id: Option<&WarId>,
-        clan_ids: Vec<ClanId>,
-        event: DomainEvent,
-    ) -> EventEnvelope {
-        super::envelope(
-            &*self.ports.ids,
-            &*self.ports.clock,
-            war_id,
-            clan_ids,
-            event,
-        )
-    }
-
-    /// Commits the transaction: state and outbox events together, or nothing.
-    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
-        Ok(self.ports.store.commit(tx).await?)
     }
 
     fn new_war_id(&self) -> WarId {

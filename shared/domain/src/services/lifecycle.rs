@@ -8,7 +8,9 @@
 //! war's counters for its tally), the clock, the id generator (event ids) and the deployment's
 //! rules.
 
-use super::closing::{final_scores, Close, WarPorts, WarWriter};
+use super::closing::{final_scores, Close, WarWriter};
+use super::ServicePorts;
+use super::WarPorts;
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
 use crate::events::{DomainEvent, EventEnvelope};
@@ -87,12 +89,7 @@ pub struct LifecycleService {
 
 impl LifecycleService {
     pub fn new(ports: WarPorts) -> Self {
-        let writer = WarWriter::new(
-            ports.store.clone(),
-            ports.clock.clone(),
-            ports.ids.clone(),
-            ports.rules.clone(),
-        );
+        let writer = WarWriter::new(&ports);
         Self { ports, writer }
     }
 

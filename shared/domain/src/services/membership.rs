@@ -7,8 +7,10 @@
 //! seals the war's counters), the clock, the id generator (event ids) and the deployment's
 //! rules.
 
-use super::closing::{final_scores, Close, WarPorts, WarWriter};
+use super::closing::{final_scores, Close, WarWriter};
 use super::require_role;
+use super::ServicePorts;
+use super::WarPorts;
 use crate::clan::{Clan, Role};
 use crate::error::{DomainError, DomainResult};
 use crate::events::DomainEvent;
@@ -41,12 +43,7 @@ pub struct MembershipService {
 
 impl MembershipService {
     pub fn new(ports: WarPorts) -> Self {
-        let writer = WarWriter::new(
-            ports.store.clone(),
-            ports.clock.clone(),
-            ports.ids.clone(),
-            ports.rules.clone(),
-        );
+        let writer = WarWriter::new(&ports);
         Self { ports, writer }
     }
 

@@ -19,15 +19,16 @@ use crate::war::War;
 use std::sync::Arc;
 
 /// A service's ports struct: the [`Deps`] fields it uses, by the same names and types, with a
-/// `Debug` that shows only `rules` (the ports are trait objects) and `From<&Deps>` cloning each
-/// field, so an edge builds a service with `XService::new(deps.into())`. The struct must have a
-/// `rules` field (a service that takes no rules writes its struct out, as `clans` does). Defined
+/// `Debug` that shows only `rules` (the ports are trait objects), `From<&Deps>` cloning each
+/// field, so an edge builds a service with `XService::new(deps.into())`, and [`ServicePorts`].
+/// The struct must have `store`, `clock`, `ids` and `rules` fields (a service that takes fewer
+/// writes its struct out, as `clans` does). Defined
 /// above the `mod`s: a `macro_rules!` is in scope only after its definition.
 ///
 /// ```ignore
 /// ports! {
 ///     /// The ports a battle uses.
-///     pub struct BattlePorts { store: Arc<dyn Store>, rules: Arc<Rules> }
+///     pub struct TerritoryPorts { store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>, rules: Arc<Rules> }
 /// }
 /// ```
 macro_rules! ports {
@@ -53,7 +54,36 @@ macro_rules! ports {
                 }
             }
         }
+
+        impl $crate::services::ServicePorts for $name {
+            fn store(&self) -> &dyn $crate::ports::Store {
+                &*self.store
+            }
+            fn clock(&self) -> &dyn $crate::ports::Clock {
+                &*self.clock
+            }
+            fn ids(&self) -> &dyn $crate::ports::IdGenerator {
+                &*self.ids
+            }
+            fn deployment_rules(&self) -> &Arc<$crate::config::Rules> {
+                &self.rules
+            }
+        }
     };
+}
+
+ports! {
+    /// The ports of the services that write wars and their scores — lifecycle, membership,
+    /// battles, rewards, rescoring: the store, the score board (a tally or a surrender seals
+    /// the counters, a battle reads its kills, a plan its players' points, a rescore the
+    /// ledger), the clock, the id generator and the rules.
+    pub struct WarPorts {
+        store: Arc<dyn Store>,
+        scores: Arc<dyn ScoreBoard>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+        rules: Arc<Rules>,
+    }
 }
 
 pub mod alliances;
@@ -199,4 +229,45 @@ pub(crate) async fn load_war(store: &dyn Store, id: &WarId) -> DomainResult<War>
         .load(RecordKey::War(id.clone()))
         .await?
         .ok_or_else(|| DomainError::WarNotFound(id.clone()))
+}
+
+/// What a service does through the store, clock, id generator and rules of its ports struct —
+/// load a war or a clan, commit, stamp an event, the rules of a war — defined once
+/// (`ports!` implements the accessors).
+pub(crate) trait ServicePorts: Sync {
+    fn store(&self) -> &dyn Store;
+    fn clock(&self) -> &dyn Clock;
+    fn ids(&self) -> &dyn IdGenerator;
+    /// The deployment's rules (a war's own: [`ServicePorts::rules_for`]).
+    fn deployment_rules(&self) -> &Arc<Rules>;
+
+    /// The war, or `WarNotFound`.
+    async fn war(&self, id: &WarId) -> DomainResult<War> {
+        load_war(self.store(), id).await
+    }
+
+    /// The clan, or `ClanNotFound`.
+    async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {
+        load_clan(self.store(), id).await
+    }
+
+    /// Commits the transaction: state and outbox events together, or nothing.
+    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
+        Ok(self.store().commit(tx).await?)
+    }
+
+    /// A new envelope stamped now.
+    fn event(
+        &self,
+        war_id: Option<&WarId>,
+        clan_ids: Vec<ClanId>,
+        event: DomainEvent,
+    ) -> EventEnvelope {
+        envelope(self.ids(), self.clock(), war_id, clan_ids, event)
+    }
+
+    /// The rules that govern `war` (see [`rules_for`]).
+    fn rules_for(&self, war: &War) -> Arc<Rules> {
+        rules_for(self.deployment_rules(), war)
+    }
 }

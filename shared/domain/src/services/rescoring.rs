@@ -9,21 +9,21 @@
 //! ratings move by the difference, and `WarRescored` goes out with the state change; the reward
 //! plan follows from that event ([`super::rewards::RewardService::follow`]).
 //!
-//! Takes only the ports it uses ([`RescorePorts`]): the store, the score board (the ledger),
+//! Takes only the ports it uses ([`WarPorts`]): the store, the score board (the ledger),
 //! the clock (retention), the id generator (event ids) and the deployment's rules.
 
 use super::lifecycle::OperatorCommand;
+use super::ServicePorts;
+use super::WarPorts;
 use crate::clan::Clan;
-use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::events::{DomainEvent, EventEnvelope};
+use crate::events::DomainEvent;
 use crate::ids::{ClanId, PlayerId, WarId};
 use crate::ledger::{LedgerEntry, Void};
-use crate::ports::{Clock, IdGenerator, RecordKey, ScoreBoard, Store, Transaction};
+use crate::ports::{RecordKey, Transaction};
 use crate::war::{Outcome, RatingChange, Rescore, ScoredResult, War, WarStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 /// Most rescores one war takes (each is kept on the war item).
 pub const MAX_RESCORES: usize = 50;
@@ -69,50 +69,13 @@ pub struct VoidOutcome {
     pub war: War,
 }
 
-ports! {
-    /// The ports a rescore uses.
-    pub struct RescorePorts {
-        store: Arc<dyn Store>,
-        scores: Arc<dyn ScoreBoard>,
-        clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdGenerator>,
-        rules: Arc<Rules>,
-    }
-}
-
-impl RescorePorts {
-    async fn war(&self, id: &WarId) -> DomainResult<War> {
-        super::load_war(&*self.store, id).await
-    }
-
-    /// Commits the transaction: state and outbox events together, or nothing.
-    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
-        Ok(self.store.commit(tx).await?)
-    }
-
-    /// A new envelope stamped now.
-    fn event(
-        &self,
-        war_id: Option<&WarId>,
-        clan_ids: Vec<ClanId>,
-        event: DomainEvent,
-    ) -> EventEnvelope {
-        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
-    }
-
-    /// The rules that govern `war` (see [`super::rules_for`]).
-    fn rules_for(&self, war: &War) -> Arc<Rules> {
-        super::rules_for(&self.rules, war)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RescoreService {
-    ports: RescorePorts,
+    ports: WarPorts,
 }
 
 impl RescoreService {
-    pub fn new(ports: RescorePorts) -> Self {
+    pub fn new(ports: WarPorts) -> Self {
         Self { ports }
     }
 

@@ -7,18 +7,18 @@
 //! `rewards_status` in one versioned transaction, so two concurrent runs can never both move the
 //! plan.
 //!
-//! Takes only the ports it uses ([`RewardPorts`]): the store, the score board (the players' final
+//! Takes only the ports it uses ([`WarPorts`]): the store, the score board (the players' final
 //! points), the clock, the id generator (event ids) and the deployment's rules.
 
-use crate::config::Rules;
+use super::ServicePorts;
+use super::WarPorts;
 use crate::error::{DomainError, DomainResult};
-use crate::events::{DomainEvent, EventEnvelope};
-use crate::ids::{ClanId, PlayerId, WarId};
-use crate::ports::{Clock, IdGenerator, RecordKey, ScoreBoard, Store, StoreExt, Transaction};
+use crate::events::DomainEvent;
+use crate::ids::{PlayerId, WarId};
+use crate::ports::{RecordKey, StoreExt, Transaction};
 use crate::rewards::{self, Grant, GrantStatus, RewardPlan};
 use crate::war::{RewardStatus, War, WarStatus};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// `GET /wars/{war_id}/rewards`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,51 +73,14 @@ impl From<&RewardPlan> for RewardsView {
     }
 }
 
-ports! {
-    /// The ports the reward saga steps use.
-    pub struct RewardPorts {
-        store: Arc<dyn Store>,
-        scores: Arc<dyn ScoreBoard>,
-        clock: Arc<dyn Clock>,
-        ids: Arc<dyn IdGenerator>,
-        rules: Arc<Rules>,
-    }
-}
-
-impl RewardPorts {
-    async fn war(&self, id: &WarId) -> DomainResult<War> {
-        super::load_war(&*self.store, id).await
-    }
-
-    /// Commits the transaction: state and outbox events together, or nothing.
-    async fn commit(&self, tx: Transaction) -> DomainResult<()> {
-        Ok(self.store.commit(tx).await?)
-    }
-
-    /// A new envelope stamped now.
-    fn event(
-        &self,
-        war_id: Option<&WarId>,
-        clan_ids: Vec<ClanId>,
-        event: DomainEvent,
-    ) -> EventEnvelope {
-        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
-    }
-
-    /// The rules that govern `war` (see [`super::rules_for`]).
-    fn rules_for(&self, war: &War) -> Arc<Rules> {
-        super::rules_for(&self.rules, war)
-    }
-}
-
 /// The saga's steps over the stored plan.
 #[derive(Debug, Clone)]
 pub struct RewardService {
-    ports: RewardPorts,
+    ports: WarPorts,
 }
 
 impl RewardService {
-    pub fn new(ports: RewardPorts) -> Self {
+    pub fn new(ports: WarPorts) -> Self {
         Self { ports }
     }
 
@@ -693,6 +656,7 @@ mod tests {
     use super::steps::{self, Economy};
     use super::*;
     use crate::config::Rules;
+    use crate::ids::ClanId;
     use crate::memory::FakeClock;
     use crate::ports::{PlayerPoints, ScoreDelta};
     use crate::services::{Deps, MemoryHandles};

@@ -9,10 +9,11 @@
 //! (score snapshots), the clock, the id generator (event ids) and the deployment's rules.
 
 use super::territories::{CaptureCommand, TerritoryPorts, TerritoryService};
+use super::ServicePorts;
 use crate::clan::Clan;
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
-use crate::events::{DomainEvent, EventEnvelope};
+use crate::events::DomainEvent;
 use crate::ids::{BattleId, ClanId, EventId, PlayerId, WarId};
 use crate::ledger::{LedgerEntry, LedgerFilter, MAX_LEDGER_LIMIT};
 use crate::ports::{
@@ -108,25 +109,6 @@ ports! {
 }
 
 impl ScorePorts {
-    async fn war(&self, id: &WarId) -> DomainResult<War> {
-        super::load_war(&*self.store, id).await
-    }
-
-    /// A new envelope stamped now.
-    fn event(
-        &self,
-        war_id: Option<&WarId>,
-        clan_ids: Vec<ClanId>,
-        event: DomainEvent,
-    ) -> EventEnvelope {
-        super::envelope(&*self.ids, &*self.clock, war_id, clan_ids, event)
-    }
-
-    /// The rules that govern `war` (see [`super::rules_for`]).
-    fn rules_for(&self, war: &War) -> Arc<Rules> {
-        super::rules_for(&self.rules, war)
-    }
-
     fn territory(&self) -> TerritoryPorts {
         TerritoryPorts {
             store: self.store.clone(),

@@ -5,6 +5,7 @@
 //! retry back-off), the id generator (event ids) and the deployment's rules.
 
 use super::require_role;
+use super::ServicePorts;
 use crate::clan::{Clan, Role};
 use crate::config::Rules;
 use crate::error::{DomainError, DomainResult};
@@ -241,7 +242,7 @@ impl TerritoryService {
         let clan_ids = std::iter::once(change.to.clone())
             .chain(change.from.clone())
             .collect();
-        self.event(
+        self.ports.event(
             Some(war_id),
             clan_ids,
             DomainEvent::TerritoryCaptured {
@@ -295,7 +296,7 @@ impl TerritoryService {
         if let Some(war) = war.as_mut().filter(|w| !w.status.is_terminal()) {
             tx.update(war);
         }
-        tx.emit(self.event(
+        tx.emit(self.ports.event(
             territory.contested_by.as_ref(),
             vec![clan_id],
             DomainEvent::TerritoryFortified {
@@ -319,22 +320,6 @@ impl TerritoryService {
         }
     }
 
-    /// A new envelope stamped now.
-    fn event(
-        &self,
-        war_id: Option<&WarId>,
-        clan_ids: Vec<ClanId>,
-        event: DomainEvent,
-    ) -> EventEnvelope {
-        super::envelope(
-            &*self.ports.ids,
-            &*self.ports.clock,
-            war_id,
-            clan_ids,
-            event,
-        )
-    }
-
     /// For the code that closes a war (end, surrender, cancellation, failed declaration): adds
     /// to `tx` the release of every territory of `territories` (the war's, as just read) that
     /// `war` still contests — a versioned update with `contested_by` cleared (owners stay) and
@@ -356,7 +341,7 @@ impl TerritoryService {
                 continue;
             }
             tx.update(&mut territory);
-            tx.emit(self.event(
+            tx.emit(self.ports.event(
                 Some(&war.war_id),
                 war.all_clans(),
                 DomainEvent::TerritoryReleased {

@@ -13,8 +13,9 @@
 
 use super::declaration::{DeclarationPorts, DeclarationService, Declared};
 use super::lifecycle::LifecycleService;
-use super::rewards::{RewardPorts, RewardService};
-use crate::clan::Clan;
+use super::rewards::RewardService;
+use super::ServicePorts;
+use super::WarPorts;
 use crate::config::Rules;
 use crate::declaration::DeclareCommand;
 use crate::error::{DomainError, DomainResult};
@@ -42,14 +43,6 @@ ports! {
 }
 
 impl WarServicePorts {
-    async fn war(&self, id: &WarId) -> DomainResult<War> {
-        super::load_war(&*self.store, id).await
-    }
-
-    async fn clan(&self, id: &ClanId) -> DomainResult<Clan> {
-        super::load_clan(&*self.store, id).await
-    }
-
     fn declaration(&self) -> DeclarationPorts {
         DeclarationPorts {
             store: self.store.clone(),
@@ -59,18 +52,9 @@ impl WarServicePorts {
         }
     }
 
-    fn lifecycle(&self) -> super::closing::WarPorts {
-        super::closing::WarPorts {
-            store: self.store.clone(),
-            scores: self.scores.clone(),
-            clock: self.clock.clone(),
-            ids: self.ids.clone(),
-            rules: self.rules.clone(),
-        }
-    }
-
-    fn rewards(&self) -> RewardPorts {
-        RewardPorts {
+    /// The ports of the lifecycle and reward services this one hands work to.
+    fn war_ports(&self) -> WarPorts {
+        WarPorts {
             store: self.store.clone(),
             scores: self.scores.clone(),
             clock: self.clock.clone(),
@@ -98,7 +82,7 @@ impl WarService {
             .create(cmd)
             .await?;
         if let Err(err) = self.ports.workflows.start_declaration(&declared.war).await {
-            LifecycleService::new(self.ports.lifecycle())
+            LifecycleService::new(self.ports.war_ports())
                 .compensate_declaration(&declared.war.war_id)
                 .await?;
             return Err(DomainError::WorkflowUnavailable(err));
@@ -183,7 +167,7 @@ impl WarService {
     /// ends) and the run waiting for it starts (`<war_id>-<run>`, once whatever the
     /// redeliveries).
     async fn follow_rewards(&self, war_id: &WarId) -> DomainResult<()> {
-        let run = RewardService::new(self.ports.rewards())
+        let run = RewardService::new(self.ports.war_ports())
             .follow(war_id)
             .await?;
         if let Some(run) = run {
