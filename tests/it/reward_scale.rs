@@ -210,7 +210,7 @@ async fn a_war_of_5000_scoring_players_pays_every_player_exactly_once() {
     }
     as_operator(&api, &id, "end", json!({ "reason": "scale test" })).await;
 
-    // The reward saga: 5,000 grants in chunks of 25 (read on the war: the plan is large).
+    // The reward saga: 5,000 grants in 50 chunks (read on the war: the plan is large).
     wait_until(
         "the rewards of 5,000 players distributed",
         Duration::from_secs(600),

@@ -41,8 +41,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Players per clan: with both clans scoring, 30 grants make two chunks of the default 25.
-const CLAN_SIZE: usize = 15;
+/// Players per clan: with both clans scoring, 130 grants make two chunks of the default 100.
+const CLAN_SIZE: usize = 65;
+
+/// A side's score after [`World::score`]: one 3-point assist per player.
+const SIDE_SCORE: i64 = CLAN_SIZE as i64 * 3;
 
 fn rules() -> Rules {
     Rules {
@@ -55,8 +58,8 @@ fn rules() -> Rules {
 }
 
 /// Phases of the wars that score during ACTIVE: a second each, and an ACTIVE long enough for a
-/// 31-event ingest on a loaded machine.
-const SCORED: [u64; 4] = [1, 1, 20, 1];
+/// 131-event ingest on a loaded machine.
+const SCORED: [u64; 4] = [1, 1, 30, 1];
 
 /// Source of the tap's marker events: matched by the tap's rule, by no rule of the stack.
 const MARKER_SOURCE: &str = "clanwar.tests";
@@ -437,7 +440,7 @@ impl World {
     }
 
     /// One assist (3 points) for every player of both clans plus one more for the leader of
-    /// `ahead`, occurring now, in one batch: 31 events, which must land inside ACTIVE (a batch
+    /// `ahead`, occurring now, in one batch: 131 events, which must land inside ACTIVE (a batch
     /// still running when the final tally reads the counters would be missing from the result);
     /// [`SCORED`] leaves ample time for that.
     async fn score(&self, war: &War, ahead: &ClanId) {
@@ -482,7 +485,7 @@ impl World {
         assert_eq!(ended.outcome, Some(Outcome::Score));
         assert_eq!(
             (ended.sides.attacker.score, ended.sides.defender.score),
-            (15 * 3 + 3, 15 * 3)
+            (SIDE_SCORE + 3, SIDE_SCORE)
         );
         let moves: Vec<(WarStatus, WarStatus)> =
             ended.transitions.iter().map(|t| (t.from, t.to)).collect();
@@ -736,8 +739,8 @@ async fn an_economy_failing_mid_distribution_is_compensated_and_pays_nothing_in_
     let (w, mut tap) = World::new("wf-comp").await;
     let war = w.declare(SCORED).await;
     let id = war.war_id.clone();
-    // 30 grants in chunks of 25: chunk 0 is paid, chunk 1 fails on its third grant.
-    w.fail_economy_on_grant(&id, 28).await;
+    // 130 grants in chunks of 100: chunk 0 is paid, chunk 1 fails on its third grant.
+    w.fail_economy_on_grant(&id, 103).await;
 
     w.wait_for_status(&war, WarStatus::Active).await;
     w.score(&war, &w.attacker).await;
@@ -889,7 +892,7 @@ async fn surrender_mid_active_ends_the_war_at_once_stops_its_timers_and_starts_r
     assert_eq!(ended.outcome, Some(Outcome::Surrender));
     assert_eq!(
         (ended.sides.attacker.score, ended.sides.defender.score),
-        (15 * 3, 15 * 3 + 3),
+        (SIDE_SCORE, SIDE_SCORE + 3),
         "scores freeze"
     );
 

@@ -110,7 +110,7 @@ impl Default for Rules {
             min_participation_points: 1,
             max_player_reward: 2_000,
             reward_kind: "gold".to_owned(),
-            reward_chunk_size: 25,
+            reward_chunk_size: MAX_REWARD_CHUNK_SIZE,
             invitation_ttl_s: 48 * 3_600,
             max_alliance_size: 4,
             max_allies_per_side: 2,
@@ -198,10 +198,11 @@ impl Rules {
 /// still fits one store transaction (the DynamoDB adapter's chunks, `reward_plan.rs`).
 pub const MAX_ALLIES_PER_SIDE: usize = 3;
 
-/// Most grants per reward-saga chunk. A chunk's grants are recorded in one transaction of the
-/// plan and travel whole in one Step Functions state and one economy (SQS) message, both
-/// limited to 256 KB: 100 grants of at most ~400 bytes each (ids are at most 64 characters)
-/// stay far below that.
+/// Most grants per reward-saga chunk, and the default. A chunk's grants are recorded in one
+/// transaction of the plan and travel whole in one Step Functions state and one economy (SQS)
+/// message, both limited to 256 KB: 100 grants of at most ~400 bytes each (ids are at most 64
+/// characters) stay far below that. The default is the largest: a war of 5,000 rewarded players
+/// is 50 chunks (each three Lambda tasks and one economy call), not 200 at 25.
 pub const MAX_REWARD_CHUNK_SIZE: usize = 100;
 
 /// The rules that govern one war once it is declared (issue 14, item 3): phase lengths and
